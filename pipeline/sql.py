@@ -83,3 +83,13 @@ def run_steps(con: duckdb.DuckDBPyConnection, folder: Path, params: dict | None 
             raise RuntimeError(f"SQL step {step.path} failed: {exc}") from exc
         created.append(step.name)
     return created
+
+
+def create_table_from(con: duckdb.DuckDBPyConnection, table: str, path: Path, params: dict | None = None,
+                      *, temp: bool = False) -> None:
+    """Create (or replace) `table` from the single SELECT in the file at `path`."""
+    kind = "TEMP TABLE" if temp else "TABLE"
+    try:
+        con.execute(f"CREATE OR REPLACE {kind} {table} AS\n{render(Path(path).read_text(encoding='utf-8'), params)}")
+    except duckdb.Error as exc:
+        raise RuntimeError(f"SQL {path} failed: {exc}") from exc

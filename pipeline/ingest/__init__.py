@@ -1,0 +1,249 @@
+"""Ingest: raw extracts -> checked, placed, canonical DuckDB tables, with nothing lost.
+
+For every file under ``raw/<source>/`` (geography first, since every other source is placed
+through the postcode directory):
+
+1. hash it; a file whose content was already loaded under another name is skipped and reported;
+2. read it as text with line numbers (`reader`), mapping local header variants;
+3. recognise its layout from its columns (`schemas.contracts.LAYOUTS`);
+4. check every row at once with the SQL compiled from its contract (`rules`);
+5. load the valid rows into the canonical table (reshaping published layouts), and send every
+   other row to the quarantine with its file, line, column, rule and a plain message.
+
+`ingest_raw` returns one `FileReport` per file; rows_read = rows_loaded + rows_quarantined always.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from pipeline.config import Settings
+from pipeline.db import scalar
+from pipeline.ingest.reader import UnreadableFile, file_hash, read_raw_file
+from pipeline.ingest.rules import compile_checks, quote
+from pipeline.sql import create_table_from
+from schemas.contracts import KNOWN_LANGUAGES, SOURCES, Layout, layouts_for
+
+log = logging.getLogger(__name__)
+SQL = Path(__file__).parent / "sql"
+
+# columns computed on load from columns of the same row
+DERIVED = {
+    "school_census": {
+        "ethnic_major": """CASE WHEN ethnicity IN ('WBRI','WIRI','WIRT','WOTH','WROM') THEN 'White'
+            WHEN ethnicity IN ('MWBC','MWBA','MWAS','MOTH') THEN 'Mixed'
+            WHEN ethnicity IN ('AIND','APKN','ABAN','AOTH') THEN 'Asian'
+            WHEN ethnicity IN ('BCRB','BAFR','BOTH') THEN 'Black'
+            WHEN ethnicity = 'CHNE' THEN 'Chinese' WHEN ethnicity = 'OOTH' THEN 'Any other'
+            ELSE 'Unclassified' END""",
+    },
+    "gp_counts": {"patients": "number_of_patients"},
+    "asylum_support": {"reference_date": "date", "la_code": "lad_code", "la_name": "local_authority"},
+}
+
+
+@dataclass
+class FileReport:
+    source: str
+    file: str
+    sha256: str
+    layout: str | None = None
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    skipped: str | None = None  # why the file was not loaded (duplicate of another file, unreadable)
+    quarantined_by_rule: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class IngestResult:
+    files: list[FileReport]
+    quarantine: dict[str, pd.DataFrame]  # source -> quarantined rows (file, line, column, rule, message, value, …)
+
+
+def list_raw_files(raw_dir: Path, source: str) -> list[Path]:
+    folder = raw_dir / source
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
+                  and p.suffix.lower() not in {".md", ".txt", ".json"})
+
+
+def ingest_raw(con: duckdb.DuckDBPyConnection, settings: Settings, progress=None) -> IngestResult:
+    """Load every raw file into the canonical tables of `con` (which should be a fresh database)."""
+    con.execute((SQL / "canonical_tables.sql").read_text())
+    reports: list[FileReport] = []
+    quarantine: dict[str, list[pd.DataFrame]] = {}
+    seen: dict[str, str] = {}
+    files = {source: list_raw_files(settings.raw_dir, source) for source in SOURCES}
+    if progress:
+        progress.start(sum(len(paths) for paths in files.values()))
+    for source, paths in files.items():
+        for path in paths:
+            report = FileReport(source, _relative(path, settings.raw_dir), file_hash(path))
+            reports.append(report)
+            if report.sha256 in seen:
+                report.skipped = f"duplicate of {seen[report.sha256]} (same content); not loaded again"
+                log.warning("%s: skipped, same content as %s", report.file, seen[report.sha256])
+            else:
+                try:
+                    frame = load_file(con, path, source, report, settings)
+                    seen[report.sha256] = report.file
+                    if frame is not None and len(frame):
+                        quarantine.setdefault(source, []).append(frame)
+                except UnreadableFile as exc:
+                    _unreadable(report, settings, str(exc))
+            if progress:
+                progress.advance(report.file)
+        if source == "geography":  # every later source is placed through it
+            build_place_index(con)
+    return IngestResult(reports, {s: pd.concat(f, ignore_index=True) for s, f in quarantine.items()})
+
+
+def _unreadable(report: FileReport, settings: Settings, message: str) -> None:
+    if settings.ingest.on_unreadable == "stop":
+        raise UnreadableFile(message)
+    report.skipped = f"unreadable: {message}"
+    log.error("skipped unreadable file %s", message)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def build_place_index(con: duckdb.DuckDBPyConnection) -> None:
+    """Once the postcode directory is in: the place index, the LSOA lookup and area names."""
+    create_table_from(con, "place_index", SQL / "place_index.sql")
+    create_table_from(con, "lsoa_lookup", SQL / "lsoa_lookup.sql")
+    con.execute(f"INSERT INTO area_names {(SQL / 'area_names_from_directory.sql').read_text()}")
+
+
+def choose_layout(source: str, columns: list[str], path: Path) -> Layout:
+    candidates = layouts_for(source)
+    fitting = [layout for layout in candidates if layout.required <= set(columns)]
+    if fitting:
+        return max(fitting, key=lambda layout: len(layout.required))
+    nearest = min(candidates, key=lambda layout: len(layout.required - set(columns)))
+    missing = ", ".join(sorted(nearest.required - set(columns)))
+    raise UnreadableFile(
+        f"{path}: the columns do not match any accepted {source} layout; missing {missing} "
+        f"(found: {', '.join(columns)}). Map local column names in config.toml [ingest.header_map.{source}]")
+
+
+def load_file(con, path: Path, source: str, report: FileReport, settings: Settings) -> pd.DataFrame | None:
+    """Check one file and load its valid rows; return its quarantined rows."""
+    raw = read_raw_file(con, path, "raw_file", source, settings.ingest.header_map)
+    layout = choose_layout(source, raw.columns, path)
+    report.layout = layout.name
+    report.rows_read = raw.rows_read
+    contract = layout.contract
+    contract_columns = set(layout.columns)
+    extra = [c for c in raw.columns if c not in contract_columns] if contract.keep_extra_columns else []
+    for missing in [c for c in layout.columns if c not in raw.columns]:  # optional columns absent from the file
+        con.execute(f"ALTER TABLE raw_file ADD COLUMN {quote(missing)} VARCHAR")
+    checks = compile_checks(contract, "raw_file", extra)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE typed AS {checks.typed}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE violations AS {checks.violations}")
+    if raw.rejects:
+        con.execute(f"""INSERT INTO violations SELECT __line, 0, NULL, rule, message, raw_line FROM {raw.rejects}""")
+    con.execute("""CREATE OR REPLACE TEMP TABLE failed AS
+        SELECT __line, "column", rule, message, value, count(*) OVER (PARTITION BY __line) - 1 AS other_problems
+        FROM (SELECT *, row_number() OVER (PARTITION BY __line ORDER BY check_order) AS k FROM violations)
+        QUALIFY k = 1""")
+    redacted = [r.column for r in contract.row_rules if r.redact]
+    frame = quarantine_frame(con, report, raw, redacted)
+    report.rows_quarantined = len(frame)
+    report.quarantined_by_rule = frame["rule"].value_counts().to_dict() if len(frame) else {}
+    report.rows_loaded = insert_valid_rows(con, layout, report.file, extra)
+    if source == "school_census":
+        _note_new_languages(con, report)
+    if report.rows_loaded + report.rows_quarantined != report.rows_read:
+        raise RuntimeError(f"{path}: {report.rows_read} rows read but {report.rows_loaded} loaded and "
+                           f"{report.rows_quarantined} quarantined; this is a bug, please report it")
+    log.info("%s: %s layout, %d read, %d loaded, %d quarantined", report.file, layout.name,
+             report.rows_read, report.rows_loaded, report.rows_quarantined)
+    return frame
+
+
+def quarantine_frame(con, report: FileReport, raw, redacted: list[str]) -> pd.DataFrame:
+    """Quarantined rows: file, line, column, rule, message, value, then the row's original fields."""
+    originals = ", ".join(
+        f"CASE WHEN f.rule = 'nhs_number' THEN '[redacted]' ELSE r.{quote(c)} END AS {quote(c)}" if c in redacted
+        else f"r.{quote(c)}" for c in raw.columns)
+    structural = f"LEFT JOIN {raw.rejects} AS s USING (__line)" if raw.rejects else ""
+    raw_line = "s.raw_line" if raw.rejects else "NULL"
+    frame = con.execute(f"""
+        SELECT {_lit(report.file)} AS file, f.__line AS line, f."column", f.rule,
+               f.message || CASE WHEN f.other_problems > 0 THEN ' (and ' || f.other_problems || ' more problem(s) in this row)' ELSE '' END AS message,
+               f.value, {originals}, {raw_line} AS raw_line
+        FROM failed AS f LEFT JOIN raw_file AS r USING (__line) {structural}
+        ORDER BY f.__line""").df()
+    if not raw.rejects or frame["raw_line"].isna().all():
+        frame = frame.drop(columns="raw_line")
+    return frame
+
+
+def insert_valid_rows(con, layout: Layout, file: str, extra: list[str]) -> int:
+    table = layout.table
+    place = layout.contract.place_by
+    target = [r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position", [table]).fetchall()]
+    typed_columns = [s.name for s in compile_checks(layout.contract, "raw_file").columns] + extra
+    derived = DERIVED.get(table, {})
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE valid AS
+        SELECT t.* EXCLUDE (__line), {_lit(file)} AS source_file, t.__line AS source_line
+               {', p.area_type AS __area_type, p.lsoa_code AS __lsoa, p.msoa_code AS __msoa, p.ward_code AS __ward, p.la_code AS __la' if place else ''}
+        FROM typed AS t {f'LEFT JOIN place_index AS p ON p.place = {_qualify(place)}' if place else ''}
+        WHERE t.__line NOT IN (SELECT __line FROM failed)""")
+    loaded = scalar(con, "SELECT count(*) FROM valid")
+    if layout.reshape:
+        create_table_from(con, "reshaped", SQL / layout.reshape, temp=True)
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM reshaped")
+        return loaded
+    for column in extra:
+        if column not in target:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {quote(column)} VARCHAR")
+            target.append(column)
+    geo = {"area_type": "__area_type", "lsoa_code": "__lsoa", "msoa_code": "__msoa", "ward_code": "__ward", "la_code": "__la"}
+    select = []
+    for column in target:
+        if column in derived:
+            select.append(f"{derived[column]} AS {quote(column)}")
+        elif column in typed_columns or column in ("source_file", "source_line"):
+            select.append(quote(column))
+        elif place and column in geo:
+            select.append(f"{geo[column]} AS {quote(column)}")
+    con.execute(f"INSERT INTO {table} BY NAME SELECT {', '.join(select)} FROM valid")
+    return loaded
+
+
+def _qualify(expression: str) -> str:
+    """Prefix the typed table's alias to the column names of a place expression."""
+    import re
+
+    return re.sub(r"\b(?!coalesce\b)([a-z_]+)\b", r"t.\1", expression)
+
+
+def _note_new_languages(con, report: FileReport) -> None:
+    known = ", ".join(_lit(code) for code in KNOWN_LANGUAGES)
+    rows = con.execute(f"""SELECT first_language, count(*) FROM valid
+                           WHERE first_language NOT IN ({known}) GROUP BY 1 ORDER BY 2 DESC""").fetchall()
+    if rows:
+        report.notes.append("first-language codes not in the built-in list (loaded as given): "
+                            + ", ".join(f"{code} ({n})" for code, n in rows))
+
+
+def _lit(value) -> str:
+    return "'" + str(value).replace("'", "''") + "'"

@@ -1,0 +1,6 @@
+-- LSOA -> MSOA, ward, LA. LSOAs are not nested in wards: an LSOA spanning two wards appears
+-- twice, ward_share being the share of its postcodes in each (shares sum to 1 per LSOA).
+SELECT lsoa_code, msoa_code, ward_code, la_code,
+       count(*) * 1.0 / sum(count(*)) OVER (PARTITION BY lsoa_code) AS ward_share
+FROM postcode_directory
+GROUP BY lsoa_code, msoa_code, ward_code, la_code

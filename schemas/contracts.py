@@ -1,0 +1,327 @@
+"""Row contracts for every raw layout the pipeline accepts (shared/spec/inputs.md).
+
+A *source* is a folder under ``raw/``; a source may accept several *layouts* (the canonical
+one and real published ones), told apart by their columns. Each layout names its contract,
+the canonical table it loads into and, where the layout is not already canonical, the SQL
+(in ``pipeline/ingest/sql/``) that reshapes its valid rows into that table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BeforeValidator, Field, create_model
+
+from schemas.types import (
+    AreaCode, Amount, BinarySex, Contract, Count, IsoDate, LaCode, LsoaCode, MsoaCode, NhsDate,
+    OdsPracticeCode, PartialDate, Place, Postcode, PseudoId, RowRule, Sex, SqlForm, Text, UpperText, Urn, WardCode,
+    YesNo, answer, code_list, nhs_number_sql,
+)
+
+NHS_ETHNIC_CATEGORIES = tuple("ABCDEFGHJKLMNPRS") + ("Z",)
+DFE_ETHNICITY = ("WBRI", "WIRI", "WIRT", "WOTH", "WROM", "MWBC", "MWBA", "MWAS", "MOTH", "AIND", "APKN", "ABAN",
+                 "AOTH", "BCRB", "BAFR", "BOTH", "CHNE", "OOTH", "REFU", "NOBT")
+KNOWN_LANGUAGES = ("ENG", "ENB", "OTH", "OTB", "REFU", "NOBT", "POL", "URD", "PNJ", "BNG", "SOM", "ARA", "RUM",
+                   "GUJ", "TUR", "POR", "SPA", "FRN", "CHI", "TAM", "LIT", "PAT", "KUR", "FAR", "ALB", "TIG")
+AGE_BANDS_5Y = tuple(f"{a}-{a + 4}" for a in range(0, 85, 5)) + ("85+",)
+
+_NOT_NHS_NUMBER = RowRule(
+    "nhs_number", "patient_id", nhs_number_sql("patient_id"),
+    "looks like a real NHS number (10 digits passing the modulus-11 check); extracts must be pseudonymised "
+    "before they reach the pipeline", redact=True)
+
+
+# --- 1. GP patient register snapshot ------------------------------------------------------
+class GpRegisterRow(Contract):
+    extract_date: IsoDate
+    patient_id: PseudoId
+    practice_code: OdsPracticeCode
+    postcode: Postcode
+    sex: Sex
+    date_of_birth: PartialDate
+    registration_date: IsoDate
+    from_abroad: YesNo | None = None
+    ethnic_category: code_list(NHS_ETHNIC_CATEGORIES, "an NHS ethnic category A-S or Z") | None = None
+
+    row_rules: ClassVar = (
+        _NOT_NHS_NUMBER,
+        RowRule("birth_after_extract", "date_of_birth", "date_of_birth > extract_date",
+                "date of birth is after the extract date"),
+        RowRule("registered_before_birth", "registration_date", "registration_date < date_of_birth",
+                "registration date is before the date of birth"),
+        RowRule("registered_after_extract", "registration_date", "registration_date > extract_date",
+                "registration date is after the extract date"),
+        RowRule("implausible_age", "date_of_birth", "date_diff('year', date_of_birth, extract_date) > 115",
+                "date of birth makes the patient older than 115"),
+    )
+    unique_key: ClassVar = ("extract_date", "patient_id")
+    constant_per_file: ClassVar = ("extract_date",)
+    place_by: ClassVar = "postcode"
+
+
+# --- 2. GP register movements -------------------------------------------------------------
+DEREGISTRATION_REASONS = ("death", "emigration", "transfer", "list_cleaning", "other")
+REGISTRATION_REASONS = ("birth", "from_abroad", "transfer_in", "other")
+
+
+class GpMovementRow(Contract):
+    patient_id: PseudoId
+    practice_code: OdsPracticeCode
+    postcode: Postcode
+    event_date: IsoDate
+    event: code_list(["registration", "deregistration"], "registration or deregistration", case="lower")
+    reason: code_list(sorted(set(DEREGISTRATION_REASONS + REGISTRATION_REASONS)), "a reason from the inputs spec",
+                      case="lower") | None = None
+
+    row_rules: ClassVar = (
+        _NOT_NHS_NUMBER,
+        RowRule("reason_mismatch", "reason",
+                f"(event = 'registration' AND reason IN ('death', 'emigration', 'transfer', 'list_cleaning')) OR "
+                f"(event = 'deregistration' AND reason IN ('birth', 'from_abroad', 'transfer_in'))",
+                "reason does not fit the event (e.g. a registration for 'death')"),
+    )
+    unique_key: ClassVar = ("patient_id", "practice_code", "event_date", "event")
+    place_by: ClassVar = "postcode"
+
+
+# --- 3. GP registration counts (NHS Digital, published) -----------------------------------
+class GpCountRow(Contract):
+    publication: Text | None = None
+    extract_date: NhsDate
+    practice_code: OdsPracticeCode
+    practice_name: Text | None = None
+    lsoa_code: LsoaCode
+    sex: BinarySex
+    age_band: Text | None = None
+    number_of_patients: Count
+
+    unique_key: ClassVar = ("extract_date", "practice_code", "lsoa_code", "sex", "age_band")
+    place_by: ClassVar = "lsoa_code"
+
+
+# --- 4. School census ---------------------------------------------------------------------
+class SchoolCensusRow(Contract):
+    census_date: IsoDate
+    pupil_id: PseudoId
+    urn: Urn
+    school_name: Text | None = None
+    phase: code_list(["primary", "secondary", "special", "pru", "all-through"],
+                     "primary, secondary, special, pru or all-through", case="lower")
+    nc_year: code_list(["R", "N1", "N2"] + [str(y) for y in range(1, 15)], "R, N1, N2 or 1-14")
+    sex: BinarySex
+    ethnicity: code_list(DFE_ETHNICITY, "a DfE ethnicity code such as WBRI")
+    first_language: Annotated[str, BeforeValidator(str.upper), Field(pattern=r"^[A-Z]{3,4}$"),
+                              SqlForm(clean="upper({x})", expected="a DfE language code such as ENG")]
+    fsm_eligible: YesNo
+    entry_date: IsoDate
+    home_postcode: Postcode | None = None
+    home_lsoa: LsoaCode | None = None
+
+    row_rules: ClassVar = (
+        RowRule("no_home_area", "home_postcode", "home_postcode IS NULL AND home_lsoa IS NULL",
+                "neither home_postcode nor home_lsoa is given"),
+        RowRule("entry_after_census", "entry_date", "entry_date > census_date", "entry date is after the census date"),
+    )
+    unique_key: ClassVar = ("census_date", "pupil_id")
+    constant_per_file: ClassVar = ("census_date",)
+    place_by: ClassVar = "coalesce(home_lsoa, home_postcode)"
+
+
+# --- 5. Resident survey -------------------------------------------------------------------
+class SurveyRow(Contract):
+    survey_id: Text
+    respondent_id: Text
+    interview_date: IsoDate | None = None
+    area: Place
+    sex: BinarySex | None = None
+    age_band: Text | None = None
+    ethnic_group: Text | None = None
+    religion: Text | None = None
+    disability: YesNo | None = None
+    weight: Annotated[float | None, Field(gt=0), SqlForm(cast="TRY_CAST({x} AS DOUBLE)", sql_type="DOUBLE", expected="a positive number")] = None
+    q_get_on: answer(7) = None
+    q_belong: answer(5) = None
+    q_influence: answer(5) = None
+    q_mix_home: answer(6) = None
+    q_mix_work: answer(6) = None
+    q_mix_school: answer(6) = None
+    q_mix_pub: answer(6) = None
+    q_mix_group: answer(6) = None
+    q_mix_worship: answer(6) = None
+    q_mix_shops: answer(6) = None
+
+    keep_extra_columns: ClassVar = True  # further perception questions for the local basket
+
+    unique_key: ClassVar = ("survey_id", "respondent_id")
+    place_by: ClassVar = "area"
+
+
+# --- 6. Births and deaths -----------------------------------------------------------------
+class VitalEventsRow(Contract):
+    period_start: IsoDate
+    period_end: IsoDate
+    area_code: AreaCode
+    sex: Sex | None = None
+    age_band: Text | None = None
+    births: Count | None = None
+    deaths: Count | None = None
+
+    row_rules: ClassVar = (
+        RowRule("period_reversed", "period_end", "period_end < period_start", "period_end is before period_start"),
+        RowRule("no_counts", "births", "births IS NULL AND deaths IS NULL", "neither births nor deaths is given"),
+    )
+    unique_key: ClassVar = ("period_start", "period_end", "area_code", "sex", "age_band")
+    place_by: ClassVar = "area_code"
+
+
+# --- 7. Asylum: local allocations, and Home Office Asy_D11 (published) --------------------
+class AsylumAllocationRow(Contract):
+    period_start: IsoDate
+    period_end: IsoDate
+    area_code: AreaCode
+    persons_allocated: Count
+
+    row_rules: ClassVar = (
+        RowRule("period_reversed", "period_end", "period_end < period_start", "period_end is before period_start"),
+    )
+    unique_key: ClassVar = ("period_start", "period_end", "area_code")
+    place_by: ClassVar = "area_code"
+
+
+class AsylumSupportRow(Contract):
+    """Home Office table Asy_D11: people in receipt of asylum support by local authority (a stock)."""
+
+    date: IsoDate
+    year: Text | None = None
+    quarter: Text | None = None
+    support_type: Text
+    uk_region: Text | None = None
+    local_authority: Text
+    lad_code: LaCode
+    accommodation_type: Text
+    people: Count
+
+
+# --- 8. Base population: canonical long form, and ONS mid-year estimates (wide) ------------
+class BasePopulationRow(Contract):
+    reference_date: IsoDate
+    area_code: LsoaCode
+    sex: Sex
+    age_band: Annotated[str, Field(pattern=r"^(\d{1,2}|90\+|\d{1,2}-\d{1,2}|85\+)$"),
+                        SqlForm(expected="an ONS 5-year band (0-4 … 85+) or single year (0 … 90+)")]
+    population: Amount
+    source: Text
+
+    row_rules: ClassVar = (
+        RowRule("unknown_sex", "sex", "sex = 'U'", "base population needs M or F"),
+    )
+    unique_key: ClassVar = ("reference_date", "area_code", "sex", "age_band", "source")
+    place_by: ClassVar = "area_code"
+
+
+class OnsMidYearWideRow(Contract):
+    """ONS mid-year estimates as published: one row per area × sex, a column per single year 0 … 90+."""
+
+    period: IsoDate
+    area_code: LsoaCode
+    area_name: Text | None = None
+    geography: Text | None = None
+    sex: BinarySex
+
+    unique_key: ClassVar = ("period", "area_code", "sex")
+    place_by: ClassVar = "area_code"
+
+
+SINGLE_YEAR_COLUMNS = tuple([str(a) for a in range(90)] + ["90+"])
+# the 91 single-year columns, each a count of people (Python names age_0 … age_90plus, raw names 0 … 90+)
+OnsMidYearWideRow = create_model(
+    "OnsMidYearWideRow", __base__=OnsMidYearWideRow, __module__=__name__,
+    **{"age_" + c.replace("+", "plus"): (Amount, Field(alias=c)) for c in SINGLE_YEAR_COLUMNS},
+)
+
+
+# --- 9. Geography ---------------------------------------------------------------------------
+class PostcodeDirectoryRow(Contract):
+    postcode: Postcode
+    lsoa_code: LsoaCode
+    msoa_code: MsoaCode
+    ward_code: WardCode
+    la_code: LaCode
+    lat: Annotated[float | None, SqlForm(cast="TRY_CAST({x} AS DOUBLE)", sql_type="DOUBLE", expected="a latitude")] = None
+    lon: Annotated[float | None, SqlForm(cast="TRY_CAST({x} AS DOUBLE)", sql_type="DOUBLE", expected="a longitude")] = None
+    lsoa_name: Text | None = None
+    msoa_name: Text | None = None
+    ward_name: Text | None = None
+    la_name: Text | None = None
+
+    unique_key: ClassVar = ("postcode",)
+
+
+class AreaNameRow(Contract):
+    area_code: AreaCode
+    area_name: Text
+    area_type: code_list(["lsoa", "msoa", "ward", "la"], "lsoa, msoa, ward or la", case="lower")
+
+    unique_key: ClassVar = ("area_code",)
+
+
+# --- 10. Incidents --------------------------------------------------------------------------
+class IncidentRow(Contract):
+    period_start: IsoDate
+    period_end: IsoDate
+    area_code: AreaCode
+    category: Text
+    count: Count
+
+    row_rules: ClassVar = (
+        RowRule("period_reversed", "period_end", "period_end < period_start", "period_end is before period_start"),
+    )
+    unique_key: ClassVar = ("period_start", "period_end", "area_code", "category")
+    place_by: ClassVar = "area_code"
+
+
+# --- Layouts --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Layout:
+    """One accepted form of a source's files."""
+
+    source: str
+    name: str
+    contract: type[Contract]
+    table: str  # the canonical table its rows end up in
+    reshape: str | None = None  # SQL file in pipeline/ingest/sql/ turning valid rows into `table`
+
+    @property
+    def required(self) -> set[str]:
+        """Raw column names a file must have to be read as this layout."""
+        return {f.alias or n for n, f in self.contract.model_fields.items() if f.is_required()}
+
+    @property
+    def columns(self) -> list[str]:
+        return [f.alias or n for n, f in self.contract.model_fields.items()]
+
+
+LAYOUTS: tuple[Layout, ...] = (
+    Layout("geography", "postcode_directory", PostcodeDirectoryRow, "postcode_directory"),
+    Layout("geography", "area_names", AreaNameRow, "area_names"),
+    Layout("gp_register", "gp_register", GpRegisterRow, "gp_register"),
+    Layout("gp_movements", "gp_movements", GpMovementRow, "gp_movements"),
+    Layout("gp_counts", "nhsd_lsoa", GpCountRow, "gp_counts"),
+    Layout("school_census", "pupil_level", SchoolCensusRow, "school_census"),
+    Layout("survey", "canonical", SurveyRow, "survey_responses"),
+    Layout("vital_events", "canonical", VitalEventsRow, "vital_events"),
+    Layout("asylum", "allocations", AsylumAllocationRow, "asylum_allocations"),
+    Layout("asylum", "home_office_asy_d11", AsylumSupportRow, "asylum_support"),
+    Layout("base_population", "long", BasePopulationRow, "base_population", reshape="base_population_long.sql"),
+    Layout("base_population", "ons_mye_wide", OnsMidYearWideRow, "base_population", reshape="base_population_wide.sql"),
+    Layout("incidents", "canonical", IncidentRow, "incidents"),
+)
+
+# sources in load order: geography first, since every other source is placed through it
+SOURCES: tuple[str, ...] = tuple(dict.fromkeys(layout.source for layout in LAYOUTS))
+
+
+def layouts_for(source: str) -> list[Layout]:
+    return [layout for layout in LAYOUTS if layout.source == source]

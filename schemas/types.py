@@ -1,0 +1,222 @@
+"""Column types shared by the contracts, each with its Python and SQL reading.
+
+Every type is an ``Annotated`` alias carrying:
+- a pydantic ``BeforeValidator`` that normalises a raw string (so a single record validates in Python),
+- a ``SqlForm`` that does the same in SQL over a whole file: ``clean`` normalises the trimmed text,
+  ``cast`` turns it into the typed value or NULL when it does not parse.
+Pydantic's own constraints (``Literal`` code lists, ``pattern``, ``ge``) become SQL checks in
+`pipeline.ingest.rules`. Keep the Python and SQL readings in step: tests/test_contracts.py checks
+that both give the same verdict on the same rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+
+@dataclass(frozen=True)
+class SqlForm:
+    """How a column reads in SQL. ``{x}`` stands for the trimmed raw text (NULL when blank)."""
+
+    clean: str = "{x}"
+    cast: str = "{x}"
+    sql_type: str = "VARCHAR"
+    expected: str = "text"  # the expected form, in plain English, for quarantine messages
+    lenient: bool = False  # a value that does not parse becomes missing instead of quarantining the row
+
+
+@dataclass(frozen=True)
+class RowRule:
+    """A rule across columns of one row. ``bad`` is a SQL predicate over the typed columns."""
+
+    rule: str
+    column: str
+    bad: str
+    message: str
+    redact: bool = False  # never copy the offending value into the quarantine file
+
+
+class Contract(BaseModel):
+    """Base of the row contracts. Strings are trimmed and blanks become missing."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    row_rules: ClassVar[tuple[RowRule, ...]] = ()
+    unique_key: ClassVar[tuple[str, ...]] = ()  # one row per key value within a file
+    constant_per_file: ClassVar[tuple[str, ...]] = ()  # e.g. the extract date of a snapshot
+    place_by: ClassVar[str | None] = None  # column placed through the postcode directory / area codes
+    keep_extra_columns: ClassVar[bool] = False  # load columns the contract does not name, as text
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_missing(cls, data):
+        if isinstance(data, dict):
+            return {k: (v.strip() or None) if isinstance(v, str) else v for k, v in data.items()}
+        return data
+
+
+# --- Python readings ---------------------------------------------------------------------
+
+def _upper(value):
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+def normalise_postcode(value):
+    """'m154ab', ' M15  4AB ' -> 'M15 4AB' (outward code, one space, inward code)."""
+    if not isinstance(value, str):
+        return value
+    compact = re.sub(r"\s+", "", value).upper()
+    return f"{compact[:-3]} {compact[-3:]}" if len(compact) >= 5 else compact
+
+
+SEX_CODES = {"M": "M", "1": "M", "MALE": "M", "MALES": "M", "F": "F", "2": "F", "FEMALE": "F", "FEMALES": "F",
+             "0": "U", "9": "U", "I": "U", "U": "U"}
+
+
+def normalise_sex(value):
+    return SEX_CODES.get(_upper(value), _upper(value)) if isinstance(value, str) else value
+
+
+def parse_date(value):
+    if isinstance(value, str):
+        return dt.datetime.strptime(value.strip(), "%Y-%m-%d").date()
+    return value
+
+
+def parse_partial_date(value):
+    """A full date, or YYYY-MM with the day suppressed (read as the 15th: mid-month)."""
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}", value.strip()):
+        return dt.datetime.strptime(value.strip() + "-15", "%Y-%m-%d").date()
+    return parse_date(value)
+
+
+def parse_nhs_date(value):
+    """ISO dates, or NHS Digital's published form '01JAN2021'."""
+    if isinstance(value, str) and re.fullmatch(r"\d{2}[A-Za-z]{3}\d{4}", value.strip()):
+        return dt.datetime.strptime(value.strip().title(), "%d%b%Y").date()
+    return parse_date(value)
+
+
+def parse_yes_no(value):
+    if isinstance(value, str):
+        return {"Y": True, "N": False}.get(value.strip().upper(), value)
+    return value
+
+
+def parse_lenient_int(value):
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+# --- SQL readings ------------------------------------------------------------------------
+
+_POSTCODE_SQL = (
+    "CASE WHEN length(regexp_replace(upper({x}), '\\s', '', 'g')) >= 5 THEN "
+    "substr(regexp_replace(upper({x}), '\\s', '', 'g'), 1, length(regexp_replace(upper({x}), '\\s', '', 'g')) - 3)"
+    " || ' ' || right(regexp_replace(upper({x}), '\\s', '', 'g'), 3) "
+    "ELSE regexp_replace(upper({x}), '\\s', '', 'g') END"
+)
+_SEX_SQL = "CASE upper({x}) " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in SEX_CODES.items()) + " ELSE upper({x}) END"
+_DATE = "TRY_CAST(try_strptime({x}, '%Y-%m-%d') AS DATE)"
+_PARTIAL_DATE = (
+    "CASE WHEN regexp_full_match({x}, '\\d{4}-\\d{2}') THEN TRY_CAST(try_strptime({x} || '-15', '%Y-%m-%d') AS DATE) "
+    "ELSE TRY_CAST(try_strptime({x}, '%Y-%m-%d') AS DATE) END"
+)
+_NHS_DATE = (
+    "CASE WHEN regexp_full_match({x}, '\\d{2}[A-Za-z]{3}\\d{4}') THEN TRY_CAST(try_strptime({x}, '%d%b%Y') AS DATE) "
+    "ELSE TRY_CAST(try_strptime({x}, '%Y-%m-%d') AS DATE) END"
+)
+
+Text = Annotated[str, SqlForm()]
+UpperText = Annotated[str, BeforeValidator(_upper), SqlForm(clean="upper({x})")]
+IsoDate = Annotated[dt.date, BeforeValidator(parse_date), SqlForm(cast=_DATE, sql_type="DATE", expected="a date YYYY-MM-DD")]
+PartialDate = Annotated[dt.date, BeforeValidator(parse_partial_date),
+                        SqlForm(cast=_PARTIAL_DATE, sql_type="DATE", expected="a date YYYY-MM-DD or YYYY-MM")]
+NhsDate = Annotated[dt.date, BeforeValidator(parse_nhs_date),
+                    SqlForm(cast=_NHS_DATE, sql_type="DATE", expected="a date YYYY-MM-DD or DDMONYYYY")]
+Count = Annotated[int, Field(ge=0), SqlForm(cast="TRY_CAST({x} AS BIGINT)", sql_type="BIGINT",
+                                           expected="a whole number, 0 or more")]
+Amount = Annotated[float, Field(ge=0), SqlForm(cast="TRY_CAST({x} AS DOUBLE)", sql_type="DOUBLE",
+                                              expected="a number, 0 or more")]
+YesNo = Annotated[bool, BeforeValidator(parse_yes_no),
+                  SqlForm(clean="upper({x})", cast="CASE upper({x}) WHEN 'Y' THEN TRUE WHEN 'N' THEN FALSE END",
+                          sql_type="BOOLEAN", expected="Y or N")]
+Postcode = Annotated[str, BeforeValidator(normalise_postcode),
+                     Field(pattern=r"^[A-Z]{1,2}[0-9][0-9A-Z]? [0-9][A-Z]{2}$"),
+                     SqlForm(clean=_POSTCODE_SQL, expected="a UK postcode such as M15 4AB")]
+Sex = Annotated[Literal["M", "F", "U"], BeforeValidator(normalise_sex),
+                SqlForm(clean=_SEX_SQL, expected="M, F, 1, 2, 0, 9, I or U")]
+BinarySex = Annotated[Literal["M", "F"], BeforeValidator(normalise_sex), SqlForm(clean=_SEX_SQL, expected="M or F (also 1/2, Male/Female)")]
+
+
+def answer(max_code: int):
+    """A survey answer coded 1..max_code. Blank or out of range is a missing answer, not a bad row."""
+
+    def read(value):
+        code = parse_lenient_int(value)
+        return code if code is not None and 1 <= code <= max_code else None
+
+    cast = f"CASE WHEN TRY_CAST({{x}} AS INTEGER) BETWEEN 1 AND {max_code} THEN TRY_CAST({{x}} AS INTEGER) END"
+    return Annotated[int | None, BeforeValidator(read), SqlForm(cast=cast, sql_type="INTEGER", lenient=True)]
+
+
+_GSS = {"lsoa": r"E01\d{6}", "msoa": r"E02\d{6}", "ward": r"E05\d{6}", "la": r"E0[6-9]\d{6}"}
+LsoaCode = Annotated[str, BeforeValidator(_upper), Field(pattern=f"^{_GSS['lsoa']}$"),
+                     SqlForm(clean="upper({x})", expected="an LSOA code such as E01006112")]
+MsoaCode = Annotated[str, BeforeValidator(_upper), Field(pattern=f"^{_GSS['msoa']}$"),
+                     SqlForm(clean="upper({x})", expected="an MSOA code such as E02001259")]
+WardCode = Annotated[str, BeforeValidator(_upper), Field(pattern=f"^{_GSS['ward']}$"),
+                     SqlForm(clean="upper({x})", expected="a ward code such as E05015247")]
+LaCode = Annotated[str, BeforeValidator(_upper), Field(pattern=r"^[ENSW]\d{8}$"),
+                   SqlForm(clean="upper({x})", expected="a local authority code such as E08000009")]
+AreaCode = Annotated[str, BeforeValidator(_upper), Field(pattern=f"^({_GSS['lsoa']}|{_GSS['msoa']}|{_GSS['ward']}|{_GSS['la']})$"),
+                     SqlForm(clean="upper({x})", expected="an LSOA, MSOA, ward or LA code (E01…, E02…, E05…, E06–E09…)")]
+# where a respondent or pupil lives: a postcode or an area code
+Place = Annotated[str, BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) and re.fullmatch(r"E0\d{7}", v.strip(), re.I) else normalise_postcode(v)),
+                  Field(pattern=r"^([A-Z]{1,2}[0-9][0-9A-Z]? [0-9][A-Z]{2}|E0[1256789]\d{6})$"),
+                  SqlForm(clean=f"CASE WHEN regexp_full_match(upper({{x}}), 'E0\\d{{7}}') THEN upper({{x}}) ELSE {_POSTCODE_SQL} END",
+                          expected="a postcode, or an LSOA or ward code")]
+OdsPracticeCode = Annotated[str, BeforeValidator(_upper), Field(pattern=r"^[A-Z]\d{5}$"),
+                            SqlForm(clean="upper({x})", expected="an ODS practice code such as M85001")]
+Urn = Annotated[str, Field(pattern=r"^\d{6}$"), SqlForm(expected="a 6-digit school URN")]
+PseudoId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{4,64}$"),
+                     SqlForm(expected="a pseudonymised identifier (4-64 letters, digits, - or _)")]
+
+
+def is_nhs_number(value: str | None) -> bool:
+    """True when `value` is 10 digits passing the NHS modulus-11 check (NHS Data Dictionary)."""
+    if not value or not re.fullmatch(r"\d{10}", value.replace(" ", "")):
+        return False
+    digits = [int(c) for c in value.replace(" ", "")]
+    check = 11 - sum(d * (10 - i) for i, d in enumerate(digits[:9])) % 11
+    check = 0 if check == 11 else check
+    return check != 10 and check == digits[9]
+
+
+def nhs_number_sql(column: str) -> str:
+    """The same modulus-11 test as a SQL predicate, vectorised over a column."""
+    d = lambda i: f"TRY_CAST(substr(replace({column}, ' ', ''), {i}, 1) AS INTEGER)"  # noqa: E731
+    weighted = " + ".join(f"{10 - (i - 1)} * {d(i)}" for i in range(1, 10))
+    check = f"(11 - (({weighted}) % 11))"
+    return (
+        f"(regexp_full_match(replace({column}, ' ', ''), '\\d{{10}}') AND "
+        f"CASE WHEN {check} = 11 THEN 0 ELSE {check} END = {d(10)})"
+    )
+
+
+def _lower(value):
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def code_list(values, expected: str, *, case: Literal["upper", "lower"] = "upper", clean: str | None = None, python=None):
+    """A column restricted to a list of codes, compared after upper- (or lower-) casing."""
+    python = python or (_upper if case == "upper" else _lower)
+    return Annotated[Literal[tuple(values)], BeforeValidator(python),  # type: ignore[valid-type]
+                     SqlForm(clean=clean or f"{case}({{x}})", expected=expected)]

@@ -1,0 +1,62 @@
+"""Shared fixtures: a tiny hand-written raw folder on real Trafford geography (3 LSOAs)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import load_settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+POSTCODES = FIXTURES / "trafford_postcodes_3lsoa.csv"
+
+REGISTER_HEADER = "extract_date,patient_id,practice_code,postcode,sex,date_of_birth,registration_date,from_abroad,ethnic_category"
+
+
+def first_postcodes(n: int = 3) -> list[str]:
+    lines = POSTCODES.read_text().splitlines()[1:]
+    return [line.split(",")[0] for line in lines[:n]]
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def make_raw(root: Path) -> Path:
+    """A minimal, clean raw folder: geography, two register extracts, a base population."""
+    raw = root / "raw"
+    (raw / "geography").mkdir(parents=True, exist_ok=True)
+    shutil.copy(POSTCODES, raw / "geography" / "trafford_postcodes.csv")
+    pc = first_postcodes(3)
+    rows = [
+        f"2024-01-01,Pa0001,P91003,{pc[0]},M,1980-05-01,2001-01-01,N,A",
+        f"2024-01-01,Pa0002,P91003,{pc[1].lower().replace(' ', '')},2,1990-07,2010-03-01,,H",
+        f"2024-01-01,Pa0003,P91004,{pc[2]},F,2023-12-01,2023-12-20,N,",
+        f"2024-01-01,Pa0004,P91004,{pc[0]},1,1950-01-31,1970-01-01,Y,Z",
+    ]
+    write(raw / "gp_register" / "gp_register_2024-01-01.csv", "\n".join([REGISTER_HEADER, *rows]) + "\n")
+    rows2 = [r.replace("2024-01-01,", "2024-04-01,", 1) for r in rows]
+    write(raw / "gp_register" / "gp_register_2024-04-01.csv", "\r\n".join([REGISTER_HEADER, *rows2]) + "\r\n")
+    base = ["reference_date,area_code,sex,age_band,population,source"]
+    for lsoa in ("E01006074", "E01006075", "E01006076"):
+        for sex in "MF":
+            base += [f"2023-06-30,{lsoa},{sex},0-4,50,ons-mye-2023", f"2023-06-30,{lsoa},{sex},30,12,ons-mye-2023",
+                     f"2023-06-30,{lsoa},{sex},31,13,ons-mye-2023"]
+    write(raw / "base_population" / "base.csv", "\n".join(base) + "\n")
+    return root
+
+
+@pytest.fixture
+def mini_data(tmp_path: Path) -> Path:
+    return make_raw(tmp_path / "data")
+
+
+@pytest.fixture
+def settings_for():
+    def build(data_dir: Path, **overrides):
+        return load_settings(data_dir=data_dir, **overrides)
+    return build
