@@ -17,7 +17,7 @@ from pydantic import BeforeValidator, Field, create_model
 from schemas.types import (
     AreaCode, Amount, BinarySex, Contract, Count, IsoDate, LaCode, LsoaCode, MsoaCode, NhsDate,
     OdsPracticeCode, PartialDate, Place, Postcode, PseudoId, RowRule, Sex, SqlForm, Text, UpperText, Urn, WardCode,
-    YesNo, answer, code_list, nhs_number_sql,
+    YesNo, answer, code_list, nhs_number_sql, normalise_sex,
 )
 
 NHS_ETHNIC_CATEGORIES = tuple("ABCDEFGHJKLMNPRS") + ("Z",)
@@ -222,13 +222,19 @@ class BasePopulationRow(Contract):
 
 
 class OnsMidYearWideRow(Contract):
-    """ONS mid-year estimates as published: one row per area × sex, a column per single year 0 … 90+."""
+    """ONS mid-year estimates as published: one row per area × sex, a column per single year 0 … 90+.
+
+    The published file also has a Persons row per area; it is accepted (it is part of the layout)
+    but the base population is taken from the Females and Males rows.
+    """
 
     period: IsoDate
     area_code: LsoaCode
     area_name: Text | None = None
     geography: Text | None = None
-    sex: BinarySex
+    sex: code_list(["M", "F", "P"], "Females, Males or Persons", python=lambda v: {"PERSONS": "P"}.get(
+        v.strip().upper(), normalise_sex(v)) if isinstance(v, str) else v,
+        clean="CASE upper({x}) WHEN 'FEMALES' THEN 'F' WHEN 'MALES' THEN 'M' WHEN 'PERSONS' THEN 'P' ELSE upper({x}) END")
 
     unique_key: ClassVar = ("period", "area_code", "sex")
     place_by: ClassVar = "area_code"

@@ -23,6 +23,7 @@ import typing
 from dataclasses import dataclass
 
 import annotated_types
+from pydantic.fields import FieldInfo
 
 from schemas.types import Contract, SqlForm
 
@@ -70,6 +71,8 @@ def column_specs(contract: type[Contract]) -> list[ColumnSpec]:
         if typing.get_origin(inner) is typing.Annotated:
             metadata += list(inner.__metadata__)
             inner = typing.get_args(inner)[0]
+        # a Field(...) nested inside Optional[Annotated[...]] carries its constraints in its own metadata
+        metadata += [c for m in metadata if isinstance(m, FieldInfo) for c in m.metadata]
         inner_args = typing.get_args(inner) if typing.get_origin(inner) in (typing.Union, types.UnionType) else ()
         if inner_args:
             inner = next(a for a in inner_args if a is not type(None))

@@ -1,0 +1,55 @@
+# Community cohesion indicator pipeline. `make help` lists the targets.
+# Point a run at another data folder with DATA_DIR=/some/folder (reads raw/, writes processed/).
+
+DATA_DIR ?= data
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+COHESION := $(BIN)/cohesion --data-dir $(DATA_DIR)
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help setup all demo-data ingest validate estimates indicators outputs test bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
+	@echo "  DATA_DIR=$(DATA_DIR)   (override: make all DATA_DIR=/some/folder)"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install the pipeline and its dependencies
+
+all: setup demo-data ## set up, generate the demo district if raw/ is empty, and run every built stage
+	$(COHESION) outputs
+
+demo-data: setup ## write the synthetic demo district into an empty $(DATA_DIR)/raw (never over real extracts)
+	$(COHESION) demo-data
+
+ingest: setup ## check and load raw extracts into $(DATA_DIR)/processed/cohesion.duckdb, quarantining bad rows
+	$(COHESION) ingest
+
+validate: setup ## ingest, then batch expectations (great-expectations) and data docs
+	$(COHESION) validate
+
+estimates: setup ## ... then COHDMAP small-area population estimates with margins of error
+	$(COHESION) estimates
+
+indicators: setup ## PSA 21 indicators, local basket, alerts (not built yet: fails, writes nothing)
+	$(COHESION) indicators
+
+outputs: setup ## every built stage, then publish partner outputs through disclosure control
+	$(COHESION) outputs
+
+test: setup ## set up and run the test suite
+	$(BIN)/python -m pytest -n 2 -q
+
+bench: setup ## benchmarks: ingest speed, estimate accuracy (results in benchmarks/results/)
+	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/backtest_estimates.py
+
+clean: ## remove $(DATA_DIR)/processed (raw data is never touched)
+	rm -rf $(DATA_DIR)/processed $(DATA_DIR)/.processed-* $(DATA_DIR)/failed-runs

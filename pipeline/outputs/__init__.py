@@ -1,0 +1,67 @@
+"""Outputs: the one gateway between the pipeline's tables and what partners receive.
+
+Everything written under ``processed/outputs/`` goes through `publish_frame`, where disclosure
+control is applied. Data-quality files for the analyst (``processed/quarantine/``) are written
+here too, but never copied into the partner pack.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from pipeline.config import Settings
+from pipeline.db import table_exists
+from pipeline.outputs.disclosure import suppress_small_counts
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_COLUMNS = ["file", "line", "column", "rule", "message", "value"]
+SYNTHETIC_NOTE = "SYNTHETIC DEMO DATA: no real person"
+
+# partner tables: the table, the CSV it becomes, and its columns that are counts of people
+PARTNER_TABLES = {
+    "population_estimates": ("population_estimates.csv", ["gp_list"]),
+}
+
+
+def write_quarantine(result, folder: Path) -> None:
+    """processed/quarantine/<source>.csv for every source read (header only when nothing failed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in sorted({f.source for f in result.files}):
+        frame = result.quarantine.get(source, pd.DataFrame(columns=QUARANTINE_COLUMNS))
+        frame.to_csv(folder / f"{source}.csv", index=False)
+
+
+def is_synthetic(settings: Settings) -> bool:
+    """The demo generator marks its raw folder; outputs made from it say so plainly."""
+    return any("SYNTHETIC" in p.read_text(errors="ignore") for p in settings.raw_dir.glob("README*"))
+
+
+def publish_frame(frame: pd.DataFrame, path: Path, count_columns: list[str], settings: Settings) -> Path:
+    """Write one partner CSV, after disclosure control."""
+    safe = suppress_small_counts(frame, count_columns, settings.outputs.min_cell_count)
+    if is_synthetic(settings):
+        safe["note"] = safe["note"].where(safe["note"] == "", safe["note"] + "; ") + SYNTHETIC_NOTE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    safe.to_csv(path, index=False, float_format="%.6g")
+    return path
+
+
+def publish_outputs(con: duckdb.DuckDBPyConnection, settings: Settings, folder: Path) -> list[str]:
+    """Publish every partner table the run has built; return the files written."""
+    written = []
+    for table, (filename, counts) in PARTNER_TABLES.items():
+        if not table_exists(con, table):
+            continue
+        frame = con.execute(f"SELECT * FROM {table} ORDER BY ALL").df()
+        publish_frame(frame, folder / filename, counts, settings)
+        written.append(filename)
+        log.info("published %s (%d rows)", filename, len(frame))
+    if is_synthetic(settings):
+        (folder / "README.md").write_text(f"# {SYNTHETIC_NOTE}\n\nThese outputs were made from the bundled demo "
+                                          "district: synthetic people laid over Trafford's real geography.\n")
+    return written
