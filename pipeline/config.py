@@ -44,6 +44,7 @@ class ValidationSettings(BaseModel):
     min_postcode_match: float = Field(0.97, ge=0, le=1)
     max_list_change: float = Field(0.10, gt=0)
     min_list_for_change_check: int = Field(500, ge=0)
+    list_change_mostly: float = Field(0.95, gt=0, le=1)
 
 
 class EstimateSettings(BaseModel):
@@ -52,6 +53,11 @@ class EstimateSettings(BaseModel):
     shrinkage_strength: float = Field(50.0, ge=0)
     interval_level: float = Field(0.95, gt=0.5, lt=1)
     birth_registration_lag_days: int = Field(60, ge=0)
+    death_removal_lag_days: int = Field(30, ge=0)  # deaths this recent are assumed still on the list
+    cleaning_threshold: float = Field(3.0, gt=1)  # no gp_movements: a practice's leavers above this x usual = list cleaning
+    ethnicity_shrinkage: float = Field(20.0, ge=0)  # pseudo-count pulling a cell's ethnic shares to its LSOA's
+    margin_model_path: str = ""  # "" = pipeline/estimates/margin_model.json (calibrated by the back-test)
+    margin_overrides: dict[str, float] = Field(default_factory=dict)  # e.g. {rho = 0.5}: beats margin_model.json
 
 
 class OutputSettings(BaseModel):

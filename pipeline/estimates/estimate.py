@@ -1,0 +1,328 @@
+"""COHDMAP small-area population estimates with margins of error: the stage's entry point.
+
+    estimate_populations(con, settings)
+
+reads the canonical tables (see sources.py), runs the SQL preparation steps in
+``sql/prepare`` (one table each, ``est_*``), applies the statistics (inflation.py,
+rollforward.py, turbulence.py, margins.py, constrain.py, ethnicity.py) in Python, writes
+``est_lsoa_rows`` and ``est_lsoa_ethnic``, then runs the SQL steps in ``sql/publish`` that sum up
+the geography and create
+
+* ``population_estimates``          the partner contract (spec/outputs.md), method 'cohdmap'
+* ``population_estimates_methods``  cohdmap beside base_carried_forward, raw_list and
+                                     ratio_change at every level, for the back-test
+* ``ethnicity_estimates``           broad ethnic groups by area with margins
+
+The model in one place (details in each module's docstring):
+
+    L*(t)   = L(t) + births not yet registered - deaths not yet removed     (rollforward.py)
+    I       = (L*(t0) + k prior) / (P(b) + k)                               (inflation.py)
+    est(t)  = max(0, P(b) + (L*(t) - L*(t0) + theta C(t) - delta R(t)) / I)
+    T       = annualised moves per 1,000 (GP churn, pupil mobility, asylum) (turbulence.py)
+    var     = kappa^2 [E^2 s^2(y, tau) + (g^2 + h tau) sum E_c^2 + psi max(E,1)]  (margins.py)
+    var_A   = (1 - rho) sum w^2 var + rho (sum w sd)^2                      up the geography
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from pipeline.config import EstimateSettings
+from pipeline.sql import run_steps
+
+from .constrain import constrain_to_total
+from .ethnicity import GROUPS, share_variance, shrink_shares
+from .inflation import estimate_inflation
+from .margins import load_margin_model, predict_variance, z_value
+from .rollforward import correct_list, ratio_change, roll_forward
+from .sources import prepare_sources
+from .turbulence import score_turbulence
+
+log = logging.getLogger(__name__)
+
+SQL_DIR = Path(__file__).with_name("sql")
+PREPARE_DIR = SQL_DIR / "prepare"
+PUBLISH_DIR = SQL_DIR / "publish"
+CELL_KEYS = ["lsoa_code", "sex", "age_band"]
+
+
+def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSettings) -> None:
+    """Create population_estimates, population_estimates_methods and ethnicity_estimates in `con`."""
+    info = prepare_sources(con)
+    model = load_margin_model(settings.margin_model_path or None, settings.margin_overrides)
+    first_extract = con.execute("SELECT min(extract_date) FROM est_src_gp_register").fetchall()[0][0]
+    base_date, base_source = choose_base(con, first_extract, settings.base_source)
+    flows_from_movements = info.has("gp_movements")
+    log.info("population estimates: base %s (%s), first extract %s, flows from %s", base_date,
+             base_source or "any source", first_extract, "gp_movements" if flows_from_movements else "snapshots")
+    run_steps(con, PREPARE_DIR, {
+        "base_date": base_date,
+        "base_source": base_source,
+        "birth_lag_days": int(settings.birth_registration_lag_days),
+        "death_lag_days": int(settings.death_removal_lag_days),
+        "flows_from_movements": flows_from_movements,
+        "cleaning_threshold": float(settings.cleaning_threshold),
+    })
+    _log_coverage(con)
+
+    cells = build_cells(con, settings, model)
+    turb = build_turbulence(con, model)
+    la_totals = con.execute("SELECT reference_date, la_code, population FROM est_src_la_totals "
+                            "WHERE population IS NOT NULL").df() if info.has("la_totals") else None
+    geo = con.execute("SELECT * FROM est_lsoa_geo").df()
+    cells = apply_constraint(cells, geo, la_totals)
+    rows = build_lsoa_rows(cells, turb, model)
+    _write(con, "est_lsoa_rows", rows, date_cols=("reference_date",))
+    ethnic = build_ethnicity(con, cells, rows, settings)
+    _write(con, "est_lsoa_ethnic", ethnic, date_cols=("reference_date",))
+    run_steps(con, PUBLISH_DIR, {
+        "z": z_value(settings.interval_level),
+        "rho": float(model["rho"]),
+        "base_date": base_date,
+        "method": settings.method,
+    })
+    n = con.execute("SELECT count(*), count(DISTINCT area_code) FROM population_estimates").fetchall()[0]
+    log.info("population_estimates: %d rows for %d areas", n[0], n[1])
+
+
+# ------------------------------------------------------------------------------------------ base
+
+def choose_base(con: duckdb.DuckDBPyConnection, first_extract: dt.date, wanted_source: str = "") -> tuple[dt.date, str]:
+    """The base population's date and source.
+
+    With no source named: the latest reference_date on or before the first extract (the earliest
+    date if all are later). Several sources on that date: the alphabetically first, with a
+    warning (summing them would double count). A named source: its latest date on or before the
+    first extract (else its earliest).
+    """
+    avail = con.execute(
+        "SELECT DISTINCT reference_date, coalesce(source, '') AS source FROM est_src_base_population "
+        "WHERE reference_date IS NOT NULL ORDER BY 1, 2").df()
+    if wanted_source:
+        avail = avail[avail["source"] == wanted_source]
+        if avail.empty:
+            raise ValueError(f"base_population has no rows from source '{wanted_source}' (settings.estimates.base_source)")
+    dates = pd.to_datetime(avail["reference_date"]).dt.date
+    before = avail[dates <= first_extract]
+    if before.empty:
+        log.warning("no base population on or before the first extract %s: using the earliest", first_extract)
+        chosen_date = dates.min()
+    else:
+        chosen_date = pd.to_datetime(before["reference_date"]).dt.date.max()
+    sources = sorted(avail.loc[dates == chosen_date, "source"].unique())
+    if len(sources) > 1 and not wanted_source:
+        log.warning("several base populations dated %s (%s): using '%s'", chosen_date, ", ".join(sources), sources[0])
+    source = wanted_source or (sources[0] if len(sources) > 1 else "")
+    return chosen_date, source
+
+
+# ----------------------------------------------------------------------------------------- cells
+
+def build_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSettings, model: dict) -> pd.DataFrame:
+    """One row per LSOA x extract x sex x band with the corrected list, inflation and estimates."""
+    cells = con.execute("SELECT * FROM est_cells").df()
+    vital = con.execute("SELECT * FROM est_vital_lag").df()
+    flows = con.execute("SELECT * FROM est_gp_flows").df()
+    keys = [*CELL_KEYS, "extract_date"]
+    cells = cells.merge(vital, on=keys, how="left").merge(flows, on=keys, how="left")
+    for col in ("births_lag", "deaths_lag", "registrations", "from_abroad", "deregistrations", "cleaning"):
+        cells[col] = cells[col].fillna(0.0).astype(float)
+    cells = cells.sort_values([*CELL_KEYS, "k"]).reset_index(drop=True)
+
+    cells["list_star"] = correct_list(cells["list_count"], cells["births_lag"], cells["deaths_lag"])
+    g = cells.groupby(CELL_KEYS, sort=False)
+    cells["cum_cleaning"] = g["cleaning"].cumsum()
+    cells["cum_registrations"] = g["registrations"].cumsum()
+    t0 = cells[cells["k"] == 0][[*CELL_KEYS, "list_star"]].rename(columns={"list_star": "list_star_t0"})
+    cells = cells.merge(t0, on=CELL_KEYS, how="left")
+    cells["list_star_t0"] = cells["list_star_t0"].fillna(0.0)
+
+    base_cells = cells[cells["k"] == 0][[*CELL_KEYS, "list_star_t0", "base_population"]].rename(
+        columns={"list_star_t0": "registered", "base_population": "resident"})
+    geo = con.execute("SELECT lsoa_code, ward_code, la_code, ward_share FROM est_lsoa_geo").df()
+    infl = estimate_inflation(base_cells, geo, settings.shrinkage_strength)
+    cells = cells.merge(infl[[*CELL_KEYS, "inflation_raw", "inflation_prior", "inflation"]], on=CELL_KEYS, how="left")
+
+    cells["estimate"] = roll_forward(
+        cells["base_population"], cells["list_star"], cells["list_star_t0"], cells["inflation"],
+        cells["cum_cleaning"], cells["cum_registrations"],
+        cleaning_addback=model["cleaning_addback"], ghost_drift=model["ghost_drift"])
+    cells["est_ratio_change"] = ratio_change(cells["base_population"], cells["list_count"], cells["list_t0"])
+    cells["est_raw_list"] = cells["list_count"]
+    cells["est_base_carried_forward"] = cells["base_population"]
+    return cells
+
+
+def build_turbulence(con: duckdb.DuckDBPyConnection, model: dict) -> pd.DataFrame:
+    """Turbulence score per LSOA x extract (cumulative from the first extract; see turbulence.py)."""
+    ex = con.execute("SELECT extract_date, k, years_since_base, coalesce(period_years, 0) AS period_years "
+                     "FROM est_extracts ORDER BY k").df()
+    lsoas = con.execute("SELECT lsoa_code, sum(population) AS residents FROM est_base GROUP BY 1").df()
+    gp = con.execute("SELECT lsoa_code, extract_date, sum(registrations + deregistrations + from_abroad) AS gp_events "
+                     "FROM est_gp_flows GROUP BY ALL").df()
+    school = con.execute("SELECT lsoa_code, extract_date, pupil_moves, pupil_years FROM est_school_moves").df()
+    asylum = con.execute("SELECT lsoa_code, extract_date, asylum_allocated FROM est_asylum").df()
+    frame = lsoas.merge(ex, how="cross")
+    for df in (gp, school, asylum):
+        frame = frame.merge(df, on=["lsoa_code", "extract_date"], how="left")
+    cols = ["gp_events", "pupil_moves", "pupil_years", "asylum_allocated"]
+    frame[cols] = frame[cols].fillna(0.0).astype(float)
+    frame["resident_years"] = frame["residents"] * frame["period_years"]
+    frame = frame.sort_values(["lsoa_code", "k"]).reset_index(drop=True)
+    cum = frame.groupby("lsoa_code", sort=False)[[*cols, "resident_years"]].cumsum()
+    # the first extract has no period behind it: it takes the first period's rates
+    first = frame[frame["k"] == 1][["lsoa_code", *cols, "resident_years"]]
+    cum = pd.concat([frame[["lsoa_code", "k"]], cum], axis=1)
+    at0 = cum["k"] == 0
+    if not first.empty:
+        f = cum.loc[at0, ["lsoa_code"]].merge(first, on="lsoa_code", how="left").fillna(0.0)
+        cum.loc[at0, [*cols, "resident_years"]] = f[[*cols, "resident_years"]].to_numpy()
+    frame["turbulence"] = score_turbulence(
+        cum["gp_events"], cum["resident_years"], cum["pupil_moves"], cum["pupil_years"], cum["asylum_allocated"],
+        w_gp=model["w_gp"], w_school=model["w_school"], w_asylum=model["w_asylum"])
+    frame["tau"] = frame["turbulence"] * np.maximum(frame["years_since_base"], 0.0) / 1000.0
+    return frame[["lsoa_code", "extract_date", "turbulence", "tau", "residents"]]
+
+
+def apply_constraint(cells: pd.DataFrame, geo: pd.DataFrame, la_totals: pd.DataFrame | None) -> pd.DataFrame:
+    """Scale cohdmap (and ratio-change) cells so each LA sums to a supplied total for that date."""
+    cells = cells.copy()
+    cells["constrained"] = False
+    if la_totals is None or la_totals.empty:
+        return cells
+    lsoa_la = geo.groupby("lsoa_code", as_index=False)["la_code"].first()
+    cells = cells.merge(lsoa_la, on="lsoa_code", how="left")
+    totals = la_totals.copy()
+    totals["reference_date"] = pd.to_datetime(totals["reference_date"])
+    cells_date = pd.to_datetime(cells["extract_date"])
+    for row in totals.itertuples(index=False):
+        mask = (cells["la_code"] == row.la_code) & (cells_date == row.reference_date)
+        if not mask.any():
+            continue
+        for col in ("estimate", "est_ratio_change"):
+            cells.loc[mask, col] = constrain_to_total(cells.loc[mask, col].to_numpy(), row.population)
+        cells.loc[mask, "constrained"] = True
+    return cells.drop(columns=["la_code"])
+
+
+def build_lsoa_rows(cells: pd.DataFrame, turb: pd.DataFrame, model: dict) -> pd.DataFrame:
+    """LSOA rows by sex x band, plus the All margins, with their variances."""
+    c = cells.copy()
+    c["est_sq"] = c["estimate"] ** 2
+    value_cols = ["estimate", "est_sq", "list_count", "base_population", "est_ratio_change", "est_raw_list",
+                  "est_base_carried_forward"]
+    keys = ["lsoa_code", "extract_date", "years_since_base"]
+    parts = [c[[*keys, "sex", "age_band", "band_order", "constrained", *value_cols]]]
+    for by_sex, by_band in ((True, False), (False, True), (False, False)):
+        group = keys + (["sex"] if by_sex else []) + (["age_band", "band_order"] if by_band else [])
+        agg = c.groupby(group, as_index=False).agg(
+            **{col: (col, "sum") for col in value_cols}, constrained=("constrained", "all"))
+        if not by_sex:
+            agg["sex"] = "All"
+        if not by_band:
+            agg["age_band"] = "All"
+            agg["band_order"] = 18
+        parts.append(agg)
+    rows = pd.concat(parts, ignore_index=True)
+    rows = rows.merge(turb, on=["lsoa_code", "extract_date"], how="left")
+    rows["variance"] = predict_variance(model, rows["estimate"], rows["years_since_base"], rows["tau"], rows["est_sq"])
+    # a constraint to a known LA total removes the error the LSOAs share
+    rows.loc[rows["constrained"], "variance"] *= (1.0 - model["rho"])
+    rows = rows.rename(columns={"extract_date": "reference_date", "list_count": "gp_list"})
+    return rows[["lsoa_code", "reference_date", "sex", "age_band", "band_order", "estimate", "variance", "gp_list",
+                 "base_population", "turbulence", "tau", "residents", "years_since_base", "constrained",
+                 "est_ratio_change", "est_raw_list", "est_base_carried_forward", "est_sq"]]
+
+
+# ------------------------------------------------------------------------------------- ethnicity
+
+def build_ethnicity(con: duckdb.DuckDBPyConnection, cells: pd.DataFrame, rows: pd.DataFrame,
+                    settings: EstimateSettings) -> pd.DataFrame:
+    """Broad ethnic group estimates per LSOA x date with v_pop and v_share (see ethnicity.py)."""
+    columns = ["lsoa_code", "reference_date", "ethnic_group", "estimate", "v_pop", "v_share", "total_estimate"]
+    counts = con.execute("SELECT * FROM est_ethnic_counts").df()
+    if counts.empty or counts.loc[counts["ethnic_group"] != "Not stated", "n"].sum() <= 0:
+        log.info("no recorded ethnicity: ethnicity_estimates will be empty")
+        return pd.DataFrame({c: pd.Series(dtype="object" if c in ("lsoa_code", "ethnic_group") else "float")
+                             for c in columns}).assign(reference_date=pd.Series(dtype="datetime64[us]"))
+    alpha = settings.ethnicity_shrinkage
+    keys = [*CELL_KEYS, "extract_date"]
+    wide = counts.pivot_table(index=keys, columns="ethnic_group", values="n", aggfunc="sum", fill_value=0.0)
+    for g in (*GROUPS, "Not stated"):
+        if g not in wide.columns:
+            wide[g] = 0.0
+    wide = wide[[*GROUPS, "Not stated"]].reset_index()
+    c = cells[[*keys, "estimate"]].merge(wide, on=keys, how="left").fillna({g: 0.0 for g in (*GROUPS, "Not stated")})
+    geo = con.execute("SELECT lsoa_code, any_value(la_code) AS la_code FROM est_lsoa_geo GROUP BY 1").df()
+    c = c.merge(geo, on="lsoa_code", how="left")
+    c["la_code"] = c["la_code"].fillna("?")
+    groups = list(GROUPS)
+
+    la = c.groupby(["la_code", "extract_date"], as_index=False)[groups].sum()
+    la_has = la[groups].sum(axis=1) > 0
+    la = la[la_has]
+    la_shares = la[groups].to_numpy() / la[groups].sum(axis=1).to_numpy()[:, None]
+    la_prior = pd.concat([la[["la_code", "extract_date"]].reset_index(drop=True),
+                          pd.DataFrame(la_shares, columns=[f"p_{g}" for g in groups])], axis=1)
+
+    ls = c.groupby(["lsoa_code", "la_code", "extract_date"], as_index=False)[groups].sum()
+    ls = ls.merge(la_prior, on=["la_code", "extract_date"], how="inner")
+    ls_shares = shrink_shares(ls[groups].to_numpy(), ls[[f"p_{g}" for g in groups]].to_numpy(), alpha)
+    lsoa_prior = pd.concat([ls[["lsoa_code", "extract_date"]].reset_index(drop=True),
+                            pd.DataFrame(ls_shares, columns=[f"q_{g}" for g in groups])], axis=1)
+
+    c = c.merge(lsoa_prior, on=["lsoa_code", "extract_date"], how="inner")
+    x = c[groups].to_numpy()
+    n = x.sum(axis=1)
+    recorded = n + c["Not stated"].to_numpy()
+    q = np.where(recorded > 0, c["Not stated"].to_numpy() / np.where(recorded > 0, recorded, 1.0), 1.0)
+    p = shrink_shares(x, c[[f"q_{g}" for g in groups]].to_numpy(), alpha)
+    est = c["estimate"].to_numpy()[:, None]
+    e_g = est * p
+    v_share = est ** 2 * share_variance(p, n, q, alpha)
+    long = pd.DataFrame({
+        "lsoa_code": np.repeat(c["lsoa_code"].to_numpy(), len(groups)),
+        "reference_date": np.repeat(c["extract_date"].to_numpy(), len(groups)),
+        "ethnic_group": np.tile(groups, len(c)),
+        "estimate": e_g.ravel(),
+        "v_share": v_share.ravel(),
+    })
+    out = long.groupby(["lsoa_code", "reference_date", "ethnic_group"], as_index=False)[["estimate", "v_share"]].sum()
+    tot = rows[(rows["sex"] == "All") & (rows["age_band"] == "All")][["lsoa_code", "reference_date", "estimate", "variance"]]
+    tot = tot.rename(columns={"estimate": "total_estimate", "variance": "total_variance"})
+    out = out.merge(tot, on=["lsoa_code", "reference_date"], how="left")
+    share = np.where(out["total_estimate"] > 0, out["estimate"] / out["total_estimate"].where(out["total_estimate"] > 0, 1.0), 0.0)
+    out["v_pop"] = share ** 2 * out["total_variance"]
+    return out[columns]
+
+
+# --------------------------------------------------------------------------------------- helpers
+
+def _write(con: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame, date_cols=()) -> None:
+    name = f"_est_frame_{table}"
+    con.register(name, df)
+    try:
+        select = ", ".join(f'CAST("{c}" AS DATE) AS "{c}"' if c in date_cols else f'"{c}"' for c in df.columns)
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT {select} FROM {name}")
+    finally:
+        con.unregister(name)
+
+
+def _log_coverage(con: duckdb.DuckDBPyConnection) -> None:
+    dropped = con.execute(
+        "SELECT count(*) FROM est_src_gp_register WHERE lsoa_code IS NOT NULL AND "
+        "(date_of_birth IS NULL OR date_of_birth > extract_date)").fetchall()[0][0]
+    if dropped:
+        log.warning("%d GP register rows without a usable date of birth were left out of the list counts", dropped)
+    outside = con.execute(
+        "SELECT count(DISTINCT lsoa_code), count(*) FROM est_gp_patients "
+        "WHERE lsoa_code NOT IN (SELECT lsoa_code FROM est_base)").fetchall()[0]
+    if outside[0]:
+        log.info("%d patient-extract rows in %d LSOAs without a base population are outside the estimates",
+                 outside[1], outside[0])

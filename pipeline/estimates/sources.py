@@ -1,0 +1,104 @@
+"""The canonical tables the estimates read, presented to the SQL steps as ``est_src_<table>`` views.
+
+Required: ``gp_register`` and ``base_population``. Everything else is optional: an absent (or
+column-short) table becomes an empty view with the expected columns, so every SQL step runs and
+the model degrades to what the data can support (no movements -> flows and list cleaning from
+consecutive snapshots; no school census or asylum allocations -> turbulence from the GP list
+alone; no vital events -> no birth/death corrections; no lsoa_lookup -> geography from the GP
+register; no la_totals -> no constraint).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+
+# table -> [(column, duckdb type)] the steps read
+SOURCE_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "gp_register": [
+        ("extract_date", "DATE"), ("patient_id", "VARCHAR"), ("practice_code", "VARCHAR"),
+        ("sex", "VARCHAR"), ("date_of_birth", "DATE"), ("from_abroad", "BOOLEAN"),
+        ("ethnic_category", "VARCHAR"), ("lsoa_code", "VARCHAR"), ("msoa_code", "VARCHAR"),
+        ("ward_code", "VARCHAR"), ("la_code", "VARCHAR"),
+    ],
+    "base_population": [
+        ("reference_date", "DATE"), ("lsoa_code", "VARCHAR"), ("sex", "VARCHAR"),
+        ("age_band", "VARCHAR"), ("population", "DOUBLE"), ("source", "VARCHAR"),
+    ],
+    "gp_movements": [
+        ("patient_id", "VARCHAR"), ("practice_code", "VARCHAR"), ("event_date", "DATE"),
+        ("event", "VARCHAR"), ("reason", "VARCHAR"), ("lsoa_code", "VARCHAR"),
+    ],
+    "school_census": [
+        ("census_date", "DATE"), ("pupil_id", "VARCHAR"), ("urn", "VARCHAR"), ("nc_year", "VARCHAR"),
+        ("sex", "VARCHAR"), ("ethnicity", "VARCHAR"), ("ethnic_major", "VARCHAR"), ("lsoa_code", "VARCHAR"),
+    ],
+    "vital_events": [
+        ("period_start", "DATE"), ("period_end", "DATE"), ("area_code", "VARCHAR"), ("area_type", "VARCHAR"),
+        ("sex", "VARCHAR"), ("age_band", "VARCHAR"), ("births", "DOUBLE"), ("deaths", "DOUBLE"),
+    ],
+    "asylum_allocations": [
+        ("period_start", "DATE"), ("period_end", "DATE"), ("area_code", "VARCHAR"), ("area_type", "VARCHAR"),
+        ("persons_allocated", "DOUBLE"),
+    ],
+    "lsoa_lookup": [
+        ("lsoa_code", "VARCHAR"), ("msoa_code", "VARCHAR"), ("ward_code", "VARCHAR"), ("la_code", "VARCHAR"),
+        ("ward_share", "DOUBLE"),
+    ],
+    "area_names": [("area_code", "VARCHAR"), ("area_name", "VARCHAR"), ("area_type", "VARCHAR")],
+    "la_totals": [("reference_date", "DATE"), ("la_code", "VARCHAR"), ("population", "DOUBLE")],
+}
+REQUIRED = ("gp_register", "base_population")
+
+
+@dataclass
+class SourceInfo:
+    rows: dict[str, int] = field(default_factory=dict)  # table -> rows (absent tables: 0)
+    present: set[str] = field(default_factory=set)
+    missing_columns: dict[str, list[str]] = field(default_factory=dict)
+
+    def has(self, table: str) -> bool:
+        return self.rows.get(table, 0) > 0
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str] | None:
+    """Column names of `table` in the current schema, or None when it does not exist."""
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_name = ? AND table_schema = current_schema() ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
+    return [r[0] for r in rows] or None
+
+
+def prepare_sources(con: duckdb.DuckDBPyConnection) -> SourceInfo:
+    """Create the ``est_src_*`` temporary views; raise when a required table is absent."""
+    info = SourceInfo()
+    for table, columns in SOURCE_COLUMNS.items():
+        present = table_columns(con, table)
+        if present is None:
+            if table in REQUIRED:
+                raise ValueError(f"population estimates need the '{table}' table, which is not in the database")
+            selects = ", ".join(f"CAST(NULL AS {typ}) AS {col}" for col, typ in columns)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW est_src_{table} AS SELECT {selects} WHERE FALSE")
+            info.rows[table] = 0
+            continue
+        lower = {c.lower(): c for c in present}
+        missing = [col for col, _ in columns if col not in lower]
+        if table in REQUIRED and missing and table == "base_population" and set(missing) - {"source"}:
+            raise ValueError(f"'{table}' lacks columns {missing}")
+        if missing:
+            info.missing_columns[table] = missing
+        selects = ", ".join(
+            (f'TRY_CAST("{lower[col]}" AS {typ}) AS {col}' if col in lower else f"CAST(NULL AS {typ}) AS {col}")
+            for col, typ in columns
+        )
+        con.execute(f'CREATE OR REPLACE TEMP VIEW est_src_{table} AS SELECT {selects} FROM "{table}"')
+        info.present.add(table)
+        info.rows[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0]
+    if info.rows["gp_register"] == 0:
+        raise ValueError("the gp_register table is empty: there is nothing to estimate from")
+    if info.rows["base_population"] == 0:
+        raise ValueError("the base_population table is empty: there is nothing to roll forward")
+    return info

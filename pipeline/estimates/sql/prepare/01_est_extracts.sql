@@ -1,0 +1,9 @@
+-- The GP extract dates: the dates we estimate for. k = 0 is the first extract (t0), which the
+-- base population is rolled forward from; years_since_base counts from the base population's date.
+SELECT
+    extract_date,
+    CAST(row_number() OVER (ORDER BY extract_date) - 1 AS INTEGER) AS k,
+    lag(extract_date) OVER (ORDER BY extract_date) AS prev_date,
+    (extract_date - {{ base_date }}) / 365.25 AS years_since_base,
+    (extract_date - lag(extract_date) OVER (ORDER BY extract_date)) / 365.25 AS period_years
+FROM (SELECT DISTINCT extract_date FROM est_src_gp_register WHERE extract_date IS NOT NULL)

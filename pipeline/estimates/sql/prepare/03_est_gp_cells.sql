@@ -1,0 +1,19 @@
+-- The GP list by LSOA x extract x sex (M/F) x 5-year band. Patients of unknown sex (U) are
+-- apportioned to M and F in the proportions of the known-sex patients of the same LSOA, band and
+-- extract (half each when there are none), so cells can be fractional and sum to the full list.
+WITH c AS (
+    SELECT
+        lsoa_code, extract_date, age_band,
+        count(*) FILTER (WHERE sex = 'M') AS m,
+        count(*) FILTER (WHERE sex = 'F') AS f,
+        count(*) FILTER (WHERE sex = 'U') AS u
+    FROM est_gp_patients
+    GROUP BY ALL
+)
+SELECT
+    c.lsoa_code, c.extract_date, s.sex, c.age_band,
+    CASE s.sex
+        WHEN 'M' THEN c.m + c.u * coalesce(c.m / nullif(c.m + c.f, 0), 0.5)
+        ELSE c.f + c.u * coalesce(c.f / nullif(c.m + c.f, 0), 0.5)
+    END AS list_count
+FROM c CROSS JOIN (VALUES ('M'), ('F')) AS s(sex)

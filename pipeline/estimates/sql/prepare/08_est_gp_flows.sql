@@ -1,0 +1,128 @@
+-- Flows on and off the list between consecutive extracts (prev_date, extract_date], per LSOA x
+-- sex x band (age at extract_date): registrations other than births, of which from abroad
+-- (Flag 4), deregistrations other than deaths and list cleaning, and list-cleaning removals.
+--
+-- With gp_movements (flows_from_movements = TRUE) the events and their reasons are read directly;
+-- sex and date of birth come from the patient's latest snapshot. Without it, consecutive
+-- snapshots are compared by patient_id: joiners born before the previous extract are
+-- registrations; leavers are deregistrations, except that a practice whose leavers in a period
+-- exceed cleaning_threshold x its usual (median) quarterly leaving rate, by more than one
+-- percentage point, is taken to have cleaned its list: the excess share of its leavers counts as
+-- list cleaning (a burst of ghost removals, not people leaving).
+-- Unknown sex is split equally; an unknown age is spread over bands by the LSOA's list.
+WITH ex AS (SELECT extract_date, prev_date FROM est_extracts WHERE k > 0),
+attr AS (
+    SELECT patient_id,
+           arg_max(sex, extract_date) AS sex,
+           arg_max(date_of_birth, extract_date) AS dob,
+           arg_max(lsoa_code, extract_date) AS lsoa_code
+    FROM est_gp_patients
+    GROUP BY patient_id
+),
+mv AS (
+    SELECT coalesce(m.lsoa_code, a.lsoa_code) AS lsoa_code, ex.extract_date, a.sex, a.dob,
+           CASE WHEN lower(m.event) = 'registration' AND coalesce(lower(m.reason), '') <> 'birth' THEN 1.0 ELSE 0.0 END AS reg,
+           CASE WHEN lower(m.event) = 'registration' AND lower(m.reason) = 'from_abroad' THEN 1.0 ELSE 0.0 END AS abroad,
+           CASE WHEN lower(m.event) = 'deregistration'
+                 AND coalesce(lower(m.reason), '') NOT IN ('death', 'list_cleaning') THEN 1.0 ELSE 0.0 END AS dereg,
+           CASE WHEN lower(m.event) = 'deregistration' AND lower(m.reason) = 'list_cleaning' THEN 1.0 ELSE 0.0 END AS clean
+    FROM est_src_gp_movements m
+    JOIN ex ON m.event_date > ex.prev_date AND m.event_date <= ex.extract_date
+    LEFT JOIN attr a ON a.patient_id = m.patient_id
+    WHERE {{ flows_from_movements }}
+),
+joiners AS (
+    SELECT cur.lsoa_code, ex.extract_date, cur.sex, cur.date_of_birth AS dob,
+           1.0 AS reg, CASE WHEN cur.from_abroad THEN 1.0 ELSE 0.0 END AS abroad, 0.0 AS dereg, 0.0 AS clean
+    FROM est_gp_patients cur
+    JOIN ex ON cur.extract_date = ex.extract_date
+    WHERE NOT {{ flows_from_movements }}
+      AND cur.date_of_birth <= ex.prev_date
+      AND NOT EXISTS (SELECT 1 FROM est_gp_patients p
+                      WHERE p.extract_date = ex.prev_date AND p.patient_id = cur.patient_id)
+),
+leavers AS (
+    SELECT prev.practice_code, prev.lsoa_code, ex.extract_date, prev.sex, prev.date_of_birth AS dob
+    FROM est_gp_patients prev
+    JOIN ex ON prev.extract_date = ex.prev_date
+    WHERE NOT {{ flows_from_movements }}
+      AND NOT EXISTS (SELECT 1 FROM est_gp_patients c
+                      WHERE c.extract_date = ex.extract_date AND c.patient_id = prev.patient_id)
+),
+practice_list AS (
+    SELECT practice_code, extract_date, count(*) AS list_size FROM est_gp_patients GROUP BY ALL
+),
+practice_rate AS (
+    SELECT l.practice_code, l.extract_date, count(*) / any_value(pl.list_size) AS rate
+    FROM leavers l
+    JOIN ex ON ex.extract_date = l.extract_date
+    JOIN practice_list pl ON pl.practice_code = l.practice_code AND pl.extract_date = ex.prev_date
+    GROUP BY l.practice_code, l.extract_date
+),
+practice_usual AS (
+    SELECT practice_code, extract_date, rate,
+           greatest(median(rate) OVER (PARTITION BY practice_code),
+                    median(rate) OVER ()) AS usual
+    FROM practice_rate
+),
+excess AS (
+    SELECT practice_code, extract_date,
+           CASE WHEN rate > {{ cleaning_threshold }} * usual AND rate - usual > 0.01
+                THEN (rate - usual) / rate ELSE 0.0 END AS share
+    FROM practice_usual
+),
+leaver_flows AS (
+    SELECT l.lsoa_code, l.extract_date, l.sex, l.dob,
+           0.0 AS reg, 0.0 AS abroad,
+           1.0 - coalesce(x.share, 0.0) AS dereg,
+           coalesce(x.share, 0.0) AS clean
+    FROM leavers l
+    LEFT JOIN excess x ON x.practice_code = l.practice_code AND x.extract_date = l.extract_date
+),
+flows AS (
+    SELECT lsoa_code, extract_date, sex, dob, reg, abroad, dereg, clean FROM mv
+    UNION ALL SELECT lsoa_code, extract_date, sex, dob, reg, abroad, dereg, clean FROM joiners
+    UNION ALL SELECT lsoa_code, extract_date, sex, dob, reg, abroad, dereg, clean FROM leaver_flows
+),
+aged AS (
+    SELECT f.lsoa_code, f.extract_date, f.sex, f.reg, f.abroad, f.dereg, f.clean,
+           year(f.extract_date) - year(f.dob)
+             - CASE WHEN month(f.extract_date) * 100 + day(f.extract_date)
+                         < month(f.dob) * 100 + day(f.dob) THEN 1 ELSE 0 END AS age
+    FROM flows f
+    WHERE f.lsoa_code IN (SELECT lsoa_code FROM est_base)
+),
+sexed AS (
+    SELECT a.lsoa_code, a.extract_date, s.sex,
+           CASE WHEN a.age IS NULL OR a.age < 0 THEN NULL
+                WHEN a.age >= 85 THEN '85+'
+                ELSE CAST(a.age // 5 * 5 AS VARCHAR) || '-' || CAST(a.age // 5 * 5 + 4 AS VARCHAR) END AS age_band,
+           CASE WHEN coalesce(a.sex, 'U') IN ('M', 'F') THEN 1.0 ELSE 0.5 END AS w,
+           a.reg, a.abroad, a.dereg, a.clean
+    FROM aged a
+    JOIN (VALUES ('M'), ('F')) AS s(sex) ON coalesce(a.sex, 'U') NOT IN ('M', 'F') OR a.sex = s.sex
+),
+summed AS (
+    SELECT lsoa_code, extract_date, sex, age_band,
+           sum(w * reg) AS registrations, sum(w * abroad) AS from_abroad,
+           sum(w * dereg) AS deregistrations, sum(w * clean) AS cleaning
+    FROM sexed
+    GROUP BY ALL
+),
+banded AS (
+    SELECT * FROM summed WHERE age_band IS NOT NULL
+    UNION ALL
+    SELECT s.lsoa_code, s.extract_date, s.sex, p.age_band,
+           s.registrations * p.share, s.from_abroad * p.share, s.deregistrations * p.share, s.cleaning * p.share
+    FROM summed s
+    JOIN (SELECT lsoa_code, extract_date, sex, age_band,
+                 (list_count + 1e-9) / sum(list_count + 1e-9) OVER (PARTITION BY lsoa_code, extract_date, sex) AS share
+          FROM est_cells) p
+      ON p.lsoa_code = s.lsoa_code AND p.extract_date = s.extract_date AND p.sex = s.sex
+    WHERE s.age_band IS NULL
+)
+SELECT lsoa_code, extract_date, sex, age_band,
+       sum(registrations) AS registrations, sum(from_abroad) AS from_abroad,
+       sum(deregistrations) AS deregistrations, sum(cleaning) AS cleaning
+FROM banded
+GROUP BY ALL

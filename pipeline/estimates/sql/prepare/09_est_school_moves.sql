@@ -1,0 +1,73 @@
+-- Pupil mobility between consecutive school censuses, per home LSOA, assigned to the GP extract
+-- period (prev_date, extract_date] in which the later census falls.
+-- A joiner is a pupil on a school's roll at one census who was not on that school's roll at the
+-- previous census; a leaver the reverse. Normal points of entry and exit are not mobility:
+-- joining Reception, Year 7 or Year 12 and leaving Year 6, 11, 13 or 14 across a 1 September,
+-- and nursery (N1/N2) joining or leaving at any time. Joiners are placed by their new home LSOA,
+-- leavers by their old one. pupil_years is the exposure: pupils at the earlier census x years
+-- between the two censuses.
+WITH sc AS (
+    SELECT census_date, pupil_id, urn, lsoa_code,
+           CASE WHEN regexp_matches(upper(trim(CAST(nc_year AS VARCHAR))), '^Y?[0-9]+$')
+                THEN CAST(CAST(regexp_extract(upper(trim(CAST(nc_year AS VARCHAR))), '([0-9]+)', 1) AS INTEGER) AS VARCHAR)
+                ELSE upper(trim(CAST(nc_year AS VARCHAR))) END AS nc_year
+    FROM est_src_school_census
+    WHERE census_date IS NOT NULL AND pupil_id IS NOT NULL
+),
+cen AS (
+    SELECT census_date, lag(census_date) OVER (ORDER BY census_date) AS prev_census
+    FROM (SELECT DISTINCT census_date FROM sc)
+),
+pairs AS (
+    SELECT c.census_date, c.prev_census,
+           (make_date(year(c.census_date), 9, 1) > c.prev_census AND make_date(year(c.census_date), 9, 1) <= c.census_date)
+           OR (make_date(year(c.census_date) - 1, 9, 1) > c.prev_census
+               AND make_date(year(c.census_date) - 1, 9, 1) <= c.census_date) AS spans_september,
+           (c.census_date - c.prev_census) / 365.25 AS years,
+           e.extract_date
+    FROM cen c
+    JOIN est_extracts e ON e.k > 0 AND c.census_date > e.prev_date AND c.census_date <= e.extract_date
+    WHERE c.prev_census IS NOT NULL
+),
+joiners AS (
+    SELECT p.extract_date, cur.lsoa_code,
+           CASE WHEN cur.nc_year IN ('N1', 'N2')
+                  OR (p.spans_september AND cur.nc_year IN ('R', '0', '7', '12')) THEN 0 ELSE 1 END AS mobile
+    FROM pairs p
+    JOIN sc cur ON cur.census_date = p.census_date
+    WHERE NOT EXISTS (SELECT 1 FROM sc b
+                      WHERE b.census_date = p.prev_census AND b.pupil_id = cur.pupil_id AND b.urn = cur.urn)
+),
+leavers AS (
+    SELECT p.extract_date, prev.lsoa_code,
+           CASE WHEN prev.nc_year IN ('N1', 'N2')
+                  OR (p.spans_september AND prev.nc_year IN ('6', '11', '13', '14')) THEN 0 ELSE 1 END AS mobile
+    FROM pairs p
+    JOIN sc prev ON prev.census_date = p.prev_census
+    WHERE NOT EXISTS (SELECT 1 FROM sc a
+                      WHERE a.census_date = p.census_date AND a.pupil_id = prev.pupil_id AND a.urn = prev.urn)
+),
+exposure AS (
+    SELECT p.extract_date, prev.lsoa_code, sum(p.years) AS pupil_years, count(*) AS pupils
+    FROM pairs p
+    JOIN sc prev ON prev.census_date = p.prev_census
+    GROUP BY ALL
+),
+moves AS (
+    SELECT extract_date, lsoa_code, sum(mobile) AS joiners, 0 AS leavers FROM joiners GROUP BY ALL
+    UNION ALL
+    SELECT extract_date, lsoa_code, 0 AS joiners, sum(mobile) AS leavers FROM leavers GROUP BY ALL
+),
+m AS (
+    SELECT extract_date, lsoa_code, sum(joiners)::DOUBLE AS joiners, sum(leavers)::DOUBLE AS leavers
+    FROM moves GROUP BY ALL
+)
+SELECT coalesce(x.lsoa_code, m.lsoa_code) AS lsoa_code,
+       coalesce(x.extract_date, m.extract_date) AS extract_date,
+       coalesce(m.joiners, 0) AS joiners,
+       coalesce(m.leavers, 0) AS leavers,
+       coalesce(m.joiners, 0) + coalesce(m.leavers, 0) AS pupil_moves,
+       coalesce(x.pupil_years, 0)::DOUBLE AS pupil_years
+FROM exposure x
+FULL JOIN m ON m.lsoa_code = x.lsoa_code AND m.extract_date = x.extract_date
+WHERE coalesce(x.lsoa_code, m.lsoa_code) IN (SELECT lsoa_code FROM est_base)

@@ -1,0 +1,55 @@
+-- Recorded ethnicity per LSOA x extract x sex x band x broad group: GP registrations (NHS ethnic
+-- category: A-C White, D-G Mixed, H-L Asian, M-P Black, R-S Other, Z or blank not stated) plus,
+-- for school ages, pupils of the latest school census on or before the extract date (DfE major
+-- group; Chinese and any other -> Other; unclassified -> not stated). School years map to bands
+-- by age at the start of the year: nursery 0-4, Reception-Year 4 5-9, Years 5-9 10-14,
+-- Years 10-14 15-19. Unknown sex on the GP list is split equally.
+WITH gp AS (
+    SELECT p.lsoa_code, p.extract_date, s.sex, p.age_band, p.ethnic_group,
+           sum(CASE WHEN p.sex = 'U' THEN 0.5 ELSE 1.0 END) AS n
+    FROM est_gp_patients p
+    JOIN (VALUES ('M'), ('F')) AS s(sex) ON p.sex = 'U' OR p.sex = s.sex
+    WHERE p.lsoa_code IN (SELECT lsoa_code FROM est_base)
+    GROUP BY ALL
+),
+sc AS (
+    SELECT census_date, lsoa_code, upper(sex) AS sex,
+           CASE WHEN regexp_matches(upper(trim(CAST(nc_year AS VARCHAR))), '^Y?[0-9]+$')
+                THEN CAST(regexp_extract(upper(trim(CAST(nc_year AS VARCHAR))), '([0-9]+)', 1) AS INTEGER)
+                WHEN upper(trim(CAST(nc_year AS VARCHAR))) = 'R' THEN 0
+                ELSE -1 END AS year_num,
+           CASE
+               WHEN lower(trim(coalesce(ethnic_major, ''))) = 'white' THEN 'White'
+               WHEN lower(trim(coalesce(ethnic_major, ''))) = 'mixed' THEN 'Mixed'
+               WHEN lower(trim(coalesce(ethnic_major, ''))) = 'asian' THEN 'Asian'
+               WHEN lower(trim(coalesce(ethnic_major, ''))) = 'black' THEN 'Black'
+               WHEN lower(trim(coalesce(ethnic_major, ''))) IN ('chinese', 'any other', 'other', 'any other ethnic group') THEN 'Other'
+               WHEN lower(trim(coalesce(ethnic_major, ''))) NOT IN ('', 'unclassified') THEN 'Not stated'
+               WHEN upper(ethnicity) LIKE 'W%' THEN 'White'
+               WHEN upper(ethnicity) LIKE 'M%' THEN 'Mixed'
+               WHEN upper(ethnicity) LIKE 'A%' THEN 'Asian'
+               WHEN upper(ethnicity) LIKE 'B%' THEN 'Black'
+               WHEN upper(ethnicity) IN ('CHNE', 'OOTH') THEN 'Other'
+               ELSE 'Not stated' END AS ethnic_group
+    FROM est_src_school_census
+    WHERE upper(sex) IN ('M', 'F') AND lsoa_code IN (SELECT lsoa_code FROM est_base)
+),
+latest AS (
+    SELECT e.extract_date, max(c.census_date) AS census_date
+    FROM est_extracts e
+    JOIN (SELECT DISTINCT census_date FROM sc) c ON c.census_date <= e.extract_date
+    GROUP BY e.extract_date
+),
+school AS (
+    SELECT sc.lsoa_code, l.extract_date, sc.sex,
+           CASE WHEN sc.year_num < 0 THEN '0-4'
+                WHEN sc.year_num <= 4 THEN '5-9'
+                WHEN sc.year_num <= 9 THEN '10-14'
+                ELSE '15-19' END AS age_band,
+           sc.ethnic_group, count(*)::DOUBLE AS n
+    FROM sc JOIN latest l ON l.census_date = sc.census_date
+    GROUP BY ALL
+)
+SELECT lsoa_code, extract_date, sex, age_band, ethnic_group, sum(n) AS n
+FROM (SELECT * FROM gp UNION ALL SELECT * FROM school)
+GROUP BY ALL

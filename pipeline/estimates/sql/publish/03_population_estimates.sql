@@ -1,0 +1,29 @@
+-- The partner contract (spec/outputs.md): the outputs.md columns first, then base_date,
+-- years_since_base and constrained. Interval: estimate -/+ z sqrt(variance), lower limit floored
+-- at 0; an LA all-ages total constrained to a supplied figure has no margin. The columns are
+-- named _95 as in the contract; they hold the interval of settings.interval_level (0.95 default).
+SELECT
+    a.area_code,
+    n.area_name,
+    a.area_type,
+    a.reference_date,
+    a.sex,
+    a.age_band,
+    a.estimate,
+    CASE WHEN a.constrained AND a.area_type = 'la' AND a.sex = 'All' AND a.age_band = 'All' THEN a.estimate
+         ELSE greatest(0.0, a.estimate - {{ z }} * sqrt(greatest(a.variance, 0))) END AS lower_95,
+    CASE WHEN a.constrained AND a.area_type = 'la' AND a.sex = 'All' AND a.age_band = 'All' THEN a.estimate
+         ELSE a.estimate + {{ z }} * sqrt(greatest(a.variance, 0)) END AS upper_95,
+    a.gp_list,
+    a.base_population,
+    a.turbulence,
+    {{ method }} AS method,
+    {{ base_date }} AS base_date,
+    a.years_since_base,
+    a.constrained
+FROM est_area_rows a
+LEFT JOIN (SELECT area_code, any_value(area_name) AS area_name FROM est_src_area_names GROUP BY area_code) n
+    ON n.area_code = a.area_code
+ORDER BY CASE a.area_type WHEN 'la' THEN 0 WHEN 'ward' THEN 1 WHEN 'msoa' THEN 2 ELSE 3 END,
+         a.area_code, a.reference_date, CASE a.sex WHEN 'All' THEN 0 WHEN 'F' THEN 1 ELSE 2 END,
+         CASE WHEN a.age_band = 'All' THEN -1 ELSE a.band_order END
