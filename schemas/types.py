@@ -104,7 +104,10 @@ def parse_nhs_date(value):
 
 def parse_yes_no(value):
     if isinstance(value, str):
-        return {"Y": True, "N": False}.get(value.strip().upper(), value)
+        answer = {"Y": True, "N": False}.get(value.strip().upper())
+        if answer is None:
+            raise ValueError(f"expected Y or N, got {value!r}")
+        return answer
     return value
 
 
@@ -141,7 +144,7 @@ PartialDate = Annotated[dt.date, BeforeValidator(parse_partial_date),
                         SqlForm(cast=_PARTIAL_DATE, sql_type="DATE", expected="a date YYYY-MM-DD or YYYY-MM")]
 NhsDate = Annotated[dt.date, BeforeValidator(parse_nhs_date),
                     SqlForm(cast=_NHS_DATE, sql_type="DATE", expected="a date YYYY-MM-DD or DDMONYYYY")]
-Count = Annotated[int, Field(ge=0), SqlForm(cast="TRY_CAST({x} AS BIGINT)", sql_type="BIGINT",
+Count = Annotated[int, Field(ge=0), SqlForm(cast="CASE WHEN regexp_full_match({x}, '[-+]?\\d+') THEN TRY_CAST({x} AS BIGINT) END", sql_type="BIGINT",
                                            expected="a whole number, 0 or more")]
 Amount = Annotated[float, Field(ge=0), SqlForm(cast="TRY_CAST({x} AS DOUBLE)", sql_type="DOUBLE",
                                               expected="a number, 0 or more")]
