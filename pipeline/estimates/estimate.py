@@ -19,7 +19,7 @@ The model in one place (details in each module's docstring):
     I       = (L*(t0) + k prior) / (P(b) + k)                               (inflation.py)
     est(t)  = max(0, P(b) + (L*(t) - L*(t0) + theta C(t) - delta R(t)) / I)
     T       = annualised moves per 1,000 (GP churn, pupil mobility, asylum) (turbulence.py)
-    var     = kappa^2 [E^2 s^2(y, tau) + (g^2 + h tau) sum E_c^2 + psi max(E,1)]  (margins.py)
+    var     = kappa^2 [E^2 s^2(T, y, tau) + (g^2 + h tau) sum E_c^2 + psi max(E,1)]  (margins.py)
     var_A   = (1 - rho) sum w^2 var + rho (sum w sd)^2                      up the geography
 """
 
@@ -231,7 +231,8 @@ def build_lsoa_rows(cells: pd.DataFrame, turb: pd.DataFrame, model: dict) -> pd.
         parts.append(agg)
     rows = pd.concat(parts, ignore_index=True)
     rows = rows.merge(turb, on=["lsoa_code", "extract_date"], how="left")
-    rows["variance"] = predict_variance(model, rows["estimate"], rows["years_since_base"], rows["tau"], rows["est_sq"])
+    rows["variance"] = predict_variance(model, rows["estimate"], rows["years_since_base"], rows["tau"], rows["est_sq"],
+                                        rows["turbulence"])
     # a constraint to a known LA total removes the error the LSOAs share
     rows.loc[rows["constrained"], "variance"] *= (1.0 - model["rho"])
     rows = rows.rename(columns={"extract_date": "reference_date", "list_count": "gp_list"})

@@ -3,10 +3,12 @@
 For an LSOA row (a cell, a sex or age margin, or the total) with estimate E, reference date
 y years after the base and cumulative turbulence tau = T x y / 1000 (see turbulence.py):
 
-    s^2(y, tau) = a^2 + c y + b tau + (e tau)^2 + (d y)^2      shared relative variance
+    s^2(T, y, tau) = a^2 + f T/1000 + c y + b tau + (e tau)^2 + (d y)^2   shared relative variance
     var(E)      = kappa^2 [ E^2 s^2 + (g^2 + h tau) sum_cells E_c^2 + psi max(E, 1) ]
 
-* a: error of the base population itself; c y and b tau: random-walk error that grows with
+* a^2 + f T/1000: error of the base population itself, larger where people move more (official
+  base estimates are least accurate in areas of high in-migration); c y and b tau: random-walk
+  error that grows with
   time and with the number of people who have moved (variance linear in time); (d y)^2 and
   (e tau)^2: drift (ghost accumulation, late registration) that grows linearly, so its variance
   grows with the square.
@@ -44,9 +46,9 @@ import numpy as np
 from scipy import optimize, stats
 
 MODEL_PATH = Path(__file__).with_name("margin_model.json")
-MARGIN_KEYS = ("a", "b", "c", "d", "e", "g", "h", "psi", "kappa")
+MARGIN_KEYS = ("a", "f", "b", "c", "d", "e", "g", "h", "psi", "kappa")
 DEFAULT_PARAMETERS = {
-    "a": 0.02, "b": 0.0, "c": 0.0004, "d": 0.005, "e": 0.02, "g": 0.08, "h": 0.0, "psi": 1.0, "kappa": 1.0,
+    "a": 0.02, "f": 0.0, "b": 0.0, "c": 0.0004, "d": 0.005, "e": 0.02, "g": 0.08, "h": 0.0, "psi": 1.0, "kappa": 1.0,
     "rho": 0.3,
     "cleaning_addback": 1.0, "ghost_drift": 0.0,
     "w_gp": 0.5, "w_school": 0.5, "w_asylum": 1.0,
@@ -67,20 +69,22 @@ def load_margin_model(path: str | Path | None = None, overrides: dict[str, float
     return params
 
 
-def relative_variance(params: dict, years, tau) -> np.ndarray:
-    """s^2 = a^2 + c y + b tau + (e tau)^2 + (d y)^2, the variance shared by a whole LSOA (relative)."""
+def relative_variance(params: dict, years, tau, turbulence=0.0) -> np.ndarray:
+    """s^2 = a^2 + f T/1000 + c y + b tau + (e tau)^2 + (d y)^2, the relative variance an LSOA shares."""
     y = np.maximum(np.asarray(years, float), 0.0)
     tau = np.maximum(np.asarray(tau, float), 0.0)
+    rate = np.maximum(np.asarray(turbulence, float), 0.0) / 1000.0
     p = params
-    return p["a"] ** 2 + p["c"] * y + p["b"] * tau + (p["e"] * tau) ** 2 + (p["d"] * y) ** 2
+    return (p["a"] ** 2 + p["f"] * rate + p["c"] * y + p["b"] * tau
+            + (p["e"] * tau) ** 2 + (p["d"] * y) ** 2)
 
 
-def predict_variance(params: dict, estimate, years, tau, cell_square_sum) -> np.ndarray:
+def predict_variance(params: dict, estimate, years, tau, cell_square_sum, turbulence=0.0) -> np.ndarray:
     """var(E) = kappa^2 [E^2 s^2 + (g^2 + h tau) sum E_c^2 + psi max(E, 1)] for LSOA rows."""
     est = np.maximum(np.asarray(estimate, float), 0.0)
     tau_ = np.maximum(np.asarray(tau, float), 0.0)
     p = params
-    var = (est ** 2 * relative_variance(p, years, tau_)
+    var = (est ** 2 * relative_variance(p, years, tau_, turbulence)
            + (p["g"] ** 2 + p["h"] * tau_) * np.asarray(cell_square_sum, float)
            + p["psi"] * np.maximum(est, 1.0))
     return p["kappa"] ** 2 * var
@@ -107,10 +111,7 @@ def interval_bounds(estimate, variance, level: float = 0.95) -> tuple[np.ndarray
 
 # ---------------------------------------------------------------- calibration (back-test only)
 
-_FIT_KEYS = ("a", "b", "c", "d", "e", "g", "h", "psi")
-
-
-def calibrate_margins(estimate, truth, years, tau, cell_square_sum, level: float = 0.95,
+def calibrate_margins(estimate, truth, years, tau, cell_square_sum, turbulence, level: float = 0.95,
                       start: dict | None = None) -> dict[str, float]:
     """Fit a..psi by maximum likelihood (normal errors), then kappa so that the share of truths
     inside the intervals equals `level` on the same data.
@@ -123,6 +124,7 @@ def calibrate_margins(estimate, truth, years, tau, cell_square_sum, level: float
     y = np.asarray(years, float)
     tau_ = np.asarray(tau, float)
     css = np.asarray(cell_square_sum, float)
+    rate = np.asarray(turbulence, float)
     base = dict(DEFAULT_PARAMETERS)
     base.update(start or {})
     base["kappa"] = 1.0
@@ -131,17 +133,19 @@ def calibrate_margins(estimate, truth, years, tau, cell_square_sum, level: float
         p = dict(base)
         # a, d, e, g enter squared (sign-free); b, c, h, psi must be >= 0: use exp
         p.update({"a": theta[0], "d": theta[3], "e": theta[4], "g": theta[5],
-                  "b": np.exp(theta[1]), "c": np.exp(theta[2]), "h": np.exp(theta[6]), "psi": np.exp(theta[7])})
+                  "b": np.exp(theta[1]), "c": np.exp(theta[2]), "h": np.exp(theta[6]), "psi": np.exp(theta[7]),
+                  "f": np.exp(theta[8])})
         return p
 
     def nll(theta):
-        v = predict_variance(unpack(theta), est, y, tau_, css)
+        v = predict_variance(unpack(theta), est, y, tau_, css, rate)
         v = np.maximum(v, 1e-9)
         return 0.5 * np.sum(np.log(v) + err ** 2 / v)
 
     theta0 = np.array([max(base["a"], 0.01), np.log(max(base["b"], 1e-4)), np.log(max(base["c"], 1e-5)),
                        max(base["d"], 0.001), max(base["e"], 0.001), max(base["g"], 0.01),
-                       np.log(max(base["h"], 1e-4)), np.log(max(base["psi"], 0.1))])
+                       np.log(max(base["h"], 1e-4)), np.log(max(base["psi"], 0.1)),
+                       np.log(max(base["f"], 1e-4))])
     res = optimize.minimize(nll, theta0, method="Nelder-Mead",
                             options={"maxiter": 20000, "maxfev": 20000, "xatol": 1e-6, "fatol": 1e-6})
     res = optimize.minimize(nll, res.x, method="Nelder-Mead",
@@ -149,7 +153,7 @@ def calibrate_margins(estimate, truth, years, tau, cell_square_sum, level: float
     p = unpack(res.x)
     for key in ("a", "d", "e", "g"):
         p[key] = abs(p[key])
-    v = predict_variance(p, est, y, tau_, css)
+    v = predict_variance(p, est, y, tau_, css, rate)
     p["kappa"] = coverage_scale(err, v, level)
     return {k: float(p[k]) for k in MARGIN_KEYS}
 

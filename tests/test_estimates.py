@@ -1,0 +1,650 @@
+"""COHDMAP population estimates on tiny hand-built districts.
+
+Every expected number is worked by hand in the comment beside it; none is copied from the
+code's output. The model's calibrated parameters are pinned with `margin_overrides` where a test
+depends on them, so re-calibrating margin_model.json never changes these tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.config import EstimateSettings
+from pipeline.estimates import estimate_populations
+from pipeline.estimates.constrain import constrain_to_total
+from pipeline.estimates.ethnicity import shrink_shares
+from pipeline.estimates.inflation import estimate_inflation, shrink_inflation
+from pipeline.estimates.margins import combine_variances, interval_bounds, predict_variance
+from pipeline.estimates.rollforward import correct_list, ratio_change, roll_forward
+from pipeline.estimates.turbulence import score_turbulence
+
+T0 = dt.date(2022, 6, 30)
+T1 = dt.date(2022, 9, 30)
+T2 = dt.date(2022, 12, 31)
+LA = "E08000009"
+W1, W2 = "E05000001", "E05000002"
+M1, M2 = "E02000001", "E02000002"
+A, B, C = "E01000001", "E01000002", "E01000003"
+
+# Parameters pinned for the tests: no ghost drift, cleaning fully added back, and a margin model
+# simple enough to work by hand (shared relative SD a = 10%, Poisson term psi = 1, nothing else).
+PINNED = {"cleaning_addback": 1.0, "ghost_drift": 0.0, "a": 0.1, "b": 0.0, "c": 0.0, "d": 0.0, "e": 0.0,
+          "f": 0.0, "g": 0.0, "h": 0.0, "psi": 1.0, "kappa": 1.0, "rho": 0.5,
+          "w_gp": 0.5, "w_school": 0.5, "w_asylum": 1.0}
+Z95 = 1.959963984540054
+
+
+def settings(**kw) -> EstimateSettings:
+    overrides = dict(PINNED)
+    overrides.update(kw.pop("overrides", {}))
+    return EstimateSettings(margin_overrides=overrides, **kw)
+
+
+# ------------------------------------------------------------------------------ builders
+
+def lookup_rows() -> list[dict]:
+    """Ward W1 = LSOAs A and B (MSOA M1); ward W2 = LSOA C (MSOA M2); one LA."""
+    return [
+        dict(lsoa_code=A, msoa_code=M1, ward_code=W1, la_code=LA, ward_share=1.0),
+        dict(lsoa_code=B, msoa_code=M1, ward_code=W1, la_code=LA, ward_share=1.0),
+        dict(lsoa_code=C, msoa_code=M2, ward_code=W2, la_code=LA, ward_share=1.0),
+    ]
+
+
+class District:
+    """Collects register rows and other tables, then loads them into a DuckDB connection."""
+
+    def __init__(self) -> None:
+        self.register: list[dict] = []
+        self.base: list[dict] = []
+        self.lookup = lookup_rows()
+        self.tables: dict[str, list[dict]] = {}
+        self._n = 0
+
+    def patients(self, n: int, lsoa: str, sex: str, dob: dt.date, dates, practice: str = "P00001",
+                 ethnic: str = "", from_abroad: bool = False, prefix: str | None = None) -> list[str]:
+        ids = []
+        for _ in range(n):
+            self._n += 1
+            pid = f"{prefix or 'x'}{self._n}"
+            ids.append(pid)
+            for d in dates:
+                self.register.append(dict(
+                    extract_date=d, patient_id=pid, practice_code=practice, postcode="M16 0AA", sex=sex,
+                    date_of_birth=dob, registration_date=dt.date(2010, 1, 1), from_abroad=from_abroad,
+                    ethnic_category=ethnic, lsoa_code=lsoa,
+                    msoa_code=next(r["msoa_code"] for r in self.lookup if r["lsoa_code"] == lsoa),
+                    ward_code=next(r["ward_code"] for r in self.lookup if r["lsoa_code"] == lsoa), la_code=LA))
+        return ids
+
+    def base_cell(self, lsoa: str, sex: str, band: str, population: float, date: dt.date = T0,
+                  source: str = "ons-mye-2022") -> None:
+        self.base.append(dict(reference_date=date, lsoa_code=lsoa, sex=sex, age_band=band,
+                              population=population, source=source))
+
+    def load(self) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect()
+        frames = {"gp_register": self.register, "base_population": self.base, "lsoa_lookup": self.lookup,
+                  **self.tables}
+        for name, rows in frames.items():
+            df = pd.DataFrame(rows)
+            con.register("_frame", df)
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM _frame")
+            con.unregister("_frame")
+        con.execute("CREATE TABLE area_names AS SELECT * FROM (VALUES "
+                    f"('{LA}', 'Trafford', 'la'), ('{W1}', 'Old Trafford', 'ward'), ('{W2}', 'Longford', 'ward'), "
+                    f"('{A}', 'Trafford 001A', 'lsoa')) AS t(area_code, area_name, area_type)")
+        return con
+
+
+def row(con, area: str, date: dt.date, sex: str = "All", band: str = "All", table: str = "population_estimates",
+        method: str | None = None) -> dict:
+    sql = f"SELECT * FROM {table} WHERE area_code = ? AND reference_date = ? AND sex = ? AND age_band = ?"
+    params = [area, date, sex, band]
+    if method:
+        sql += " AND method = ?"
+        params.append(method)
+    df = con.execute(sql, params).df()
+    assert len(df) == 1, f"expected one row for {area} {date} {sex} {band}, got {len(df)}"
+    return df.iloc[0].to_dict()
+
+
+DOB_22 = dt.date(2000, 1, 1)   # aged 22 at every extract date here: band 20-24
+DOB_2 = dt.date(2020, 1, 1)    # aged 2: band 0-4
+
+
+def three_lsoa_district() -> District:
+    """Men aged 20-24 only.  A: base 10, list 14 -> 20 -> 20.  B: base 30, list 33 throughout.
+    C: base 60, list 63 -> 56 -> 56."""
+    d = District()
+    d.patients(14, A, "M", DOB_22, [T0, T1, T2])
+    d.patients(6, A, "M", DOB_22, [T1, T2])
+    d.patients(33, B, "M", DOB_22, [T0, T1, T2], practice="P00002")
+    d.patients(56, C, "M", DOB_22, [T0, T1, T2], practice="P00003")
+    d.patients(7, C, "M", DOB_22, [T0], practice="P00003")
+    d.base_cell(A, "M", "20-24", 10)
+    d.base_cell(B, "M", "20-24", 30)
+    d.base_cell(C, "M", "20-24", 60)
+    return d
+
+
+# ------------------------------------------------------------------------ pure functions
+
+def test_shrink_inflation_by_hand():
+    # (L + k prior) / (P + k): (14 + 10 x 1.16) / (10 + 10) = 25.6 / 20 = 1.28
+    assert shrink_inflation([14], [10], [1.16], 10.0)[0] == pytest.approx(1.28)
+    # k = 0 gives the raw ratio 14 / 10 = 1.4
+    assert shrink_inflation([14], [10], [1.16], 0.0)[0] == pytest.approx(1.4)
+    # no residents and k = 0: the prior itself
+    assert shrink_inflation([3], [0], [1.1], 0.0)[0] == pytest.approx(1.1)
+    # a big cell keeps its own ratio: (1100 + 50 x 1.5) / (1000 + 50) = 1175 / 1050 = 1.119048
+    assert shrink_inflation([1100], [1000], [1.5], 50.0)[0] == pytest.approx(1175 / 1050)
+
+
+def test_inflation_shrinks_through_ward_and_la_by_hand():
+    cells = pd.DataFrame({"lsoa_code": [A, B, C], "sex": "M", "age_band": "20-24",
+                          "registered": [14.0, 33.0, 63.0], "resident": [10.0, 30.0, 60.0]})
+    geo = pd.DataFrame(lookup_rows())
+    out = estimate_inflation(cells, geo, strength=10.0).set_index("lsoa_code")
+    # LA ratio: (14 + 33 + 63) / (10 + 30 + 60) = 110 / 100 = 1.10
+    # ward W1: (14 + 33 + 10 x 1.10) / (10 + 30 + 10) = 58 / 50 = 1.16
+    # ward W2: (63 + 11) / (60 + 10) = 74 / 70 = 1.0571429
+    # A: (14 + 10 x 1.16) / 20 = 1.28;  B: (33 + 11.6) / 40 = 1.115
+    # C: (63 + 10 x 74/70) / 70 = (63 + 10.5714286) / 70 = 1.0510204
+    assert out.loc[A, "inflation_prior"] == pytest.approx(1.16)
+    assert out.loc[C, "inflation_prior"] == pytest.approx(74 / 70)
+    assert out.loc[A, "inflation"] == pytest.approx(1.28)
+    assert out.loc[B, "inflation"] == pytest.approx(1.115)
+    assert out.loc[C, "inflation"] == pytest.approx(73.5714286 / 70)
+    assert out.loc[A, "inflation_raw"] == pytest.approx(1.4)
+
+
+def test_inflation_prior_for_lsoa_spanning_two_wards():
+    # LSOA B split 40/60 between W1 and W2: its prior is 0.4 x I_W1 + 0.6 x I_W2.
+    geo = pd.DataFrame(lookup_rows()[:1] + [
+        dict(lsoa_code=B, msoa_code=M1, ward_code=W1, la_code=LA, ward_share=0.4),
+        dict(lsoa_code=B, msoa_code=M1, ward_code=W2, la_code=LA, ward_share=0.6),
+        lookup_rows()[2]])
+    cells = pd.DataFrame({"lsoa_code": [A, B, C], "sex": "F", "age_band": "30-34",
+                          "registered": [12.0, 50.0, 22.0], "resident": [10.0, 40.0, 20.0]})
+    out = estimate_inflation(cells, geo, strength=0.0).set_index("lsoa_code")
+    # k = 0: W1 = (12 + 0.4 x 50) / (10 + 0.4 x 40) = 32 / 26;  W2 = (0.6 x 50 + 22) / (0.6 x 40 + 20) = 52 / 44
+    # prior(B) = 0.4 x 32/26 + 0.6 x 52/44 = 0.4923077 + 0.7090909 = 1.2013986
+    assert out.loc[B, "inflation_prior"] == pytest.approx(0.4 * 32 / 26 + 0.6 * 52 / 44)
+    assert out.loc[B, "inflation"] == pytest.approx(1.25)  # k = 0: its own 50 / 40
+
+
+def test_roll_forward_and_ratio_change_by_hand():
+    # base 10, list 14 -> 20, inflation 1.28: 10 + 6 / 1.28 = 14.6875
+    assert roll_forward([10], [20], [14], [1.28])[0] == pytest.approx(14.6875)
+    # 6 ghosts cleaned off (list 20 -> 16 with 2 arrivals), inflation 2: 10 + (16 - 20 + 6) / 2 = 11
+    assert roll_forward([10], [16], [20], [2.0], cleaned=[6])[0] == pytest.approx(11.0)
+    # half the cleaning added back: 10 + (16 - 20 + 3) / 2 = 9.5
+    assert roll_forward([10], [16], [20], [2.0], cleaned=[6], cleaning_addback=0.5)[0] == pytest.approx(9.5)
+    # ghost drift 0.25 of 8 registrations: 10 + (24 - 20 - 2) / 2 = 11
+    assert roll_forward([10], [24], [20], [2.0], registrations=[8], ghost_drift=0.25)[0] == pytest.approx(11.0)
+    # never negative: 2 + (0 - 20) / 1 -> 0
+    assert roll_forward([2], [0], [20], [1.0])[0] == 0.0
+    # ratio change 10 x 20 / 14 = 14.285714; base carried where the list was empty
+    assert ratio_change([10, 7], [20, 5], [14, 0]).tolist() == pytest.approx([200 / 14, 7.0])
+    # L* = list + births not yet on it - deaths not yet off it
+    assert correct_list([10, 1], [3, 0], [1, 2]).tolist() == [12.0, 0.0]
+
+
+def test_turbulence_score_function_by_hand():
+    # gp 1000 x 18 / 1000 = 18; school 1000 x 4 / 16 = 250; asylum 1000 x 5 / 1000 = 5
+    # T = 0.5 x 18 + 0.5 x 250 + 1 x 5 = 139
+    assert score_turbulence([18], [1000], [4], [16], [5])[0] == pytest.approx(139.0)
+    # too little pupil exposure (2 pupil-years < 5): the school weight moves to gp: 18 + 5 = 23
+    assert score_turbulence([18], [1000], [4], [2], [5])[0] == pytest.approx(23.0)
+
+
+def test_margin_formulas_by_hand():
+    p = dict(PINNED)
+    # var = E^2 a^2 + psi E = 100^2 x 0.01 + 100 = 200; sd 14.1421; 95%: 100 -/+ 27.7181
+    v = predict_variance(p, [100.0], [1.0], [0.1], [100.0 ** 2])
+    assert v[0] == pytest.approx(200.0)
+    lo, hi = interval_bounds([100.0], v, 0.95)
+    assert lo[0] == pytest.approx(100 - Z95 * math.sqrt(200))
+    assert hi[0] == pytest.approx(100 + Z95 * math.sqrt(200))
+    # time and turbulence terms: a=0, c=0.01, b=0.02, e=0.1, d=0.05, y=2, tau=0.5:
+    # s^2 = 0.01 x 2 + 0.02 x 0.5 + (0.1 x 0.5)^2 + (0.05 x 2)^2 = 0.02 + 0.01 + 0.0025 + 0.01 = 0.0425
+    # plus g^2 sum E_c^2 with g = 0.2 and cells 30, 40: 0.04 x 2500 = 100; psi = 0, kappa = 2:
+    # var = 4 x (70^2 x 0.0425 + 100) = 4 x (208.25 + 100) = 1233
+    q = dict(p, a=0.0, c=0.01, b=0.02, e=0.1, d=0.05, g=0.2, psi=0.0, kappa=2.0)
+    assert predict_variance(q, [70.0], [2.0], [0.5], [30 ** 2 + 40 ** 2])[0] == pytest.approx(1233.0)
+    # base-error term that grows with the turbulence rate: f x T/1000 with T = 200, f = 0.05 -> 0.01
+    # var = 100^2 x 0.01 = 100 (psi = 0)
+    r = dict(p, a=0.0, f=0.05, psi=0.0)
+    assert predict_variance(r, [100.0], [0.0], [0.0], [0.0], turbulence=[200.0])[0] == pytest.approx(100.0)
+    # a small-count cell estimated at 0 still gets psi x 1
+    assert predict_variance(p, [0.0], [0.0], [0.0], [0.0])[0] == pytest.approx(1.0)
+
+
+def test_combine_variances_by_hand():
+    # v = 4, 9; w = 1, 0.5; rho = 0.5:
+    # 0.5 x (4 + 0.25 x 9) + 0.5 x (2 + 0.5 x 3)^2 = 0.5 x 6.25 + 0.5 x 12.25 = 9.25
+    assert combine_variances([4, 9], [1, 0.5], 0.5) == pytest.approx(9.25)
+    # independent: 4 + 9 = 13; fully correlated: (2 + 3)^2 = 25
+    assert combine_variances([4, 9], [1, 1], 0.0) == pytest.approx(13.0)
+    assert combine_variances([4, 9], [1, 1], 1.0) == pytest.approx(25.0)
+
+
+def test_constrain_to_total_by_hand():
+    # 60 + 40 = 100 scaled to 110: 66 and 44
+    assert constrain_to_total([60, 40], 110).tolist() == pytest.approx([66.0, 44.0])
+    assert constrain_to_total([0, 0], 10).tolist() == [0.0, 0.0]
+
+
+def test_shrink_shares_by_hand():
+    # counts White 6, Asian 2 of 8 stated; prior 0.5/0.5 over (White, Asian); alpha 2:
+    # White (6 + 1) / 10 = 0.7, Asian (2 + 1) / 10 = 0.3
+    out = shrink_shares([[6, 2]], [[0.5, 0.5]], 2.0)
+    assert out[0].tolist() == pytest.approx([0.7, 0.3])
+
+
+# ------------------------------------------------------------------------- through the SQL
+
+def test_cohdmap_roll_forward_end_to_end():
+    con = three_lsoa_district().load()
+    estimate_populations(con, settings(shrinkage_strength=10.0))
+    # inflation as worked above: A 1.28, B 1.115, C 1.0510204 (men 20-24)
+    # A: 10 + (20 - 14) / 1.28 = 14.6875;  B: 30 + 0 = 30;  C: 60 + (56 - 63) / 1.0510204 = 53.339806
+    assert row(con, A, T1, "M", "20-24")["estimate"] == pytest.approx(14.6875)
+    assert row(con, B, T2, "M", "20-24")["estimate"] == pytest.approx(30.0)
+    assert row(con, C, T2, "M", "20-24")["estimate"] == pytest.approx(60 - 7 / (73.5714286 / 70))
+    # the first extract is the base
+    assert row(con, A, T0)["estimate"] == pytest.approx(10.0)
+    # other cells are empty: A's total is its one cell
+    assert row(con, A, T1)["estimate"] == pytest.approx(14.6875)
+    assert row(con, A, T1, "M")["estimate"] == pytest.approx(14.6875)
+    assert row(con, A, T1, "F")["estimate"] == pytest.approx(0.0)
+    assert row(con, A, T1)["gp_list"] == pytest.approx(20)
+    assert row(con, A, T1)["base_population"] == pytest.approx(10)
+    assert row(con, A, T1)["method"] == "cohdmap"
+    assert row(con, A, T1)["area_name"] == "Trafford 001A"
+    # methods table: ratio change 10 x 20 / 14 = 14.285714; raw list 20; base carried 10
+    m = "population_estimates_methods"
+    assert row(con, A, T1, table=m, method="ratio_change")["estimate"] == pytest.approx(200 / 14)
+    assert row(con, A, T1, table=m, method="raw_list")["estimate"] == pytest.approx(20.0)
+    assert row(con, A, T1, table=m, method="base_carried_forward")["estimate"] == pytest.approx(10.0)
+    assert row(con, A, T1, table=m, method="cohdmap")["estimate"] == pytest.approx(14.6875)
+    # C by ratio change: 60 x 56 / 63 = 53.333333
+    assert row(con, C, T1, table=m, method="ratio_change")["estimate"] == pytest.approx(60 * 56 / 63)
+
+
+def test_sums_up_the_geography_with_partially_correlated_margins():
+    con = three_lsoa_district().load()
+    estimate_populations(con, settings(shrinkage_strength=10.0))
+    a, b, c = 14.6875, 30.0, 60 - 7 / (73.5714286 / 70)
+    # ward W1 = A + B = 44.6875; MSOA M1 the same; W2 = C; LA = A + B + C = 98.0273
+    assert row(con, W1, T1)["estimate"] == pytest.approx(a + b)
+    assert row(con, M1, T1)["estimate"] == pytest.approx(a + b)
+    assert row(con, W2, T1)["estimate"] == pytest.approx(c)
+    assert row(con, LA, T1)["estimate"] == pytest.approx(a + b + c)
+    assert row(con, LA, T1)["gp_list"] == pytest.approx(20 + 33 + 56)
+    assert row(con, LA, T1)["base_population"] == pytest.approx(100)
+    # LSOA variance (pinned model): E^2 x 0.1^2 + E.  A: 14.6875^2 x 0.01 + 14.6875 = 2.157227 + 14.6875
+    va, vb = a * a * 0.01 + a, b * b * 0.01 + b
+    lo = row(con, A, T1)
+    assert lo["upper_95"] == pytest.approx(a + Z95 * math.sqrt(va))
+    assert lo["lower_95"] == pytest.approx(a - Z95 * math.sqrt(va))
+    # W1 with rho = 0.5: 0.5 (va + vb) + 0.5 (sqrt va + sqrt vb)^2
+    vw = 0.5 * (va + vb) + 0.5 * (math.sqrt(va) + math.sqrt(vb)) ** 2
+    w = row(con, W1, T1)
+    assert w["upper_95"] - w["estimate"] == pytest.approx(Z95 * math.sqrt(vw))
+    # narrower than adding the margins (full correlation), wider than independence
+    assert math.sqrt(va + vb) < math.sqrt(vw) < math.sqrt(va) + math.sqrt(vb)
+
+
+def test_ward_split_by_ward_share():
+    d = three_lsoa_district()
+    d.lookup = [lookup_rows()[0],
+                dict(lsoa_code=B, msoa_code=M1, ward_code=W1, la_code=LA, ward_share=0.25),
+                dict(lsoa_code=B, msoa_code=M1, ward_code=W2, la_code=LA, ward_share=0.75),
+                lookup_rows()[2]]
+    con = d.load()
+    estimate_populations(con, settings(shrinkage_strength=0.0))
+    # k = 0: each cell's own ratio, so the estimate is exact ratio change.
+    # A: 10 x 20 / 14 = 14.285714;  B: 30;  C: 60 x 56 / 63 = 53.333333
+    # W1 = A + 0.25 B = 14.285714 + 7.5 = 21.785714;  W2 = 0.75 B + C = 22.5 + 53.333333 = 75.833333
+    assert row(con, W1, T1)["estimate"] == pytest.approx(200 / 14 + 7.5)
+    assert row(con, W2, T1)["estimate"] == pytest.approx(22.5 + 60 * 56 / 63)
+    # the LA counts B once: 14.285714 + 30 + 53.333333
+    assert row(con, LA, T1)["estimate"] == pytest.approx(200 / 14 + 30 + 60 * 56 / 63)
+
+
+def test_births_and_deaths_corrections():
+    d = District()
+    # LSOA A: 5 boys aged 2 (base 5), 40 men aged 22 (base 40), same list all three dates.
+    d.patients(5, A, "M", DOB_2, [T0, T1, T2])
+    d.patients(40, A, "M", DOB_22, [T0, T1, T2])
+    d.base_cell(A, "M", "0-4", 5)
+    d.base_cell(A, "M", "20-24", 40)
+    d.tables["vital_events"] = [
+        # 6 boys born in September 2022 (30 days), in A
+        dict(period_start=dt.date(2022, 9, 1), period_end=dt.date(2022, 9, 30), area_code=A, area_type="lsoa",
+             sex="M", age_band=None, births=6, deaths=0),
+        # 2 men aged 20-24 died 21-30 December 2022, reported for ward W1 (A and B; B has no list)
+        dict(period_start=dt.date(2022, 12, 21), period_end=dt.date(2022, 12, 30), area_code=W1, area_type="ward",
+             sex="M", age_band="20-24", births=0, deaths=2),
+    ]
+    con = d.load()
+    estimate_populations(con, settings(birth_registration_lag_days=60, death_removal_lag_days=30,
+                                       shrinkage_strength=0.0))
+    # 0-4 at T1 (30 Sep): the window (1 Aug, 30 Sep] holds all 6 births -> L* = 5 + 6 = 11.
+    # At T0 the window (1 May, 30 Jun] holds none -> L*(t0) = 5, inflation 5/5 = 1: est = 5 + 6 = 11.
+    assert row(con, A, T1, "M", "0-4")["estimate"] == pytest.approx(11.0)
+    # At T2 (31 Dec) the window (2 Nov, 31 Dec] holds no births: they are on the list by now (or
+    # not: this list never took them, so the estimate falls back to 5 - a list that misses babies).
+    assert row(con, A, T2, "M", "0-4")["estimate"] == pytest.approx(5.0)
+    # deaths: window (1 Dec, 31 Dec] holds all 2; B has no men 20-24 so A takes both:
+    # L* = 40 - 2 = 38, est = 40 + (38 - 40) / 1 = 38
+    assert row(con, A, T2, "M", "20-24")["estimate"] == pytest.approx(38.0)
+    # a 20-day birth window would take 20 of the 30 September days at T1: 6 x 20/30 = 4 -> 9
+    con2 = d.load()
+    estimate_populations(con2, settings(birth_registration_lag_days=20, shrinkage_strength=0.0))
+    assert row(con2, A, T1, "M", "0-4")["estimate"] == pytest.approx(9.0)
+
+
+def test_list_cleaning_from_movements_is_not_population_loss():
+    d = District()
+    # A: 20 women aged 22 registered, 10 residents (inflation 2 with k = 0).
+    # By T1: 6 ghosts removed by list cleaning, 2 new registrations -> list 16.
+    stay = d.patients(14, A, "F", DOB_22, [T0, T1])
+    ghosts = d.patients(6, A, "F", DOB_22, [T0], prefix="g")
+    new = d.patients(2, A, "F", DOB_22, [T1], prefix="n")
+    d.base_cell(A, "F", "20-24", 10)
+    mv = [dict(patient_id=g, practice_code="P00001", postcode="M16 0AA", event_date=dt.date(2022, 8, 15),
+               event="deregistration", reason="list_cleaning", lsoa_code=A) for g in ghosts]
+    mv += [dict(patient_id=n, practice_code="P00001", postcode="M16 0AA", event_date=dt.date(2022, 8, 1),
+                event="registration", reason="transfer_in", lsoa_code=A) for n in new]
+    d.tables["gp_movements"] = mv
+    con = d.load()
+    estimate_populations(con, settings(shrinkage_strength=0.0))
+    assert stay and ghosts
+    # cohdmap: 10 + (16 - 20 + 6) / 2 = 11;  ratio change: 10 x 16 / 20 = 8 (reads ghosts as leavers)
+    assert row(con, A, T1, "F", "20-24")["estimate"] == pytest.approx(11.0)
+    m = row(con, A, T1, "F", "20-24", table="population_estimates_methods", method="ratio_change")
+    assert m["estimate"] == pytest.approx(8.0)
+    flows = con.execute("SELECT sum(cleaning), sum(registrations) FROM est_gp_flows").fetchall()[0]
+    assert flows == (pytest.approx(6.0), pytest.approx(2.0))
+
+
+def test_list_cleaning_detected_from_snapshots():
+    t = [T0, T1, T2, dt.date(2023, 3, 31)]
+    # one practice, men aged 22, base 100:
+    d = District()
+    d.patients(68, A, "M", DOB_22, t)            # stay throughout
+    d.patients(2, A, "M", DOB_22, [T0])          # leave in period 1
+    d.patients(2, A, "M", DOB_22, [T0, T1])      # leave in period 2
+    d.patients(28, A, "M", DOB_22, [T0, T1, T2])  # leave in period 3 (with the 2 joiners below)
+    d.patients(2, A, "M", DOB_22, [T1, T2])      # join in period 1, leave in period 3
+    # lists: T0 = 68+2+2+28 = 100; T1 = 68+2+28+2 = 100; T2 = 68+28+2 = 98 (2 left, none joined)
+    # period rates: 2/100, 2/100, 30/98 = 0.306122; usual 0.02; excess share (0.306122 - 0.02)/0.306122
+    # = 0.934667 -> cleaning 30 x 0.934667 = 28.04; the rest 1.96 deregistrations
+    d.base_cell(A, "M", "20-24", 100)
+    con = d.load()
+    estimate_populations(con, settings(shrinkage_strength=0.0))
+    flows = con.execute("SELECT extract_date, sum(cleaning) AS c, sum(deregistrations) AS d, "
+                        "sum(registrations) AS r FROM est_gp_flows GROUP BY 1 ORDER BY 1").df()
+    per3 = flows[flows["extract_date"] == pd.Timestamp(t[3])].iloc[0]
+    share = (30 / 98 - 0.02) / (30 / 98)
+    assert per3["c"] == pytest.approx(30 * share)
+    assert per3["d"] == pytest.approx(30 * (1 - share))
+    per1 = flows[flows["extract_date"] == pd.Timestamp(T1)].iloc[0]
+    assert per1["c"] == pytest.approx(0.0) and per1["d"] == pytest.approx(2.0) and per1["r"] == pytest.approx(2.0)
+    # T3 list = the 68 who stayed. Estimate (inflation 1): 100 + (68 - 100 + 28.04) / 1 = 96.04,
+    # where ratio change reads the clean-up as an exodus: 100 x 68 / 100 = 68
+    assert row(con, A, t[3])["estimate"] == pytest.approx(100 + (68 - 100 + 30 * share))
+    m = row(con, A, t[3], table="population_estimates_methods", method="ratio_change")
+    assert m["estimate"] == pytest.approx(68.0)
+
+
+def test_turbulence_from_gp_school_and_asylum_by_hand():
+    d = District()
+    t1 = dt.date(2023, 6, 30)
+    d.patients(1000, A, "F", dt.date(1980, 3, 3), [T0, t1])
+    d.base_cell(A, "F", "40-44", 1000)
+    mv = []
+    for i in range(10):   # 10 registrations, 3 of them from abroad
+        mv.append(dict(patient_id=f"r{i}", practice_code="P00001", postcode="M16 0AA", event_date=dt.date(2022, 9, 1),
+                       event="registration", reason="from_abroad" if i < 3 else "transfer_in", lsoa_code=A))
+    for i in range(5):    # 5 transfers out
+        mv.append(dict(patient_id=f"d{i}", practice_code="P00001", postcode="M16 0AA", event_date=dt.date(2022, 10, 1),
+                       event="deregistration", reason="transfer", lsoa_code=A))
+    for reason in ("death", "list_cleaning", "list_cleaning"):   # not churn
+        mv.append(dict(patient_id="z", practice_code="P00001", postcode="M16 0AA", event_date=dt.date(2022, 11, 1),
+                       event="deregistration", reason=reason, lsoa_code=A))
+    mv.append(dict(patient_id="b", practice_code="P00001", postcode="M16 0AA", event_date=dt.date(2022, 11, 1),
+                   event="registration", reason="birth", lsoa_code=A))  # births are not churn either
+    d.tables["gp_movements"] = mv
+    # school census: May 2022 (before T0), Oct 2022, Jan 2023, all pupils living in A, school 100001.
+    c1, c2, c3 = dt.date(2022, 5, 19), dt.date(2022, 10, 6), dt.date(2023, 1, 19)
+    sc = []
+
+    def pupil(census, pid, year):
+        sc.append(dict(census_date=census, pupil_id=pid, urn="100001", nc_year=year, sex="F", ethnicity="WBRI",
+                       ethnic_major="White", lsoa_code=A))
+    pupil(c1, "p1", "6")                      # Year 6 leaver in the summer: normal
+    pupil(c1, "p2", "3")                      # Year 3 leaver in the summer: mobile
+    for i in range(3, 21):                    # 18 who stay throughout (p5 leaves in January)
+        pupil(c1, f"p{i}", "2")
+        pupil(c2, f"p{i}", "3")
+        if i != 5:
+            pupil(c3, f"p{i}", "3")
+    pupil(c2, "p21", "R"); pupil(c3, "p21", "R")   # Reception in September: normal
+    pupil(c2, "p22", "4"); pupil(c3, "p22", "4")   # Year 4 joiner in September: mobile
+    pupil(c3, "p23", "2")                          # Year 2 joiner in January: mobile
+    d.tables["school_census"] = sc
+    d.tables["asylum_allocations"] = [dict(period_start=dt.date(2022, 7, 1), period_end=dt.date(2023, 6, 30),
+                                           area_code=A, area_type="lsoa", persons_allocated=5)]
+    con = d.load()
+    estimate_populations(con, settings())
+    # gp events: 10 registrations + 5 deregistrations + 3 from abroad = 18 over 365 days:
+    #   1000 x 18 / (1000 x 365/365.25) = 18.012329
+    # school: pair c1->c2 (spans 1 Sept): joiners p21 (R, normal), p22 (mobile); leavers p1 (Y6,
+    #   normal), p2 (mobile) -> 2 moves; pair c2->c3: joiner p23, leaver p5 -> 2 moves. 4 moves.
+    #   exposure: 20 pupils at c1 x 140 days + 20 pupils at c2 x 105 days = 20 x 245 / 365.25 = 13.415469
+    #   rate 1000 x 4 / 13.415469 = 298.163265
+    # asylum: 5 allocations, all in the period: 1000 x 5 / (1000 x 365/365.25) = 5.003425
+    # T = 0.5 x 18.012329 + 0.5 x 298.163265 + 5.003425 = 163.091222
+    years = 365 / 365.25
+    gp = 18 / years
+    school = 1000 * 4 / (20 * 245 / 365.25)
+    asylum = 5 / years
+    expected = 0.5 * gp + 0.5 * school + asylum
+    assert expected == pytest.approx(163.0912, abs=1e-3)
+    moves = con.execute("SELECT sum(pupil_moves), sum(pupil_years) FROM est_school_moves").fetchall()[0]
+    assert moves[0] == pytest.approx(4.0) and moves[1] == pytest.approx(20 * 245 / 365.25)
+    assert row(con, A, t1)["turbulence"] == pytest.approx(expected)
+    # the first extract shows the first period's rate
+    assert row(con, A, T0)["turbulence"] == pytest.approx(expected)
+    # and the LA's is the residents-weighted mean of its one LSOA
+    assert row(con, LA, t1)["turbulence"] == pytest.approx(expected)
+
+
+def test_turbulence_from_snapshots_when_no_movements():
+    d = District()
+    # 100 women aged 40-44 at T0; by T1 10 have left and 5 (2 from abroad) joined; one baby born
+    # after T0 joined too (not churn). Leaving rate 10/100 is the only period: usual = itself, so no
+    # cleaning. gp events = 5 joiners + 10 leavers + 2 from abroad = 17 over 92 days:
+    # T = 1000 x 17 / (95 x 92/365.25) ... residents = base 95
+    d.patients(90, A, "F", dt.date(1980, 3, 3), [T0, T1])
+    d.patients(10, A, "F", dt.date(1980, 3, 3), [T0])
+    d.patients(3, A, "F", dt.date(1980, 3, 3), [T1])
+    d.patients(2, A, "F", dt.date(1980, 3, 3), [T1], from_abroad=True)
+    d.patients(1, A, "F", dt.date(2022, 8, 1), [T1])
+    d.base_cell(A, "F", "40-44", 95)
+    con = d.load()
+    estimate_populations(con, settings())
+    expected = 1000 * 17 / (95 * 92 / 365.25)
+    assert row(con, A, T1)["turbulence"] == pytest.approx(expected)
+
+
+def test_constrained_to_la_total():
+    d = District()
+    d.patients(60, A, "F", DOB_22, [T0, T1])
+    d.patients(40, C, "F", DOB_22, [T0, T1])
+    d.base_cell(A, "F", "20-24", 60)
+    d.base_cell(C, "F", "20-24", 40)
+    d.tables["la_totals"] = [dict(reference_date=T1, la_code=LA, population=110.0)]
+    con = d.load()
+    estimate_populations(con, settings())
+    # unchanged lists: 60 and 40, scaled to 110: 66 and 44
+    assert row(con, A, T1)["estimate"] == pytest.approx(66.0)
+    assert row(con, C, T1)["estimate"] == pytest.approx(44.0)
+    la = row(con, LA, T1)
+    assert la["estimate"] == pytest.approx(110.0)
+    assert la["lower_95"] == la["upper_95"] == pytest.approx(110.0)
+    assert bool(la["constrained"])
+    # the constrained LSOA keeps only its own share of the error: (1 - rho) x (66^2 x 0.01 + 66)
+    v = 0.5 * (66 * 66 * 0.01 + 66)
+    assert row(con, A, T1)["upper_95"] == pytest.approx(66 + Z95 * math.sqrt(v))
+    # T0 has no total: untouched
+    assert row(con, LA, T0)["estimate"] == pytest.approx(100.0)
+    assert not bool(row(con, LA, T0)["constrained"])
+    # ratio change is constrained the same way in the comparison table
+    assert row(con, A, T1, table="population_estimates_methods", method="ratio_change")["estimate"] == pytest.approx(66.0)
+
+
+def test_unknown_sex_apportioned_pro_rata():
+    d = District()
+    # cell A, 20-24: 3 men, 1 woman, 2 unknown -> men 3 + 2 x 3/4 = 4.5, women 1 + 2 x 1/4 = 1.5
+    d.patients(3, A, "M", DOB_22, [T0, T1])
+    d.patients(1, A, "F", DOB_22, [T0, T1])
+    d.patients(2, A, "U", DOB_22, [T0, T1])
+    d.base_cell(A, "M", "20-24", 4)
+    d.base_cell(A, "F", "20-24", 2)
+    con = d.load()
+    estimate_populations(con, settings())
+    assert row(con, A, T1, "M", "20-24")["gp_list"] == pytest.approx(4.5)
+    assert row(con, A, T1, "F", "20-24")["gp_list"] == pytest.approx(1.5)
+    assert row(con, A, T1)["gp_list"] == pytest.approx(6.0)
+
+
+def test_age_at_extract_counts_birthdays():
+    d = District()
+    # born 30 June 2002: 20 on 30 June 2022 (band 20-24); born 1 July 2002: still 19 (15-19)
+    d.patients(1, A, "F", dt.date(2002, 6, 30), [T0])
+    d.patients(1, A, "F", dt.date(2002, 7, 1), [T0])
+    d.base_cell(A, "F", "20-24", 1)
+    d.base_cell(A, "F", "15-19", 1)
+    con = d.load()
+    estimate_populations(con, settings())
+    assert row(con, A, T0, "F", "20-24")["gp_list"] == pytest.approx(1.0)
+    assert row(con, A, T0, "F", "15-19")["gp_list"] == pytest.approx(1.0)
+
+
+def test_every_area_and_date_has_all_rows():
+    con = three_lsoa_district().load()
+    estimate_populations(con, settings())
+    pe = con.execute("SELECT * FROM population_estimates").df()
+    cols = ["area_code", "area_name", "area_type", "reference_date", "sex", "age_band", "estimate", "lower_95",
+            "upper_95", "gp_list", "base_population", "turbulence", "method"]
+    assert list(pe.columns[: len(cols)]) == cols
+    # areas: 3 LSOAs, 2 MSOAs, 2 wards, 1 LA = 8; dates 3; rows per area-date: 2 x 18 cells,
+    # 2 sex totals, 18 band totals, 1 overall = 57
+    assert len(pe) == 8 * 3 * 57
+    assert set(pe["area_type"]) == {"lsoa", "msoa", "ward", "la"}
+    alls = pe[(pe["sex"] == "All") & (pe["age_band"] == "All")]
+    assert len(alls) == 8 * 3
+    assert alls.groupby("area_code")["reference_date"].nunique().eq(3).all()
+    assert (pe["lower_95"] <= pe["estimate"]).all() and (pe["estimate"] <= pe["upper_95"]).all()
+    assert (pe["lower_95"] >= 0).all()
+    # the All rows add up: sex totals and band totals both sum to the overall total
+    lsoa = pe[(pe["area_code"] == A) & (pe["reference_date"] == pd.Timestamp(T1))]
+    total = lsoa[(lsoa["sex"] == "All") & (lsoa["age_band"] == "All")]["estimate"].iloc[0]
+    assert lsoa[(lsoa["sex"] != "All") & (lsoa["age_band"] == "All")]["estimate"].sum() == pytest.approx(total)
+    assert lsoa[(lsoa["sex"] == "All") & (lsoa["age_band"] != "All")]["estimate"].sum() == pytest.approx(total)
+    methods = con.execute("SELECT DISTINCT method FROM population_estimates_methods").df()["method"]
+    assert set(methods) == {"base_carried_forward", "raw_list", "ratio_change", "cohdmap"}
+
+
+def test_runs_with_only_the_required_tables():
+    d = three_lsoa_district()
+    d.lookup = []   # no lookup table at all: geography from the register
+    con = duckdb.connect()
+    for name, rows in {"gp_register": d.register, "base_population": d.base}.items():
+        con.register("_f", pd.DataFrame(rows))
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM _f")
+        con.unregister("_f")
+    estimate_populations(con, settings(shrinkage_strength=10.0))
+    assert row(con, A, T1)["estimate"] == pytest.approx(14.6875)
+    assert row(con, W1, T1)["estimate"] == pytest.approx(44.6875)
+    assert row(con, LA, T1)["area_name"] is None or pd.isna(row(con, LA, T1)["area_name"])
+    assert con.execute("SELECT count(*) FROM ethnicity_estimates").fetchall()[0][0] == 0
+
+
+def test_required_tables_missing_is_a_clear_error():
+    con = duckdb.connect()
+    with pytest.raises(ValueError, match="gp_register"):
+        estimate_populations(con, settings())
+
+
+def test_base_population_choice():
+    d = three_lsoa_district()
+    # an older census base (2021) and a later one (2023, after the first extract): the 2022 MYE wins
+    for lsoa, pop in ((A, 8), (B, 25), (C, 50)):
+        d.base_cell(lsoa, "M", "20-24", pop, date=dt.date(2021, 3, 21), source="census-2021")
+        d.base_cell(lsoa, "M", "20-24", pop * 3, date=dt.date(2023, 6, 30), source="ons-mye-2023")
+    con = d.load()
+    estimate_populations(con, settings())
+    assert row(con, LA, T0)["base_population"] == pytest.approx(100.0)
+    # naming the census as the base source picks it: base 8 + 25 + 50 = 83
+    con2 = d.load()
+    estimate_populations(con2, settings(base_source="census-2021"))
+    assert row(con2, LA, T0)["base_population"] == pytest.approx(83.0)
+    # years since base count from census day: 30 June 2022 - 21 March 2021 = 466 days
+    assert row(con2, LA, T0)["years_since_base"] == pytest.approx(466 / 365.25)
+
+
+def test_ethnicity_shares_not_stated_apportioned():
+    d = District()
+    # A, women 20-24: White (A) 6, Asian (H) 2, not stated (Z) 2 on the list; base 10, list 10.
+    d.patients(6, A, "F", DOB_22, [T0], ethnic="A")
+    d.patients(2, A, "F", DOB_22, [T0], ethnic="H")
+    d.patients(2, A, "F", DOB_22, [T0], ethnic="Z")
+    d.base_cell(A, "F", "20-24", 10)
+    con = d.load()
+    estimate_populations(con, settings(ethnicity_shrinkage=0.0))
+    eth = con.execute("SELECT * FROM ethnicity_estimates WHERE area_code = ? ORDER BY ethnic_group", [W1]).df()
+    eth = eth.set_index("ethnic_group")
+    # not stated apportioned pro rata: White 6/8 = 0.75, Asian 2/8 = 0.25 of the estimate 10
+    assert eth.loc["White", "share"] == pytest.approx(0.75)
+    assert eth.loc["White", "estimate"] == pytest.approx(7.5)
+    assert eth.loc["Asian", "estimate"] == pytest.approx(2.5)
+    assert eth.loc["Black", "estimate"] == pytest.approx(0.0)
+    # share margin (alpha = 0): p(1-p)/(n+1) + (0.5 q)^2 p(1-p), q = 2/10:
+    # 0.1875/9 + 0.01 x 0.1875 = 0.0208333 + 0.001875 = 0.0227083; sd 0.150693
+    sd = math.sqrt(0.1875 / 9 + 0.01 * 0.1875)
+    # 0.75 -/+ 1.96 x 0.150693 = 0.454645 to 1.045355, clipped to 1
+    assert eth.loc["White", "share_lower_95"] == pytest.approx(0.75 - Z95 * sd)
+    assert eth.loc["White", "share_upper_95"] == pytest.approx(1.0)
+    # Asian: the same sd; 0.25 - 0.295355 clipped to 0, upper 0.545355
+    assert eth.loc["Asian", "share_lower_95"] == pytest.approx(0.0)
+    assert eth.loc["Asian", "share_upper_95"] == pytest.approx(0.25 + Z95 * sd)
+    # estimate margin adds the population margin (pinned: 10^2 x 0.01 + 10 = 11) x share^2
+    v = 0.75 ** 2 * 11 + 100 * sd ** 2
+    assert eth.loc["White", "upper_95"] == pytest.approx(7.5 + Z95 * math.sqrt(v))
+    assert set(con.execute("SELECT DISTINCT area_type FROM ethnicity_estimates").df()["area_type"]) == \
+        {"lsoa", "msoa", "ward", "la"}
+
+
+def test_margins_widen_with_turbulence_and_time():
+    # with the committed (calibrated) margin model, a churning LSOA's interval is wider than a
+    # settled one's, and both widen with time since the base
+    from pipeline.estimates.margins import load_margin_model
+    p = load_margin_model()
+    settled = predict_variance(p, [1500.0, 1500.0], [0.5, 2.0], [0.03, 0.12], [1500 ** 2 / 36] * 2,
+                               turbulence=[60.0, 60.0])
+    churning = predict_variance(p, [1500.0, 1500.0], [0.5, 2.0], [0.15, 0.6], [1500 ** 2 / 36] * 2,
+                                turbulence=[300.0, 300.0])
+    assert np.all(churning > settled)
+    assert settled[1] > settled[0] and churning[1] > churning[0]
