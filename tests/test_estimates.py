@@ -93,6 +93,8 @@ class District:
         frames = {"gp_register": self.register, "base_population": self.base, "lsoa_lookup": self.lookup,
                   **self.tables}
         for name, rows in frames.items():
+            if not rows:
+                continue
             df = pd.DataFrame(rows)
             con.register("_frame", df)
             con.execute(f"CREATE TABLE {name} AS SELECT * FROM _frame")
@@ -648,3 +650,27 @@ def test_margins_widen_with_turbulence_and_time():
                                 turbulence=[300.0, 300.0])
     assert np.all(churning > settled)
     assert settled[1] > settled[0] and churning[1] > churning[0]
+
+
+def test_runs_on_published_counts_when_there_is_no_register():
+    d = three_lsoa_district()
+    counts = [dict(extract_date=t, practice_code="P00001", lsoa_code=lsoa, sex="M", age_band="20-24", patients=n)
+              for lsoa, series in ((A, (14, 20, 20)), (B, (33, 33, 33)), (C, (63, 56, 56)))
+              for t, n in zip((T0, T1, T2), series)]
+    # an unbanded count for women in A (no base for them but 20-24 F = 4, 25-29 F = 12): 8 then 12,
+    # spread by base: 20-24 gets 4/16, 25-29 12/16
+    d.base_cell(A, "F", "20-24", 4)
+    d.base_cell(A, "F", "25-29", 12)
+    counts += [dict(extract_date=T0, practice_code="P00001", lsoa_code=A, sex="F", age_band=None, patients=8),
+               dict(extract_date=T1, practice_code="P00001", lsoa_code=A, sex="F", age_band=None, patients=12)]
+    d.tables["gp_counts"] = counts
+    d.register = []
+    con = d.load()
+    con.execute("CREATE TABLE gp_register (extract_date DATE, patient_id VARCHAR, practice_code VARCHAR, "
+                "sex VARCHAR, date_of_birth DATE, lsoa_code VARCHAR)")
+    estimate_populations(con, settings(shrinkage_strength=10.0))
+    # men: as from the register, A = 10 + 6 / 1.28 = 14.6875
+    assert row(con, A, T1, "M", "20-24")["estimate"] == pytest.approx(14.6875)
+    # women 25-29 list: 8 x 12/16 = 6 at T0 and 12 x 12/16 = 9 at T1
+    assert row(con, A, T1, "F", "25-29")["gp_list"] == pytest.approx(9.0)
+    assert row(con, A, T0, "F", "25-29")["gp_list"] == pytest.approx(6.0)

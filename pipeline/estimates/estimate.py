@@ -50,15 +50,27 @@ SQL_DIR = Path(__file__).with_name("sql")
 PREPARE_DIR = SQL_DIR / "prepare"
 PUBLISH_DIR = SQL_DIR / "publish"
 CELL_KEYS = ["lsoa_code", "sex", "age_band"]
+# est_lsoa_cells: every cell's working, kept for audit (and for the back-test's calibration)
+CELL_AUDIT_COLUMNS = [
+    "lsoa_code", "extract_date", "k", "years_since_base", "sex", "age_band", "base_population", "list_count",
+    "list_t0", "births_lag", "deaths_lag", "list_star", "list_star_t0", "registrations", "from_abroad",
+    "deregistrations", "cleaning", "cum_cleaning", "cum_registrations", "inflation_raw", "inflation_prior",
+    "inflation", "estimate", "est_ratio_change", "constrained",
+]
 
 
 def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSettings) -> None:
     """Create population_estimates, population_estimates_methods and ethnicity_estimates in `con`."""
     info = prepare_sources(con)
     model = load_margin_model(settings.margin_model_path or None, settings.margin_overrides)
-    first_extract = con.execute("SELECT min(extract_date) FROM est_src_gp_register").fetchall()[0][0]
+    list_from_counts = not info.has("gp_register")
+    if list_from_counts:
+        log.warning("no patient-level GP register: estimating from the published gp_counts (no ethnicity; "
+                    "turbulence from school and asylum data only)")
+    first_extract = con.execute(
+        f"SELECT min(extract_date) FROM est_src_{'gp_counts' if list_from_counts else 'gp_register'}").fetchall()[0][0]
     base_date, base_source = choose_base(con, first_extract, settings.base_source)
-    flows_from_movements = info.has("gp_movements")
+    flows_from_movements = info.has("gp_movements") and not list_from_counts
     log.info("population estimates: base %s (%s), first extract %s, flows from %s", base_date,
              base_source or "any source", first_extract, "gp_movements" if flows_from_movements else "snapshots")
     run_steps(con, PREPARE_DIR, {
@@ -67,6 +79,7 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
         "birth_lag_days": int(settings.birth_registration_lag_days),
         "death_lag_days": int(settings.death_removal_lag_days),
         "flows_from_movements": flows_from_movements,
+        "list_from_counts": list_from_counts,
         "cleaning_threshold": float(settings.cleaning_threshold),
     })
     _log_coverage(con)
@@ -78,6 +91,7 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
     geo = con.execute("SELECT * FROM est_lsoa_geo").df()
     cells = apply_constraint(cells, geo, la_totals)
     rows = build_lsoa_rows(cells, turb, model)
+    _write(con, "est_lsoa_cells", cells[CELL_AUDIT_COLUMNS], date_cols=("extract_date",))
     _write(con, "est_lsoa_rows", rows, date_cols=("reference_date",))
     ethnic = build_ethnicity(con, cells, rows, settings)
     _write(con, "est_lsoa_ethnic", ethnic, date_cols=("reference_date",))

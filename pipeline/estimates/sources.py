@@ -1,6 +1,8 @@
 """The canonical tables the estimates read, presented to the SQL steps as ``est_src_<table>`` views.
 
-Required: ``gp_register`` and ``base_population``. Everything else is optional: an absent (or
+Required: ``base_population`` and a GP list: ``gp_register`` (patient level), or failing that
+the published counts ``gp_counts`` (then there is no ethnicity, and flows, list cleaning and GP
+churn are unknown: turbulence comes from schools and asylum only). Everything else is optional: an absent (or
 column-short) table becomes an empty view with the expected columns, so every SQL step runs and
 the model degrades to what the data can support (no movements -> flows and list cleaning from
 consecutive snapshots; no school census or asylum allocations -> turbulence from the GP list
@@ -26,6 +28,10 @@ SOURCE_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("reference_date", "DATE"), ("lsoa_code", "VARCHAR"), ("sex", "VARCHAR"),
         ("age_band", "VARCHAR"), ("population", "DOUBLE"), ("source", "VARCHAR"),
     ],
+    "gp_counts": [
+        ("extract_date", "DATE"), ("practice_code", "VARCHAR"), ("lsoa_code", "VARCHAR"), ("sex", "VARCHAR"),
+        ("age_band", "VARCHAR"), ("patients", "DOUBLE"),
+    ],
     "gp_movements": [
         ("patient_id", "VARCHAR"), ("practice_code", "VARCHAR"), ("event_date", "DATE"),
         ("event", "VARCHAR"), ("reason", "VARCHAR"), ("lsoa_code", "VARCHAR"),
@@ -49,7 +55,7 @@ SOURCE_COLUMNS: dict[str, list[tuple[str, str]]] = {
     "area_names": [("area_code", "VARCHAR"), ("area_name", "VARCHAR"), ("area_type", "VARCHAR")],
     "la_totals": [("reference_date", "DATE"), ("la_code", "VARCHAR"), ("population", "DOUBLE")],
 }
-REQUIRED = ("gp_register", "base_population")
+REQUIRED = ("base_population",)  # and a GP list: gp_register, or else gp_counts
 
 
 @dataclass
@@ -78,8 +84,6 @@ def prepare_sources(con: duckdb.DuckDBPyConnection) -> SourceInfo:
     for table, columns in SOURCE_COLUMNS.items():
         present = table_columns(con, table)
         if present is None:
-            if table in REQUIRED:
-                raise ValueError(f"population estimates need the '{table}' table, which is not in the database")
             selects = ", ".join(f"CAST(NULL AS {typ}) AS {col}" for col, typ in columns)
             con.execute(f"CREATE OR REPLACE TEMP VIEW est_src_{table} AS SELECT {selects} WHERE FALSE")
             info.rows[table] = 0
@@ -97,8 +101,12 @@ def prepare_sources(con: duckdb.DuckDBPyConnection) -> SourceInfo:
         con.execute(f'CREATE OR REPLACE TEMP VIEW est_src_{table} AS SELECT {selects} FROM "{table}"')
         info.present.add(table)
         info.rows[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0]
-    if info.rows["gp_register"] == 0:
-        raise ValueError("the gp_register table is empty: there is nothing to estimate from")
+    if info.rows["gp_register"] == 0 and info.rows["gp_counts"] == 0:
+        raise ValueError("population estimates need the gp_register table (or, failing that, gp_counts): "
+                         "neither is in the database or both are empty")
+    for table in REQUIRED:
+        if table not in info.present:
+            raise ValueError(f"population estimates need the '{table}' table, which is not in the database")
     if info.rows["base_population"] == 0:
         raise ValueError("the base_population table is empty: there is nothing to roll forward")
     return info

@@ -1,4 +1,5 @@
--- The GP extract dates: the dates we estimate for. k = 0 is the first extract (t0), which the
+-- The GP extract dates (of gp_register, or of gp_counts when there is no register): the dates we
+-- estimate for. k = 0 is the first extract (t0), which the
 -- base population is rolled forward from; years_since_base counts from the base population's date.
 SELECT
     extract_date,
@@ -6,4 +7,8 @@ SELECT
     lag(extract_date) OVER (ORDER BY extract_date) AS prev_date,
     (extract_date - {{ base_date }}) / 365.25 AS years_since_base,
     (extract_date - lag(extract_date) OVER (ORDER BY extract_date)) / 365.25 AS period_years
-FROM (SELECT DISTINCT extract_date FROM est_src_gp_register WHERE extract_date IS NOT NULL)
+FROM (
+    SELECT DISTINCT extract_date FROM est_src_gp_register WHERE extract_date IS NOT NULL AND NOT {{ list_from_counts }}
+    UNION
+    SELECT DISTINCT extract_date FROM est_src_gp_counts WHERE extract_date IS NOT NULL AND {{ list_from_counts }}
+)
