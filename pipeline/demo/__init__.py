@@ -23,7 +23,7 @@ random) with exact dates of birth, a postcode in their LSOA (by household weight
 broad ethnic group (more diverse among the young, in deprived and core areas), an NHS
 category A-S and a DfE code consistent with it, a birthplace and a first language, and
 the date they moved to their address. The *published* base estimate is this truth with
-ONS-like errors: an LSOA factor (sd 2/4/7% by churn), extra error for ages 18-39 and
+ONS-like errors: an LSOA factor (sd 2/4/6% by churn), extra error for ages 18-39 and
 cell noise, constrained to within ~0.4% of the true LA total.
 
 Time. Quarterly steps from ``start_date`` for ``quarters`` quarters (and sub-steps at school

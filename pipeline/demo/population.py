@@ -357,7 +357,8 @@ def draw_initial_population(frame: Frame, scale: float, start, rates: DemoRates,
     for name, values in describe_people(lsoa, age, np.full(len(cell), BASE), frame, rates, rng).items():
         people.cols[name][idx] = values
     people.address_since[idx] = draw_address_since(frame.lsoa_churn[lsoa], age, people.dob[idx], start, rates, rng)
-    people.school_move_date[idx] = people.address_since[idx]
+    changed_school = rng.random(len(idx)) < rates.base_pupils_joined_mid_way
+    people.school_move_date[idx] = np.where(changed_school, people.address_since[idx], people.dob[idx])
     return people, counts
 
 

@@ -52,8 +52,8 @@ class DemoRates:
     churn_shares_turbulent: tuple = (0.25, 0.35, 0.40)
 
     # --- published base population error (multiplicative, log-normal sd) ----------------
-    base_error_sd: tuple = (0.02, 0.04, 0.07)          # whole LSOA
-    base_young_adult_error_sd: tuple = (0.03, 0.06, 0.10)  # extra, ages 18-39 by sex
+    base_error_sd: tuple = (0.02, 0.04, 0.06)          # whole LSOA
+    base_young_adult_error_sd: tuple = (0.03, 0.05, 0.08)  # extra, ages 18-39 by sex
     base_cell_error_sd: float = 0.03                   # single-year cells
     base_la_error_sd: float = 0.004                    # LA total after constraining
 
@@ -130,6 +130,7 @@ class DemoRates:
     school_distance_km: tuple = (1.2, 3.0)             # primary, secondary distance decay
     school_affinity_sd: float = 0.9                    # between-school ethnic clustering
     change_school_on_move: float = 0.3
+    base_pupils_joined_mid_way: float = 0.4           # base children whose move changed school
 
     # --- survey -----------------------------------------------------------------------------
     response_by_band: tuple = (0.18, 0.22, 0.30, 0.36, 0.42, 0.50, 0.42)

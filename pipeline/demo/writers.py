@@ -66,16 +66,25 @@ def write_json(path: Path, payload: dict) -> None:
 
 # --- identifiers and untidy codes --------------------------------------------------------
 
-def pseudonymise(index: np.ndarray, seed: int, prefix: str, key: int) -> np.ndarray:
-    """Stable pseudonyms: prefix + 10 hex digits from a keyed bijection of the row index, so
-    they are unique, look random, and never form an NHS-number-like run of digits."""
+def pseudonym_numbers(index: np.ndarray, seed: int, key: int) -> np.ndarray:
+    """A keyed bijection of row indices onto 40-bit numbers: unique, random-looking, stable."""
     x = (np.asarray(index, dtype=np.uint64) + np.uint64((seed * 0x9E3779B1 + key) & MASK40)) & np.uint64(MASK40)
     for shift, mult in ((21, 0x5DEECE66D), (17, 0x2545F4914F), (19, 0xD6E8FEB86659)):
         x ^= x >> np.uint64(shift)
         x = (x * np.uint64(mult | 1)) & np.uint64(MASK40)
-    nibbles = (x[:, None] >> (np.arange(36, -1, -4, dtype=np.uint64))[None, :]) & np.uint64(15)
-    chars = np.concatenate([np.full((len(x), 1), ord(prefix), dtype=np.uint8), HEX[nibbles.astype(np.intp)]], axis=1)
+    return x
+
+
+def hex_ids(numbers: np.ndarray, prefix: str) -> np.ndarray:
+    """prefix + 10 upper-case hex digits, so an id is never an NHS-number-like run of digits."""
+    nibbles = (numbers[:, None] >> (np.arange(36, -1, -4, dtype=np.uint64))[None, :]) & np.uint64(15)
+    chars = np.concatenate([np.full((len(numbers), 1), ord(prefix), dtype=np.uint8),
+                            HEX[nibbles.astype(np.intp)]], axis=1)
     return np.ascontiguousarray(chars).view(f"S{chars.shape[1]}").ravel().astype(str)
+
+
+def pseudonymise(index: np.ndarray, seed: int, prefix: str, key: int) -> np.ndarray:
+    return hex_ids(pseudonym_numbers(index, seed, key), prefix)
 
 
 def untidy_postcodes(postcode: np.ndarray, frame: Frame, rng, tidy_share: float = 0.88) -> pa.DictionaryArray:
@@ -101,8 +110,11 @@ def _dob_text(dob: np.ndarray, month_only: np.ndarray) -> np.ndarray:
 
 def write_register_extract(path: Path, people: People, frame: Frame, on, seed: int,
                            blank_flag_practices: np.ndarray, rng) -> int:
-    """One GP register snapshot: everyone on a list on the extract date."""
+    """One GP register snapshot: everyone on a list on the extract date, by practice."""
     idx = np.flatnonzero(people.reg_practice >= 0)
+    numbers = pseudonym_numbers(idx, seed, 1)
+    order = np.lexsort((numbers, people.reg_practice[idx]))
+    idx, numbers = idx[order], numbers[order]
     practice = people.reg_practice[idx]
     sex_code = np.where(people.sex_numeric[idx], 2 + people.sex[idx], people.sex[idx])
     sex_code = np.where(people.sex_unknown[idx], 4 + (idx % 5 == 0), sex_code)
@@ -110,7 +122,7 @@ def write_register_extract(path: Path, people: People, frame: Frame, on, seed: i
     recorded = people.recorded_ethnic[idx]
     return write_csv(path, {
         "extract_date": np.full(len(idx), np.datetime64(on, "D")),
-        "patient_id": pseudonymise(idx, seed, "P", 1),
+        "patient_id": hex_ids(numbers, "P"),
         "practice_code": _dictionary(practice, frame.practice_code),
         "postcode": untidy_postcodes(people.reg_postcode[idx], frame, rng),
         "sex": _dictionary(sex_code, ["M", "F", "1", "2", "U", "I"]),
