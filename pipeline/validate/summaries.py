@@ -41,15 +41,14 @@ class Expect:
     strict_min: bool = False
     mostly: float = 1.0
     per_batch_mostly: bool = False
-    observed: str | None = None  # column reported as the observed value (default: `column`)
-    details: str = ""  # template filled from the batch's summary row (per_row), or a plain note
+    details: str = ""  # template: filled from the batch's summary row (per_row), or with {unexpected} and {checked}
     notes: str = ""  # what the expectation means, shown in the data docs
 
 
 @dataclass
 class Check:
-    name: str  # GX asset / suite / checkpoint name
-    table: str
+    name: str  # names its rows in the frame handed to GX (the `summary` column)
+    table: str  # the canonical table it summarises ("files" for the ingest reports)
     frame: pd.DataFrame  # always has a `batch` column
     expectations: list[Expect]
     batches: list[str] = field(default_factory=list)  # batches to report (per_batch_mostly checks)
@@ -109,7 +108,8 @@ def _with_batches(frame: pd.DataFrame, batches: list[str], fill: dict[str, objec
         extra = pd.DataFrame({"batch": missing, **{k: [v] * len(missing) for k, v in fill.items()}})
         frame = pd.concat([frame, extra], ignore_index=True) if len(frame) else extra
     order = {b: i for i, b in enumerate(batches)}
-    return frame.sort_values("batch", key=lambda s: s.map(lambda b: order.get(b, len(order)))).reset_index(drop=True)
+    return frame.sort_values("batch", key=lambda s: s.map(lambda b: order.get(b, len(order))),
+                             kind="stable").reset_index(drop=True)
 
 
 # --- every file ------------------------------------------------------------------------------
@@ -239,6 +239,9 @@ def list_change_checks(con, settings: Settings) -> list[Check]:
     lsoa = lsoa[lsoa["checked"]].drop(columns="checked").reset_index(drop=True)
     checks.append(Check("gp_register_lsoa_list_change", "gp_register", lsoa, [Expect(
         "lsoa_list_change", "change", 0, v.max_list_change, mostly=mostly, per_batch_mostly=True,
+        details=f"{{unexpected}} of {{checked}} LSOA(s) with a list of at least {v.min_list_for_change_check} "
+                f"changed by more than {v.max_list_change:.0%} since the previous extract "
+                f"(at least {mostly:.0%} must be within)",
         notes=f"Per LSOA with a list of at least {v.min_list_for_change_check} in either extract, "
               f"|list(t) / list(t-1) - 1| <= {v.max_list_change} between consecutive extracts, "
               f"for at least {mostly:.0%} of the LSOAs of each extract.")], batches=later))
@@ -312,10 +315,10 @@ def base_population_check(con, batches: list[str]) -> Check:
             FROM base_population GROUP BY ALL)
         SELECT source_file AS batch, count(*) AS areas,
                count(*) FILTER (WHERE n < {cells}) AS incomplete_areas,
-               list_slice(list(lsoa_code || ' ' || reference_date || ' (' || n || ' of {cells} cells)'
-                               ORDER BY lsoa_code, reference_date) FILTER (WHERE n < {cells}), 1, {LIST_EXAMPLES}) AS examples
+               coalesce(nullif(array_to_string(list_slice(
+                   list(lsoa_code || ' ' || reference_date || ' (' || n || ' of {cells} cells)' ORDER BY lsoa_code, reference_date)
+                       FILTER (WHERE n < {cells}), 1, {LIST_EXAMPLES}), ', '), ''), 'none') AS examples
         FROM per_area GROUP BY source_file""").df()
-    complete["examples"] = complete["examples"].map(lambda xs: ", ".join(xs) if xs is not None and len(xs) else "none")
     frame = frame.merge(complete, on="batch", how="left")
     frame["areas"] = frame["areas"].fillna(0).astype("int64")
     frame["incomplete_areas"] = frame["incomplete_areas"].fillna(0).astype("int64")
