@@ -44,8 +44,9 @@ def make_raw(root: Path) -> Path:
     base = ["reference_date,area_code,sex,age_band,population,source"]
     for lsoa in ("E01006074", "E01006075", "E01006076"):
         for sex in "MF":
-            base += [f"2023-06-30,{lsoa},{sex},0-4,50,ons-mye-2023", f"2023-06-30,{lsoa},{sex},30,12,ons-mye-2023",
-                     f"2023-06-30,{lsoa},{sex},31,13,ons-mye-2023"]
+            bands = [f"{a}-{a + 4}" for a in range(0, 85, 5) if a != 30] + ["85+"]
+            base += [f"2023-06-30,{lsoa},{sex},{band},50,ons-mye-2023" for band in bands]
+            base += [f"2023-06-30,{lsoa},{sex},30,12,ons-mye-2023", f"2023-06-30,{lsoa},{sex},31,13,ons-mye-2023"]
     write(raw / "base_population" / "base.csv", "\n".join(base) + "\n")
     return root
 
