@@ -33,6 +33,10 @@ _NOT_NHS_NUMBER = RowRule(
     "before they reach the pipeline", redact=True)
 
 
+_EARLIEST_BIRTH = ("CASE WHEN length(date_of_birth__text) = 7 THEN CAST(date_trunc('month', date_of_birth) AS DATE) "
+                   "ELSE date_of_birth END")
+
+
 # --- 1. GP patient register snapshot ------------------------------------------------------
 class GpRegisterRow(Contract):
     extract_date: IsoDate
@@ -47,9 +51,10 @@ class GpRegisterRow(Contract):
 
     row_rules: ClassVar = (
         _NOT_NHS_NUMBER,
-        RowRule("birth_after_extract", "date_of_birth", "date_of_birth > extract_date",
+        # a YYYY-MM date of birth is read as the 15th; these rules give it the benefit of the whole month
+        RowRule("birth_after_extract", "date_of_birth", f"{_EARLIEST_BIRTH} > extract_date",
                 "date of birth is after the extract date"),
-        RowRule("registered_before_birth", "registration_date", "registration_date < date_of_birth",
+        RowRule("registered_before_birth", "registration_date", f"registration_date < {_EARLIEST_BIRTH}",
                 "registration date is before the date of birth"),
         RowRule("registered_after_extract", "registration_date", "registration_date > extract_date",
                 "registration date is after the extract date"),

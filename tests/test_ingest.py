@@ -67,6 +67,8 @@ def test_each_fault_lands_in_quarantine_with_its_line_and_rule(mini_data):
         f"2024-07-01,9434765919,P91003,{pc},M,1980-01-01,2000-01-01,N,A",  # line 9: a real-looking NHS number
         f"2024-07-01,Pb0009,P91003,{pc},F,1990-13-01,2000-01-01,N,A",      # line 10: impossible date
         f"2024-07-01,Pb0010,XYZ,{pc},F,1990-01-01,2000-01-01,N,Q",         # line 11: bad ODS code, bad ethnic category
+        f"2024-07-01,Pb0011,P91003,{pc},F,2024-05,2024-05-03,N,A",         # line 12: good (day of birth suppressed)
+        f"2024-07-01,Pb0012,P91003,{pc},F,2024-05,2024-04-30,N,A",         # line 13: registered the month before birth
     ]
     write(mini_data / "raw" / "gp_register" / "faulty.csv", "\n".join(lines) + "\n")
     con, result = ingest(mini_data)
@@ -74,7 +76,8 @@ def test_each_fault_lands_in_quarantine_with_its_line_and_rule(mini_data):
     expected = {3: ("sex", "bad_code"), 4: ("date_of_birth", "birth_after_extract"),
                 5: ("registration_date", "registered_before_birth"), 6: ("postcode", "unknown_postcode"),
                 7: (None, "short_row"), 8: ("patient_id", "duplicate_record"), 9: ("patient_id", "nhs_number"),
-                10: ("date_of_birth", "bad_date"), 11: ("practice_code", "bad_format")}
+                10: ("date_of_birth", "bad_date"), 11: ("practice_code", "bad_format"),
+                13: ("registration_date", "registered_before_birth")}
     assert sorted(q.index) == sorted(expected)
     for line, (column, rule) in expected.items():
         assert q.loc[line, "rule"] == rule, line
@@ -86,7 +89,7 @@ def test_each_fault_lands_in_quarantine_with_its_line_and_rule(mini_data):
     # the NHS number is never copied into the quarantine
     assert "9434765919" not in q.to_csv()
     report = report_for(result, "faulty.csv")
-    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (10, 1, 9)
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (12, 2, 10)
 
 
 def test_bad_codes_in_other_sources(mini_data):
