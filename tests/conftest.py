@@ -61,3 +61,16 @@ def settings_for():
     def build(data_dir: Path, **overrides):
         return load_settings(data_dir=data_dir, **overrides)
     return build
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """A small demo district (12 LSOAs, 30% scale, a year of extracts) run through every built stage."""
+    from pipeline.demo import generate_district
+    from pipeline.run import run_pipeline
+
+    data = tmp_path_factory.mktemp("demo") / "data"
+    settings = load_settings(data_dir=data, demo={"n_lsoas": 12, "scale": 0.3, "quarters": 4, "survey_size": 600})
+    generate_district(settings.demo, data)
+    summary = run_pipeline(settings, "outputs")
+    return settings, summary
