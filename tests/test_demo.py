@@ -165,6 +165,18 @@ def test_survey_answer_codes(district):
         assert answers.isin(list(codes)).mean() > 0.98
 
 
+def test_people_live_at_postcodes_of_the_directory(district, register):
+    folder, _ = district
+    directory = set(pd.read_csv(folder / "raw/geography/postcode_directory.csv")["postcode"])
+    survey = pd.read_csv(folder / "raw/survey/residents_survey.csv")
+    assert survey["area"].isin(directory).all()
+    for f in (folder / "raw/school_census").glob("*.csv"):
+        assert pd.read_csv(f)["home_postcode"].isin(directory).all()
+    for extract in register.values():
+        tidy = extract["postcode"].str.upper().str.replace(" ", "").str.replace(r"(\d[A-Z]{2})$", r" \1", regex=True)
+        assert 0.97 < tidy.isin(directory).mean() < 1.0      # a few patients live just outside
+
+
 def test_aggregates_are_non_negative_integers(district):
     folder, _ = district
     for name, columns in (("vital_events/vital_events.csv", ["births", "deaths"]),

@@ -188,8 +188,11 @@ def score_ethnic_mix(dep, north, core, rates: DemoRates):
 
 
 def choose_dispersal_lsoas(churn: np.ndarray, score: np.ndarray, rates: DemoRates) -> np.ndarray:
-    """Asylum dispersal housing sits in the most deprived few high-churn LSOAs."""
+    """Asylum dispersal housing sits in the most deprived few high-churn LSOAs (in a district
+    with no high-churn LSOA, in its single most deprived one)."""
     high = np.flatnonzero(churn == 2)
+    if len(high) == 0:
+        high = np.flatnonzero(churn == churn.max())
     n = max(1, int(round(rates.dispersal_share_of_high * len(high))))
     chosen = high[np.argsort(-score[high], kind="stable")[:n]]
     flag = np.zeros(len(churn), dtype=bool)

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.demo.frame import Frame
-from pipeline.demo.rates import (LANGUAGES, NHS_ETHNIC_CODES, NHS_ETHNIC_GROUP, NHS_TO_DFE,
-                                 DemoRates)
+from pipeline.demo.rates import LANGUAGES, NHS_ETHNIC_CODES, NHS_TO_DFE, DemoRates
 from pipeline.demo.timeline import (DAY, DAYS_PER_YEAR, NEVER, age_on, as_day, days_to_offset,
                                     random_days_between, years_between)
 

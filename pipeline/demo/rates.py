@@ -14,9 +14,8 @@ from dataclasses import dataclass
 CHURN_LEVELS = ("low", "medium", "high")
 ETHNIC_GROUPS = ("White", "Mixed", "Asian", "Black", "Other")
 
-# NHS ethnic category (2001 census based), its broad group and its DfE school-census code.
+# NHS ethnic category (2001 census based) and the DfE school-census code it maps to.
 NHS_ETHNIC_CODES = ("A", "B", "C", "D", "E", "F", "G", "H", "J", "K", "L", "M", "N", "P", "R", "S")
-NHS_ETHNIC_GROUP = (0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 2, 4)
 NHS_TO_DFE = (
     "WBRI", "WIRI", "WOTH", "MWBC", "MWBA", "MWAS", "MOTH",
     "AIND", "APKN", "ABAN", "AOTH", "BCRB", "BAFR", "BOTH", "CHNE", "OOTH",
@@ -94,7 +93,7 @@ class DemoRates:
     base_inflation: tuple = ((0.02, 0.05), (0.07, 0.12), (0.15, 0.30))  # ghosts / residents
     ghost_age_weights: tuple = (0.6, 3.0, 1.0, 0.4)    # ages 0-19, 20-39, 40-59, 60+
     outside_patient_share: float = 0.008               # registered, living outside the area
-    birth_reg_lag_days: tuple = (7, 21)                # minimum, mean extra (exponential)
+    birth_reg_lag_days: tuple = (7, 18)                # minimum, mean extra (exponential)
     late_birth_registration: float = 0.02              # babies registered months late
     death_dereg_lag_days: tuple = (3, 14)
     p_unregistered_base_young_adults: tuple = (0.02, 0.04, 0.08)  # base date, men 18-34
@@ -127,8 +126,8 @@ class DemoRates:
     specials_at_scale_1: int = 4
     special_school_share: float = 0.012
     independent_share: tuple = (0.03, 0.12)            # most / least deprived areas
-    school_distance_km: tuple = (1.2, 3.0)             # primary, secondary distance decay
-    school_affinity_sd: float = 0.9                    # between-school ethnic clustering
+    school_distance_km: tuple = (0.9, 2.5)             # primary, secondary distance decay
+    school_affinity_sd: float = 1.3                    # between-school ethnic clustering
     change_school_on_move: float = 0.3
     base_pupils_joined_mid_way: float = 0.4           # base children whose move changed school
 

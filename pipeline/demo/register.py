@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.demo.frame import Frame
-from pipeline.demo.population import (ABROAD_ARRIVAL, ASYLUM, DEAD, EMIGRATED, GHOST, LEFT_UK, OUTSIDE,
+from pipeline.demo.population import (ABROAD_ARRIVAL, DEAD, EMIGRATED, GHOST, LEFT_UK, OUTSIDE,
                                       OUTSIDE_PATIENT, RESIDENT, UK_ARRIVAL, People, PeriodEvents,
                                       describe_people, draw_categorical, draw_dob, draw_postcodes)
 from pipeline.demo.rates import DemoRates
@@ -177,9 +177,9 @@ def seed_ghost_patients(people: People, frame: Frame, rates: DemoRates, rng, sta
     age = draw_categorical(frame.mye[lsoa].sum(axis=1) * age_weight[None, :] + 0.01, rng)
     sex = (rng.random(n) < 0.45).astype(np.int8)
     emigrated = rng.random(n) < 0.3
-    left = start - lag_days(rng, n, 1, 600)
     dob = draw_dob(age, start, rng)
-    reg_date = np.maximum(left - lag_days(rng, n, 30, 3 * 365), dob + 14 * DAY)
+    left = np.maximum(start - lag_days(rng, n, 1, 600), np.minimum(dob + 30 * DAY, start))
+    reg_date = np.minimum(np.maximum(left - lag_days(rng, n, 30, 3 * 365), dob + 14 * DAY), left)
     traits = describe_people(lsoa, age, np.where(emigrated, ABROAD_ARRIVAL, UK_ARRIVAL), frame, rates, rng)
     postcode = draw_postcodes(frame, lsoa, frame.pc_lsoa[:frame.n_in_area], rng)
     idx = people.add(n, sex=sex, dob=dob, origin=GHOST, postcode=postcode,

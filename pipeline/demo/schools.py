@@ -65,15 +65,20 @@ def make_schools(frame: Frame, n_residents: int, rates: DemoRates, rng) -> Schoo
 
 
 def name_schools(phase: np.ndarray, rng) -> list[str]:
-    stems = list(rng.permutation(NAME_STEMS))
-    names = []
-    for k, p in enumerate(phase):
-        stem = stems[k % len(stems)] + ("" if k < len(stems) else f" {k // len(stems) + 1}")
-        if p == PRIMARY and rng.random() < 0.25:
-            saint = SAINTS[k % len(SAINTS)]
-            names.append(f"St {saint}'s {'RC' if rng.random() < 0.5 else 'CofE'} Primary School ({stem})")
+    """Invented, unique, plausible names ("Oakfield Primary School", "St Anne's RC Primary
+    School", "Moorside High School")."""
+    stems = [list(rng.permutation(NAME_STEMS)) for _ in PHASES]     # a shuffled list per phase
+    used = [0] * len(PHASES)
+    names, saints_used = [], 0
+    for p in phase:
+        k = used[p]
+        used[p] += 1
+        stem = stems[p][k % len(NAME_STEMS)] + (f" {k // len(NAME_STEMS) + 1}" if k >= len(NAME_STEMS) else "")
+        if p == PRIMARY and saints_used < len(SAINTS) and rng.random() < 0.25:
+            names.append(f"St {SAINTS[saints_used]}'s {rng.choice(['RC', 'CofE'])} Primary School")
+            saints_used += 1
         elif p == PRIMARY:
-            names.append(f"{stem} {'Community Primary' if rng.random() < 0.3 else 'Primary'} School")
+            names.append(f"{stem} {rng.choice(['Primary', 'Community Primary'], p=[0.7, 0.3])} School")
         elif p == SECONDARY:
             names.append(f"{stem} {rng.choice(['High School', 'Academy', 'Grammar School'], p=[0.6, 0.3, 0.1])}")
         else:
@@ -138,15 +143,20 @@ def meet_new_children(people: People, children: np.ndarray, frame: Frame, rates:
 
 
 def choose_schools(people: People, idx: np.ndarray, phase: np.ndarray, schools: Schools, frame: Frame,
-                   rates: DemoRates, rng) -> np.ndarray:
-    """A school of the right phase, by distance decay and ethnic-group affinity."""
-    home = frame.pc_xy[people.postcode[idx]]
-    dist = np.linalg.norm(home[:, None, :] - schools.xy[None, :, :], axis=2)
+                   rates: DemoRates, rng, block: int = 20_000) -> np.ndarray:
+    """A school of the right phase, by distance decay and ethnic-group affinity (in blocks
+    of children, so the child x school matrix stays small at any scale)."""
+    chosen = np.empty(len(idx), dtype=np.int16)
     primary_km, secondary_km = rates.school_distance_km
-    decay = np.where(phase == PRIMARY, primary_km, secondary_km)[:, None]
-    weight = np.exp(-dist / decay) * schools.affinity[:, people.ethnic_group[idx]].T + 1e-9
-    weight *= schools.phase[None, :] == phase[:, None]
-    return draw_categorical(weight, rng).astype(np.int16)
+    for start in range(0, len(idx), block):
+        part = slice(start, start + block)
+        home = frame.pc_xy[people.postcode[idx[part]]]
+        dist = np.linalg.norm(home[:, None, :] - schools.xy[None, :, :], axis=2)
+        decay = np.where(phase[part] == PRIMARY, primary_km, secondary_km)[:, None]
+        weight = np.exp(-dist / decay) * schools.affinity[:, people.ethnic_group[idx[part]]].T + 1e-9
+        weight *= schools.phase[None, :] == phase[part][:, None]
+        chosen[part] = draw_categorical(weight, rng)
+    return chosen
 
 
 NC_YEAR_LABELS = np.array(["R"] + [str(k) for k in range(1, 12)], dtype=object)

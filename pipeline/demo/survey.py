@@ -156,6 +156,7 @@ def draw_survey(people: People, frame: Frame, rates: DemoRates, rng, on, size: i
     return {
         "survey_id": f"residents-{as_day(on).astype(object).year}",
         "person": idx,
+        "postcode": people.postcode[idx].copy(),         # where they live when interviewed
         "interview_date": interview,
         "sex": people.sex[idx],
         "age_band": np.asarray(SURVEY_AGE_BANDS, dtype=object)[survey_band(age)],

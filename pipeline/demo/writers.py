@@ -168,15 +168,14 @@ SURVEY_QUESTIONS = ("q_get_on", "q_belong", "q_influence", "q_mix_home", "q_mix_
                     "q_mix_pub", "q_mix_group", "q_mix_worship", "q_mix_shops")
 
 
-def write_survey(path: Path, survey: dict, people: People, frame: Frame) -> int:
-    idx = survey["person"]
-    n = len(idx)
+def write_survey(path: Path, survey: dict, frame: Frame) -> int:
+    n = len(survey["person"])
     respondent = np.char.add("R", np.char.zfill(np.arange(1, n + 1).astype(str), 6))
     return write_csv(path, {
         "survey_id": survey["survey_id"],
         "respondent_id": respondent.astype(object),
         "interview_date": survey["interview_date"],
-        "area": frame.pc_code[people.postcode[idx]],
+        "area": frame.pc_code[survey["postcode"]],
         "sex": np.where(survey["sex"] == 0, "M", "F").astype(object),
         "age_band": survey["age_band"],
         "ethnic_group": survey["ethnic_group"],
