@@ -4,7 +4,8 @@ Everything here is read from `pipeline/demo/frame/` (real, published data) and a
 numpy arrays indexed by postcode, LSOA, ward and practice, so the simulation can look up a
 person's areas with one fancy-index. Synthetic additions made here: the churn level and
 ethnic mix of each LSOA, postcode "household" weights, and a few postcodes just outside
-the area (for patients who live outside but are registered with a local practice).
+the area (for patients who live outside but are registered with a local practice; off by
+default, see `DemoRates.outside_patient_share`).
 """
 
 from __future__ import annotations

@@ -92,7 +92,10 @@ class DemoRates:
     # --- GP register ------------------------------------------------------------------------
     base_inflation: tuple = ((0.02, 0.05), (0.07, 0.12), (0.15, 0.30))  # ghosts / residents
     ghost_age_weights: tuple = (0.6, 3.0, 1.0, 0.4)    # ages 0-19, 20-39, 40-59, 60+
-    outside_patient_share: float = 0.008               # registered, living outside the area
+    # Patients who live just outside the area (postcodes not in the directory). Real, but the
+    # pipeline quarantines such rows and the demo is meant to load with an empty quarantine,
+    # so both are off by default; set them above 0 to exercise postcode matching.
+    outside_patient_share: float = 0.0                 # e.g. 0.008: registered, living outside
     birth_reg_lag_days: tuple = (7, 18)                # minimum, mean extra (exponential)
     late_birth_registration: float = 0.02              # babies registered months late
     death_dereg_lag_days: tuple = (3, 14)
@@ -112,7 +115,7 @@ class DemoRates:
     transfer_out_young: tuple = (0.25, 0.35, 0.40)
     transfer_lag_days: tuple = ((14, 30), (90, 300))
     emigration_dereg: float = 0.12                     # emigrants who tell the practice
-    keep_practice_on_leaving: float = 0.04             # out-movers who stay registered here
+    keep_practice_on_leaving: float = 0.0              # e.g. 0.04: out-movers who stay registered
     ghost_transfer_rate: float = 0.12                  # ghosts found when they re-register
     ghost_other_removal_rate: float = 0.06
     cleaning_practice_share: float = 0.2               # practices swept once in the period

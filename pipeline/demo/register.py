@@ -198,7 +198,7 @@ def seed_outside_patients(people: People, frame: Frame, rates: DemoRates, rng, s
     postcode = rng.integers(frame.n_in_area, len(frame.pc_code), n).astype(np.int32)
     lsoa = rng.integers(0, frame.n_lsoas, n)
     dob = draw_dob(age, start, rng)
-    reg_date = np.maximum(as_day(start) - lag_days(rng, n, 30, 6 * 365), dob + 14 * DAY)
+    reg_date = np.minimum(np.maximum(as_day(start) - lag_days(rng, n, 30, 6 * 365), dob + 14 * DAY), as_day(start))
     traits = describe_people(lsoa, age, np.full(n, UK_ARRIVAL), frame, rates, rng)
     idx = people.add(n, sex=rng.integers(0, 2, n).astype(np.int8), dob=dob, origin=OUTSIDE_PATIENT,
                      postcode=postcode, status=OUTSIDE, address_since=reg_date, **traits)
