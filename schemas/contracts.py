@@ -134,6 +134,22 @@ class SchoolCensusRow(Contract):
     place_by: ClassVar = "coalesce(home_lsoa, home_postcode)"
 
 
+class SchoolCountRow(Contract):
+    """School-level aggregate counts (as in DfE's school-level underlying data), where pupil records
+    are not available: pupils by school and ethnic group or first language."""
+
+    census_date: IsoDate
+    urn: Urn
+    school_name: Text | None = None
+    phase: code_list(["primary", "secondary", "special", "pru", "all-through"],
+                     "primary, secondary, special, pru or all-through", case="lower") | None = None
+    characteristic: code_list(["ethnicity", "first_language"], "ethnicity or first_language", case="lower")
+    group: Annotated[str, BeforeValidator(str.upper), SqlForm(clean="upper({x})", expected="a DfE code or major group")]
+    pupils: Count
+
+    unique_key: ClassVar = ("census_date", "urn", "characteristic", "group")
+
+
 # --- 5. Resident survey -------------------------------------------------------------------
 class SurveyRow(Contract):
     survey_id: Text
@@ -321,6 +337,7 @@ LAYOUTS: tuple[Layout, ...] = (
     Layout("gp_movements", "gp_movements", GpMovementRow, "gp_movements"),
     Layout("gp_counts", "nhsd_lsoa", GpCountRow, "gp_counts"),
     Layout("school_census", "pupil_level", SchoolCensusRow, "school_census"),
+    Layout("school_census", "school_level_counts", SchoolCountRow, "school_counts"),
     Layout("survey", "canonical", SurveyRow, "survey_responses"),
     Layout("vital_events", "canonical", VitalEventsRow, "vital_events"),
     Layout("asylum", "allocations", AsylumAllocationRow, "asylum_allocations"),

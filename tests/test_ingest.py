@@ -114,6 +114,19 @@ def test_bad_codes_in_other_sources(mini_data):
     assert scalar(con, "SELECT count(*) FROM school_census") == 2
 
 
+def test_school_level_counts_load_where_pupil_records_are_missing(mini_data):
+    write(mini_data / "raw" / "school_census" / "school_counts_2024.csv",
+          "census_date,urn,school_name,phase,characteristic,group,pupils\n"
+          "2024-01-18,123456,Oak,primary,ethnicity,WBRI,120\n"
+          "2024-01-18,123456,Oak,primary,ethnicity,APKN,35\n"
+          "2024-01-18,123456,Oak,primary,first_language,ENG,140\n"
+          "2024-01-18,123456,Oak,primary,first_language,ENG,-3\n")   # negative, and a second row for the key
+    con, result = ingest(mini_data)
+    assert report_for(result, "school_counts_2024.csv").layout == "school_level_counts"
+    assert scalar(con, "SELECT sum(pupils) FROM school_counts") == 295
+    assert quarantine(result, "school_census")["rule"].tolist() == ["out_of_range"]
+
+
 def test_resent_file_is_skipped_not_double_counted(mini_data):
     src = mini_data / "raw" / "gp_register" / "gp_register_2024-01-01.csv"
     shutil.copy(src, src.with_name("resent_copy.csv"))

@@ -167,7 +167,7 @@ def load_file(con, path: Path, source: str, report: FileReport, settings: Settin
     report.rows_quarantined = len(frame)
     report.quarantined_by_rule = frame["rule"].value_counts().to_dict() if len(frame) else {}
     report.rows_loaded = insert_valid_rows(con, layout, report.file, extra)
-    if source == "school_census":
+    if layout.table == "school_census":
         _note_new_languages(con, report)
     if report.rows_loaded + report.rows_quarantined != report.rows_read:
         raise RuntimeError(f"{path}: {report.rows_read} rows read but {report.rows_loaded} loaded and "

@@ -32,6 +32,10 @@ CREATE TABLE school_census (
     lsoa_code VARCHAR, msoa_code VARCHAR, ward_code VARCHAR, la_code VARCHAR,
     source_file VARCHAR, source_line BIGINT);
 
+CREATE TABLE school_counts (
+    census_date DATE, urn VARCHAR, school_name VARCHAR, phase VARCHAR, characteristic VARCHAR, "group" VARCHAR,
+    pupils BIGINT, source_file VARCHAR, source_line BIGINT);
+
 CREATE TABLE survey_responses (
     survey_id VARCHAR, respondent_id VARCHAR, interview_date DATE, area VARCHAR, area_type VARCHAR,
     lsoa_code VARCHAR, msoa_code VARCHAR, ward_code VARCHAR, la_code VARCHAR,
