@@ -51,13 +51,32 @@ def publish_frame(frame: pd.DataFrame, path: Path, count_columns: list[str], set
     return path
 
 
+AREA_ORDER = {"la": 0, "ward": 1, "msoa": 2, "lsoa": 3}
+
+
+def sort_for_partners(frame: pd.DataFrame) -> pd.DataFrame:
+    """Largest areas first, then code, date, sex (All last) and age bands in age order."""
+    keys = pd.DataFrame(index=frame.index)
+    if "area_type" in frame:
+        keys["area"] = frame["area_type"].map(AREA_ORDER)
+    for column in ("area_code", "reference_date", "period_end", "indicator_id"):
+        if column in frame:
+            keys[column] = frame[column]
+    if "sex" in frame:
+        keys["sex"] = frame["sex"].map({"F": 0, "M": 1, "All": 2})
+    if "age_band" in frame:
+        keys["age"] = pd.to_numeric(frame["age_band"].str.extract(r"^(\d+)")[0], errors="coerce").fillna(999)
+    order = keys.sort_values(list(keys.columns), kind="stable").index
+    return frame.loc[order].reset_index(drop=True)
+
+
 def publish_outputs(con: duckdb.DuckDBPyConnection, settings: Settings, folder: Path) -> list[str]:
     """Publish every partner table the run has built; return the files written."""
     written = []
     for table, (filename, counts) in PARTNER_TABLES.items():
         if not table_exists(con, table):
             continue
-        frame = con.execute(f"SELECT * FROM {table} ORDER BY ALL").df()
+        frame = sort_for_partners(con.execute(f"SELECT * FROM {table}").df())
         publish_frame(frame, folder / filename, counts, settings)
         written.append(filename)
         log.info("published %s (%d rows)", filename, len(frame))
