@@ -5,7 +5,8 @@ DATA_DIR ?= data
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-COHESION := $(BIN)/cohesion --data-dir $(DATA_DIR)
+COHESION := $(BIN)/cohesion
+WHERE := --data-dir $(DATA_DIR)
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
@@ -24,25 +25,25 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) ## create .venv and install the pipeline and its dependencies
 
 all: setup demo-data ## set up, generate the demo district if raw/ is empty, and run every built stage
-	$(COHESION) outputs
+	$(COHESION) outputs $(WHERE)
 
 demo-data: setup ## write the synthetic demo district into an empty $(DATA_DIR)/raw (never over real extracts)
-	$(COHESION) demo-data
+	$(COHESION) demo-data $(WHERE)
 
 ingest: setup ## check and load raw extracts into $(DATA_DIR)/processed/cohesion.duckdb, quarantining bad rows
-	$(COHESION) ingest
+	$(COHESION) ingest $(WHERE)
 
 validate: setup ## ingest, then batch expectations (great-expectations) and data docs
-	$(COHESION) validate
+	$(COHESION) validate $(WHERE)
 
 estimates: setup ## ... then COHDMAP small-area population estimates with margins of error
-	$(COHESION) estimates
+	$(COHESION) estimates $(WHERE)
 
 indicators: setup ## PSA 21 indicators, local basket, alerts (not built yet: fails, writes nothing)
-	$(COHESION) indicators
+	$(COHESION) indicators $(WHERE)
 
 outputs: setup ## every built stage, then publish partner outputs through disclosure control
-	$(COHESION) outputs
+	$(COHESION) outputs $(WHERE)
 
 test: setup ## set up and run the test suite
 	$(BIN)/python -m pytest -n 2 -q

@@ -53,6 +53,7 @@ class EstimateSettings(BaseModel):
     shrinkage_strength: float = Field(50.0, ge=0)
     interval_level: float = Field(0.95, gt=0.5, lt=1)
     birth_registration_lag_days: int = Field(60, ge=0)
+    blend_base: bool = True  # move each LSOA's base towards its list-implied population (estimates/base.py)
     death_removal_lag_days: int = Field(30, ge=0)  # deaths this recent are assumed still on the list
     cleaning_threshold: float = Field(3.0, gt=1)  # no gp_movements: a practice's leavers above this x usual = list cleaning
     ethnicity_shrinkage: float = Field(20.0, ge=0)  # pseudo-count pulling a cell's ethnic shares to its LSOA's

@@ -35,7 +35,8 @@ A, B, C = "E01000001", "E01000002", "E01000003"
 # Parameters pinned for the tests: no ghost drift, cleaning fully added back, and a margin model
 # simple enough to work by hand (shared relative SD a = 10%, Poisson term psi = 1, nothing else).
 PINNED = {"cleaning_addback": 1.0, "ghost_drift": 0.0, "a": 0.1, "b": 0.0, "c": 0.0, "d": 0.0, "e": 0.0,
-          "f": 0.0, "g": 0.0, "h": 0.0, "psi": 1.0, "kappa": 1.0, "rho": 0.5,
+          "f": 0.0, "q": 0.0, "g": 0.0, "h": 0.0, "psi": 1.0, "kappa": 1.0, "rho": 0.5, "omega": 0.0,
+          "base_a": 0.02, "base_f": 0.025,
           "w_gp": 0.5, "w_school": 0.5, "w_asylum": 1.0}
 Z95 = 1.959963984540054
 

@@ -16,11 +16,12 @@ the geography and create
 The model in one place (details in each module's docstring):
 
     L*(t)   = L(t) + births not yet registered - deaths not yet removed     (rollforward.py)
+    P(b)    = published base x F, F moving it towards L*(t0) / I(T)         (base.py)
     I       = (L*(t0) + k prior) / (P(b) + k)                               (inflation.py)
     est(t)  = max(0, P(b) + (L*(t) - L*(t0) + theta C(t) - delta R(t)) / I)
     T       = annualised moves per 1,000 (GP churn, pupil mobility, asylum) (turbulence.py)
     var     = kappa^2 [E^2 s^2(T, y, tau) + (g^2 + h tau) sum E_c^2 + psi max(E,1)]  (margins.py)
-    var_A   = (1 - rho) sum w^2 var + rho (sum w sd)^2                      up the geography
+    var_A   = (1 - rho) sum w^2 var + rho (sum w sd)^2 [+ omega^2 sum w(1-w)E^2] up the geography
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import pandas as pd
 from pipeline.config import EstimateSettings
 from pipeline.sql import run_steps
 
+from .base import blend_base
 from .constrain import constrain_to_total
 from .ethnicity import GROUPS, share_variance, shrink_shares
 from .inflation import estimate_inflation
@@ -52,7 +54,8 @@ PUBLISH_DIR = SQL_DIR / "publish"
 CELL_KEYS = ["lsoa_code", "sex", "age_band"]
 # est_lsoa_cells: every cell's working, kept for audit (and for the back-test's calibration)
 CELL_AUDIT_COLUMNS = [
-    "lsoa_code", "extract_date", "k", "years_since_base", "sex", "age_band", "base_population", "list_count",
+    "lsoa_code", "extract_date", "k", "years_since_base", "sex", "age_band", "published_base", "base_factor",
+    "base_population", "list_count",
     "list_t0", "births_lag", "deaths_lag", "list_star", "list_star_t0", "registrations", "from_abroad",
     "deregistrations", "cleaning", "cum_cleaning", "cum_registrations", "inflation_raw", "inflation_prior",
     "inflation", "estimate", "est_ratio_change", "constrained",
@@ -84,8 +87,8 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
     })
     _log_coverage(con)
 
-    cells = build_cells(con, settings, model)
     turb = build_turbulence(con, model)
+    cells = build_cells(con, settings, model, turb)
     la_totals = con.execute("SELECT reference_date, la_code, population FROM est_src_la_totals "
                             "WHERE population IS NOT NULL").df() if info.has("la_totals") else None
     geo = con.execute("SELECT * FROM est_lsoa_geo").df()
@@ -98,6 +101,7 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
     run_steps(con, PUBLISH_DIR, {
         "z": z_value(settings.interval_level),
         "rho": float(model["rho"]),
+        "omega": float(model["omega"]),
         "base_date": base_date,
         "method": settings.method,
     })
@@ -138,7 +142,8 @@ def choose_base(con: duckdb.DuckDBPyConnection, first_extract: dt.date, wanted_s
 
 # ----------------------------------------------------------------------------------------- cells
 
-def build_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSettings, model: dict) -> pd.DataFrame:
+def build_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSettings, model: dict,
+                turb: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per LSOA x extract x sex x band with the corrected list, inflation and estimates."""
     cells = con.execute("SELECT * FROM est_cells").df()
     vital = con.execute("SELECT * FROM est_vital_lag").df()
@@ -157,9 +162,15 @@ def build_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSettings, mode
     cells = cells.merge(t0, on=CELL_KEYS, how="left")
     cells["list_star_t0"] = cells["list_star_t0"].fillna(0.0)
 
+    geo = con.execute("SELECT lsoa_code, ward_code, la_code, ward_share FROM est_lsoa_geo").df()
+    cells["published_base"] = cells["base_population"]
+    cells["base_factor"] = 1.0
+    if settings.blend_base and turb is not None:
+        cells = _blend_base(cells, turb, geo, model)
+    cells["base_population"] = cells["published_base"] * cells["base_factor"]
+
     base_cells = cells[cells["k"] == 0][[*CELL_KEYS, "list_star_t0", "base_population"]].rename(
         columns={"list_star_t0": "registered", "base_population": "resident"})
-    geo = con.execute("SELECT lsoa_code, ward_code, la_code, ward_share FROM est_lsoa_geo").df()
     infl = estimate_inflation(base_cells, geo, settings.shrinkage_strength)
     cells = cells.merge(infl[[*CELL_KEYS, "inflation_raw", "inflation_prior", "inflation"]], on=CELL_KEYS, how="left")
 
@@ -167,14 +178,38 @@ def build_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSettings, mode
         cells["base_population"], cells["list_star"], cells["list_star_t0"], cells["inflation"],
         cells["cum_cleaning"], cells["cum_registrations"],
         cleaning_addback=model["cleaning_addback"], ghost_drift=model["ghost_drift"])
-    cells["est_ratio_change"] = ratio_change(cells["base_population"], cells["list_count"], cells["list_t0"])
+    cells["est_ratio_change"] = ratio_change(cells["published_base"], cells["list_count"], cells["list_t0"])
     cells["est_raw_list"] = cells["list_count"]
-    cells["est_base_carried_forward"] = cells["base_population"]
+    cells["est_base_carried_forward"] = cells["published_base"]
     return cells
 
 
+def _blend_base(cells: pd.DataFrame, turb: pd.DataFrame, geo: pd.DataFrame, model: dict) -> pd.DataFrame:
+    """Per-LSOA factors moving the published base towards the list-implied population (base.py)."""
+    t0 = cells[cells["k"] == 0].groupby("lsoa_code", as_index=False)[["published_base", "list_star_t0"]].sum()
+    first = turb.groupby("lsoa_code", as_index=False)["turbulence"].first()  # the whole-span score
+    t0 = t0.merge(first, on="lsoa_code", how="left").merge(
+        geo.groupby("lsoa_code", as_index=False)["la_code"].first(), on="lsoa_code", how="left")
+    t0["la_code"] = t0["la_code"].fillna("?")
+    factor, weight = blend_base(t0["published_base"], t0["list_star_t0"], t0["turbulence"].fillna(0.0),
+                                model["base_a"], model["base_f"], groups=t0["la_code"].to_numpy())
+    t0["base_factor"] = factor
+    t0["base_weight"] = weight
+    moved = np.abs(factor - 1)
+    log.info("list-informed base: LSOA bases moved by %.1f%% on average (largest %.1f%%)",
+             100 * moved.mean() if len(moved) else 0, 100 * moved.max() if len(moved) else 0)
+    return cells.drop(columns=["base_factor"]).merge(t0[["lsoa_code", "base_factor"]], on="lsoa_code", how="left") \
+        .fillna({"base_factor": 1.0})
+
+
 def build_turbulence(con: duckdb.DuckDBPyConnection, model: dict) -> pd.DataFrame:
-    """Turbulence score per LSOA x extract (cumulative from the first extract; see turbulence.py)."""
+    """Turbulence per LSOA (see turbulence.py).
+
+    Each LSOA's score is annualised over the whole span of extracts (all periods between the
+    first and the last extract), so that an early date is not judged on one quarter's moves; it
+    drives the margins at every date. Each period's own score is kept in est_turbulence beside
+    its components, for audit and for indicators of change.
+    """
     ex = con.execute("SELECT extract_date, k, years_since_base, coalesce(period_years, 0) AS period_years "
                      "FROM est_extracts ORDER BY k").df()
     lsoas = con.execute("SELECT lsoa_code, sum(population) AS residents FROM est_base GROUP BY 1").df()
@@ -189,18 +224,18 @@ def build_turbulence(con: duckdb.DuckDBPyConnection, model: dict) -> pd.DataFram
     frame[cols] = frame[cols].fillna(0.0).astype(float)
     frame["resident_years"] = frame["residents"] * frame["period_years"]
     frame = frame.sort_values(["lsoa_code", "k"]).reset_index(drop=True)
-    cum = frame.groupby("lsoa_code", sort=False)[[*cols, "resident_years"]].cumsum()
-    # the first extract has no period behind it: it takes the first period's rates
-    first = frame[frame["k"] == 1][["lsoa_code", *cols, "resident_years"]]
-    cum = pd.concat([frame[["lsoa_code", "k"]], cum], axis=1)
-    at0 = cum["k"] == 0
-    if not first.empty:
-        f = cum.loc[at0, ["lsoa_code"]].merge(first, on="lsoa_code", how="left").fillna(0.0)
-        cum.loc[at0, [*cols, "resident_years"]] = f[[*cols, "resident_years"]].to_numpy()
-    frame["turbulence"] = score_turbulence(
-        cum["gp_events"], cum["resident_years"], cum["pupil_moves"], cum["pupil_years"], cum["asylum_allocated"],
-        w_gp=model["w_gp"], w_school=model["w_school"], w_asylum=model["w_asylum"])
+    weights = dict(w_gp=model["w_gp"], w_school=model["w_school"], w_asylum=model["w_asylum"])
+    frame["period_score"] = score_turbulence(frame["gp_events"], frame["resident_years"], frame["pupil_moves"],
+                                             frame["pupil_years"], frame["asylum_allocated"], **weights)
+    frame.loc[frame["k"] == 0, "period_score"] = np.nan
+    span = frame[frame["k"] > 0].groupby("lsoa_code", as_index=False)[[*cols, "resident_years"]].sum()
+    span["turbulence"] = score_turbulence(span["gp_events"], span["resident_years"], span["pupil_moves"],
+                                          span["pupil_years"], span["asylum_allocated"], **weights)
+    frame = frame.merge(span[["lsoa_code", "turbulence"]], on="lsoa_code", how="left")
+    frame["turbulence"] = frame["turbulence"].fillna(0.0)
     frame["tau"] = frame["turbulence"] * np.maximum(frame["years_since_base"], 0.0) / 1000.0
+    _write(con, "est_turbulence", frame[["lsoa_code", "extract_date", "k", "residents", "resident_years", *cols,
+                                         "period_score", "turbulence", "tau"]], date_cols=("extract_date",))
     return frame[["lsoa_code", "extract_date", "turbulence", "tau", "residents"]]
 
 
@@ -229,8 +264,8 @@ def build_lsoa_rows(cells: pd.DataFrame, turb: pd.DataFrame, model: dict) -> pd.
     """LSOA rows by sex x band, plus the All margins, with their variances."""
     c = cells.copy()
     c["est_sq"] = c["estimate"] ** 2
-    value_cols = ["estimate", "est_sq", "list_count", "base_population", "est_ratio_change", "est_raw_list",
-                  "est_base_carried_forward"]
+    value_cols = ["estimate", "est_sq", "list_count", "base_population", "published_base", "est_ratio_change",
+                  "est_raw_list", "est_base_carried_forward"]
     keys = ["lsoa_code", "extract_date", "years_since_base"]
     parts = [c[[*keys, "sex", "age_band", "band_order", "constrained", *value_cols]]]
     for by_sex, by_band in ((True, False), (False, True), (False, False)):
@@ -251,7 +286,7 @@ def build_lsoa_rows(cells: pd.DataFrame, turb: pd.DataFrame, model: dict) -> pd.
     rows.loc[rows["constrained"], "variance"] *= (1.0 - model["rho"])
     rows = rows.rename(columns={"extract_date": "reference_date", "list_count": "gp_list"})
     return rows[["lsoa_code", "reference_date", "sex", "age_band", "band_order", "estimate", "variance", "gp_list",
-                 "base_population", "turbulence", "tau", "residents", "years_since_base", "constrained",
+                 "base_population", "published_base", "turbulence", "tau", "residents", "years_since_base", "constrained",
                  "est_ratio_change", "est_raw_list", "est_base_carried_forward", "est_sq"]]
 
 

@@ -1,22 +1,23 @@
 """Margins of error: a variance model driven by turbulence and time since the base.
 
 For an LSOA row (a cell, a sex or age margin, or the total) with estimate E, reference date
-y years after the base and cumulative turbulence tau = T x y / 1000 (see turbulence.py):
+y years after the base, turbulence T (moves per 1,000 a year; x = T/1000) and cumulative
+turbulence tau = x y (moves per resident since the base; see turbulence.py):
 
-    s^2(T, y, tau) = a^2 + f T/1000 + c y + b tau + (e tau)^2 + (d y)^2   shared relative variance
-    var(E)      = kappa^2 [ E^2 s^2 + (g^2 + h tau) sum_cells E_c^2 + psi max(E, 1) ]
+    s^2       = a^2 + f x + (q x)^2 + c y + b tau + (e tau)^2 + (d y)^2   shared relative variance
+    var(E)    = kappa^2 [ E^2 s^2 + (g^2 + h tau) sum_cells E_c^2 + psi max(E, 1) ]
 
-* a^2 + f T/1000: error of the base population itself, larger where people move more (official
-  base estimates are least accurate in areas of high in-migration); c y and b tau: random-walk
-  error that grows with
-  time and with the number of people who have moved (variance linear in time); (d y)^2 and
-  (e tau)^2: drift (ghost accumulation, late registration) that grows linearly, so its variance
-  grows with the square.
+* a^2 + f x + (q x)^2: error of the base the estimate builds on, larger where people move more
+  (official estimates are least accurate where in-migration is high, and lists are least
+  informative there too);
+* c y + b tau: random-walk error that grows with time and with the number of moves since the
+  base (variance linear in time); (d y)^2 + (e tau)^2: drift (ghosts accumulating, arrivals
+  who never register) that grows linearly, so its variance grows with the square;
 * (g^2 + h tau) sum E_c^2: independent errors of the age-sex cells that make up the row (a cell
-  is noisier than the LSOA total: its inflation is less certain and people age across bands).
+  is noisier than the LSOA total: its inflation is less certain and people age across bands);
 * psi max(E, 1): a Poisson-like small-count term, so a cell estimated at 0-3 people still has
-  a margin.
-* kappa: a final scale so that, on the calibration runs, 95% intervals cover 95% of the truths.
+  a margin;
+* kappa: a final scale so that, on the calibration runs, 95% intervals cover 95% of the totals.
 
 The interval is E -/+ z sqrt(var), the lower limit floored at 0.
 
@@ -24,13 +25,16 @@ Up the geography (LSOA -> MSOA, ward, LA), with weights w_i (1, or ward_share fo
 
     E_A   = sum w_i E_i
     var_A = (1 - rho) sum w_i^2 var_i + rho (sum w_i sqrt(var_i))^2
+            [+ omega^2 sum w_i (1 - w_i) E_i^2 for wards]
 
 i.e. LSOA errors are partially correlated with correlation rho. Independent errors (rho = 0)
-would make the margin of a big area shrink like 1/sqrt(n) and give too-narrow intervals for
-wards and the LA: much of the error (the drift in list inflation, a list-cleaning campaign) is
-shared by neighbouring LSOAs. rho is calibrated on MSOA and LA totals after the LSOA parameters.
-When the LA total is supplied (la_totals), estimates are scaled to it and the shared part of each
-LSOA variance is removed (var_i x (1 - rho)); the LA all-ages total then has no margin.
+would make the margin of a big area shrink like 1/sqrt(n) and give too-narrow intervals for the
+LA: part of the error (drift in list inflation, a practice's list-cleaning campaign) is shared by
+neighbouring LSOAs. The omega term is the error of splitting an LSOA between wards by its share
+of postcodes rather than of people. rho is calibrated on MSOA and LA totals after the LSOA
+parameters, omega then on ward totals. When the LA total is supplied (la_totals), estimates are
+scaled to it and the shared part of each LSOA variance is removed (var_i x (1 - rho)); the LA
+all-ages total then has no margin.
 
 All parameters are calibrated by back-testing on demo districts with known truth
 (benchmarks/backtest_estimates.py) and stored in margin_model.json with the seeds and settings
@@ -46,11 +50,12 @@ import numpy as np
 from scipy import optimize, stats
 
 MODEL_PATH = Path(__file__).with_name("margin_model.json")
-MARGIN_KEYS = ("a", "f", "b", "c", "d", "e", "g", "h", "psi", "kappa")
+MARGIN_KEYS = ("a", "f", "q", "b", "c", "d", "e", "g", "h", "psi", "kappa")
 DEFAULT_PARAMETERS = {
-    "a": 0.02, "f": 0.0, "b": 0.0, "c": 0.0004, "d": 0.005, "e": 0.02, "g": 0.08, "h": 0.0, "psi": 1.0, "kappa": 1.0,
-    "rho": 0.3,
+    "a": 0.02, "f": 0.01, "q": 0.0, "b": 0.0, "c": 0.0004, "d": 0.005, "e": 0.02, "g": 0.08, "h": 0.0, "psi": 1.0,
+    "kappa": 1.0, "rho": 0.3, "omega": 0.0,
     "cleaning_addback": 1.0, "ghost_drift": 0.0,
+    "base_a": 0.02, "base_f": 0.025,
     "w_gp": 0.5, "w_school": 0.5, "w_asylum": 1.0,
 }
 
@@ -70,12 +75,12 @@ def load_margin_model(path: str | Path | None = None, overrides: dict[str, float
 
 
 def relative_variance(params: dict, years, tau, turbulence=0.0) -> np.ndarray:
-    """s^2 = a^2 + f T/1000 + c y + b tau + (e tau)^2 + (d y)^2, the relative variance an LSOA shares."""
+    """s^2 = a^2 + f x + (q x)^2 + c y + b tau + (e tau)^2 + (d y)^2 (x = T/1000): relative, shared by an LSOA."""
     y = np.maximum(np.asarray(years, float), 0.0)
     tau = np.maximum(np.asarray(tau, float), 0.0)
     rate = np.maximum(np.asarray(turbulence, float), 0.0) / 1000.0
     p = params
-    return (p["a"] ** 2 + p["f"] * rate + p["c"] * y + p["b"] * tau
+    return (p["a"] ** 2 + p["f"] * rate + (p["q"] * rate) ** 2 + p["c"] * y + p["b"] * tau
             + (p["e"] * tau) ** 2 + (p["d"] * y) ** 2)
 
 
@@ -111,51 +116,89 @@ def interval_bounds(estimate, variance, level: float = 0.95) -> tuple[np.ndarray
 
 # ---------------------------------------------------------------- calibration (back-test only)
 
-def calibrate_margins(estimate, truth, years, tau, cell_square_sum, turbulence, level: float = 0.95,
-                      start: dict | None = None) -> dict[str, float]:
-    """Fit a..psi by maximum likelihood (normal errors), then kappa so that the share of truths
-    inside the intervals equals `level` on the same data.
+# variance components, in the order of variance_design's columns, and how each maps to a parameter
+COMPONENTS = ("a2", "f", "q2", "c", "b", "e2", "d2", "g2", "h", "psi")
+_SCALES = np.array([1e-3, 1e-2, 1e-1, 1e-4, 1e-3, 1e-2, 1e-4, 1e-2, 1e-2, 1.0])
 
-    Inputs are arrays over LSOA rows of back-test runs: the estimate, the true population, years
-    since base, tau, and the row's sum of squared cell estimates. Returns the margin parameters.
-    """
-    est = np.asarray(estimate, float)
-    err = np.asarray(truth, float) - est
-    y = np.asarray(years, float)
-    tau_ = np.asarray(tau, float)
+
+def variance_design(estimate, years, tau, cell_square_sum, turbulence) -> np.ndarray:
+    """Columns whose combination with the variance components gives var(E) / kappa^2."""
+    est = np.maximum(np.asarray(estimate, float), 0.0)
+    y = np.maximum(np.asarray(years, float), 0.0)
+    tau_ = np.maximum(np.asarray(tau, float), 0.0)
+    x = np.maximum(np.asarray(turbulence, float), 0.0) / 1000.0
     css = np.asarray(cell_square_sum, float)
-    rate = np.asarray(turbulence, float)
-    base = dict(DEFAULT_PARAMETERS)
-    base.update(start or {})
-    base["kappa"] = 1.0
+    e2 = est ** 2
+    return np.column_stack([e2, e2 * x, e2 * x * x, e2 * y, e2 * tau_, e2 * tau_ ** 2, e2 * y * y,
+                            css, css * tau_, np.maximum(est, 1.0)])
 
-    def unpack(theta):
-        p = dict(base)
-        # a, d, e, g enter squared (sign-free); b, c, h, psi must be >= 0: use exp
-        p.update({"a": theta[0], "d": theta[3], "e": theta[4], "g": theta[5],
-                  "b": np.exp(theta[1]), "c": np.exp(theta[2]), "h": np.exp(theta[6]), "psi": np.exp(theta[7]),
-                  "f": np.exp(theta[8])})
-        return p
 
-    def nll(theta):
-        v = predict_variance(unpack(theta), est, y, tau_, css, rate)
-        v = np.maximum(v, 1e-9)
-        return 0.5 * np.sum(np.log(v) + err ** 2 / v)
+def components_of(params: dict) -> np.ndarray:
+    p = params
+    return np.array([p["a"] ** 2, p["f"], p["q"] ** 2, p["c"], p["b"], p["e"] ** 2, p["d"] ** 2, p["g"] ** 2,
+                     p["h"], p["psi"]])
 
-    theta0 = np.array([max(base["a"], 0.01), np.log(max(base["b"], 1e-4)), np.log(max(base["c"], 1e-5)),
-                       max(base["d"], 0.001), max(base["e"], 0.001), max(base["g"], 0.01),
-                       np.log(max(base["h"], 1e-4)), np.log(max(base["psi"], 0.1)),
-                       np.log(max(base["f"], 1e-4))])
-    res = optimize.minimize(nll, theta0, method="Nelder-Mead",
-                            options={"maxiter": 20000, "maxfev": 20000, "xatol": 1e-6, "fatol": 1e-6})
-    res = optimize.minimize(nll, res.x, method="Nelder-Mead",
-                            options={"maxiter": 20000, "maxfev": 20000, "xatol": 1e-7, "fatol": 1e-7})
-    p = unpack(res.x)
-    for key in ("a", "d", "e", "g"):
-        p[key] = abs(p[key])
-    v = predict_variance(p, est, y, tau_, css, rate)
-    p["kappa"] = coverage_scale(err, v, level)
-    return {k: float(p[k]) for k in MARGIN_KEYS}
+
+def params_of(components) -> dict[str, float]:
+    a2, f, q2, c, b, e2, d2, g2, h, psi = (float(v) for v in components)
+    return {"a": np.sqrt(a2), "f": f, "q": np.sqrt(q2), "c": c, "b": b, "e": np.sqrt(e2), "d": np.sqrt(d2),
+            "g": np.sqrt(g2), "h": h, "psi": psi}
+
+
+def fit_variance_components(errors, design, start, free) -> np.ndarray:
+    """Maximum likelihood (normal errors) for non-negative variance components.
+
+    var = design @ theta; `free` marks the components to fit, the others stay at `start`.
+    L-BFGS-B on scaled components with the analytic gradient.
+    """
+    err2 = np.asarray(errors, float) ** 2
+    X = np.asarray(design, float)
+    theta0 = np.asarray(start, float).copy()
+    free = np.asarray(free, bool)
+
+    def full(phi):
+        theta = theta0.copy()
+        theta[free] = phi * _SCALES[free]
+        return theta
+
+    def nll(phi):
+        v = np.maximum(X @ full(phi), 1e-9)
+        f = 0.5 * np.sum(np.log(v) + err2 / v)
+        grad_v = 0.5 * (1.0 / v - err2 / v ** 2)
+        g = (X[:, free] * grad_v[:, None]).sum(axis=0) * _SCALES[free]
+        return f, g
+
+    phi0 = np.maximum(theta0[free] / _SCALES[free], 1e-3)
+    res = optimize.minimize(nll, phi0, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * int(free.sum()),
+                            options={"maxiter": 5000})
+    return full(res.x)
+
+
+def calibrate_margins(totals: dict, cells: dict, level: float = 0.95, start: dict | None = None) -> dict[str, float]:
+    """Fit the margin parameters on back-test rows, in three stages.
+
+    `totals` and `cells` hold arrays (estimate, truth, years, tau, cell_square_sum, turbulence)
+    for LSOA all-ages totals and for LSOA sex x age cells. (1) the shared components on totals
+    with the cell components at their start; (2) g, h, psi on cells, shared held; (3) the shared
+    components again on totals; then kappa so that `level` of the totals are covered.
+    """
+    p = dict(DEFAULT_PARAMETERS)
+    p.update(start or {})
+    theta = components_of(p)
+    shared = np.array([True] * 7 + [False] * 3)
+
+    def design(d):
+        return variance_design(d["estimate"], d["years"], d["tau"], d["cell_square_sum"], d["turbulence"])
+
+    Xt, Xc = design(totals), design(cells)
+    et = np.asarray(totals["truth"], float) - np.asarray(totals["estimate"], float)
+    ec = np.asarray(cells["truth"], float) - np.asarray(cells["estimate"], float)
+    theta = fit_variance_components(et, Xt, theta, shared)
+    theta = fit_variance_components(ec, Xc, theta, ~shared)
+    theta = fit_variance_components(et, Xt, theta, shared)
+    out = params_of(theta)
+    out["kappa"] = coverage_scale(et, Xt @ theta, level)
+    return {k: float(out[k]) for k in MARGIN_KEYS}
 
 
 def coverage_scale(errors, variances, level: float = 0.95) -> float:
@@ -179,3 +222,19 @@ def calibrate_correlation(errors, independent_sum, correlated_sum) -> float:
 
     res = optimize.minimize_scalar(nll, bounds=(0.0, 1.0), method="bounded")
     return float(res.x)
+
+
+def calibrate_split(errors, variance, split_sum) -> float:
+    """ML estimate of omega for wards: errors with variance `variance` + omega^2 x split_sum,
+    where split_sum = sum w (1 - w) E^2 over the ward's LSOAs."""
+    err = np.asarray(errors, float)
+    v0 = np.asarray(variance, float)
+    sp = np.asarray(split_sum, float)
+
+    def nll(log_omega2):
+        v = np.maximum(v0 + np.exp(log_omega2) * sp, 1e-9)
+        return 0.5 * np.sum(np.log(v) + err ** 2 / v)
+
+    res = optimize.minimize_scalar(nll, bounds=(np.log(1e-8), np.log(1.0)), method="bounded")
+    omega = float(np.sqrt(np.exp(res.x)))
+    return 0.0 if omega < 1e-3 else omega

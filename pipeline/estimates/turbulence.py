@@ -2,8 +2,9 @@
 
 The COHDMAP guide sets margins of error "by the extent of population turbulence, reflected in the
 changing school population and recent housing allocations to asylum seekers". The score combines
-three annualised rates, each per 1,000 per year over the period from the first extract to the
-reference date (for the first extract itself: over the first period between extracts):
+three annualised rates, each per 1,000 per year over the whole span of extracts (all periods
+between the first and the last extract, so that early dates are not judged on one quarter's
+moves; each period's own score is kept in the est_turbulence table):
 
     gp      = 1000 x (registrations + deregistrations + from-abroad registrations)
                    / (base residents x years)

@@ -1,15 +1,19 @@
 -- Estimates summed up the geography (LSOA -> MSOA, ward, LA), every sex x band row and its
 -- margins. Variances combine with partial correlation rho between LSOAs:
 --     var_A = (1 - rho) sum w^2 var_i + rho (sum w sqrt(var_i))^2
--- (for an LSOA itself this is its own variance). Turbulence is the residents-weighted mean of
+-- (for an LSOA itself this is its own variance), plus, for wards, omega^2 sum w (1 - w) E_i^2:
+-- the error of splitting an LSOA between wards by its share of postcodes rather than people. Turbulence is the residents-weighted mean of
 -- the LSOAs' scores. Every method's estimate is summed the same way.
 SELECT
     m.area_code, m.area_type, r.reference_date, r.sex, r.age_band,
     any_value(r.band_order) AS band_order,
     sum(m.w * r.estimate) AS estimate,
-    (1 - {{ rho }}) * sum(m.w * m.w * r.variance) + {{ rho }} * power(sum(m.w * sqrt(r.variance)), 2) AS variance,
+    (1 - {{ rho }}) * sum(m.w * m.w * r.variance) + {{ rho }} * power(sum(m.w * sqrt(r.variance)), 2)
+        + CASE WHEN m.area_type = 'ward' THEN {{ omega }} * {{ omega }} * sum(m.w * (1 - m.w) * r.estimate * r.estimate)
+               ELSE 0 END AS variance,
     sum(m.w * r.gp_list) AS gp_list,
     sum(m.w * r.base_population) AS base_population,
+    sum(m.w * r.published_base) AS published_base,
     sum(m.w * r.residents * r.turbulence) / nullif(sum(m.w * r.residents), 0) AS turbulence,
     any_value(r.years_since_base) AS years_since_base,
     bool_and(r.constrained) AS constrained,

@@ -1,5 +1,7 @@
 -- The partner contract (spec/outputs.md): the outputs.md columns first, then base_date,
--- years_since_base and constrained. Interval: estimate -/+ z sqrt(variance), lower limit floored
+-- published_base, years_since_base and constrained. base_population is the base the estimate
+-- builds on (the published base moved towards the list, see base.py); published_base is the
+-- figure as published. Interval: estimate -/+ z sqrt(variance), lower limit floored
 -- at 0; an LA all-ages total constrained to a supplied figure has no margin. The columns are
 -- named _95 as in the contract; they hold the interval of settings.interval_level (0.95 default).
 SELECT
@@ -19,6 +21,7 @@ SELECT
     a.turbulence,
     {{ method }} AS method,
     {{ base_date }} AS base_date,
+    a.published_base,
     a.years_since_base,
     a.constrained
 FROM est_area_rows a
