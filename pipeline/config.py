@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         # explicit arguments win, then the environment, then config.toml (passed as init kwargs)
         return (init_settings, env_settings)
 
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        """Relative data folders are relative to where the command runs (as `make` does)."""
+        return Path(value).expanduser().resolve()
+
     @property
     def raw_dir(self) -> Path:
         return self.data_dir / "raw"

@@ -18,7 +18,7 @@ The model in one place (details in each module's docstring):
     L*(t)   = L(t) + births not yet registered - deaths not yet removed     (rollforward.py)
     P(b)    = published base x F, F moving it towards L*(t0) / I(T)         (base.py)
     I       = (L*(t0) + k prior) / (P(b) + k)                               (inflation.py)
-    est(t)  = max(0, P(b) + (L*(t) - L*(t0) + theta C(t) - delta R(t)) / I)
+    est(t)  = max(0, P(b) + (L*(t) - L*(t0) + theta C(t) + beta_R R(t) - beta_D D(t)) / I)
     T       = annualised moves per 1,000 (GP churn, pupil mobility, asylum) (turbulence.py)
     var     = kappa^2 [E^2 s^2(T, y, tau) + (g^2 + h tau) sum E_c^2 + psi max(E,1)]  (margins.py)
     var_A   = (1 - rho) sum w^2 var + rho (sum w sd)^2 [+ omega^2 sum w(1-w)E^2] up the geography
@@ -57,7 +57,7 @@ CELL_AUDIT_COLUMNS = [
     "lsoa_code", "extract_date", "k", "years_since_base", "sex", "age_band", "published_base", "base_factor",
     "base_population", "list_count",
     "list_t0", "births_lag", "deaths_lag", "list_star", "list_star_t0", "registrations", "from_abroad",
-    "deregistrations", "cleaning", "cum_cleaning", "cum_registrations", "inflation_raw", "inflation_prior",
+    "deregistrations", "cleaning", "cum_cleaning", "cum_registrations", "cum_deregistrations", "inflation_raw", "inflation_prior",
     "inflation", "estimate", "est_ratio_change", "constrained",
 ]
 
@@ -158,6 +158,7 @@ def build_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSettings, mode
     g = cells.groupby(CELL_KEYS, sort=False)
     cells["cum_cleaning"] = g["cleaning"].cumsum()
     cells["cum_registrations"] = g["registrations"].cumsum()
+    cells["cum_deregistrations"] = g["deregistrations"].cumsum()
     t0 = cells[cells["k"] == 0][[*CELL_KEYS, "list_star"]].rename(columns={"list_star": "list_star_t0"})
     cells = cells.merge(t0, on=CELL_KEYS, how="left")
     cells["list_star_t0"] = cells["list_star_t0"].fillna(0.0)
@@ -176,8 +177,9 @@ def build_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSettings, mode
 
     cells["estimate"] = roll_forward(
         cells["base_population"], cells["list_star"], cells["list_star_t0"], cells["inflation"],
-        cells["cum_cleaning"], cells["cum_registrations"],
-        cleaning_addback=model["cleaning_addback"], ghost_drift=model["ghost_drift"])
+        cells["cum_cleaning"], cells["cum_registrations"], cells["cum_deregistrations"],
+        cleaning_addback=model["cleaning_addback"], registration_uplift=model["registration_uplift"],
+        deregistration_uplift=model["deregistration_uplift"])
     cells["est_ratio_change"] = ratio_change(cells["published_base"], cells["list_count"], cells["list_t0"])
     cells["est_raw_list"] = cells["list_count"]
     cells["est_base_carried_forward"] = cells["published_base"]

@@ -54,7 +54,7 @@ MARGIN_KEYS = ("a", "f", "q", "b", "c", "d", "e", "g", "h", "psi", "kappa")
 DEFAULT_PARAMETERS = {
     "a": 0.02, "f": 0.01, "q": 0.0, "b": 0.0, "c": 0.0004, "d": 0.005, "e": 0.02, "g": 0.08, "h": 0.0, "psi": 1.0,
     "kappa": 1.0, "rho": 0.3, "omega": 0.0,
-    "cleaning_addback": 1.0, "ghost_drift": 0.0,
+    "cleaning_addback": 1.0, "registration_uplift": 0.0, "deregistration_uplift": 0.0,
     "base_a": 0.02, "base_f": 0.025,
     "w_gp": 0.5, "w_school": 0.5, "w_asylum": 1.0,
 }
