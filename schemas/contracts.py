@@ -33,6 +33,10 @@ _NOT_NHS_NUMBER = RowRule(
     "before they reach the pipeline", redact=True)
 
 
+SchoolPhase = code_list(["primary", "secondary", "special", "pru", "all-through"],
+                        "primary, secondary, special, pru or all-through", case="lower")
+_PERIOD_IN_ORDER = RowRule("period_reversed", "period_end", "period_end < period_start",
+                           "period_end is before period_start")
 _EARLIEST_BIRTH = ("CASE WHEN length(date_of_birth__text) = 7 THEN CAST(date_trunc('month', date_of_birth) AS DATE) "
                    "ELSE date_of_birth END")
 
@@ -112,8 +116,7 @@ class SchoolCensusRow(Contract):
     pupil_id: PseudoId
     urn: Urn
     school_name: Text | None = None
-    phase: code_list(["primary", "secondary", "special", "pru", "all-through"],
-                     "primary, secondary, special, pru or all-through", case="lower")
+    phase: SchoolPhase
     nc_year: code_list(["R", "N1", "N2"] + [str(y) for y in range(1, 15)], "R, N1, N2 or 1-14")
     sex: BinarySex
     ethnicity: code_list(DFE_ETHNICITY, "a DfE ethnicity code such as WBRI")
@@ -141,8 +144,7 @@ class SchoolCountRow(Contract):
     census_date: IsoDate
     urn: Urn
     school_name: Text | None = None
-    phase: code_list(["primary", "secondary", "special", "pru", "all-through"],
-                     "primary, secondary, special, pru or all-through", case="lower") | None = None
+    phase: SchoolPhase | None = None
     characteristic: code_list(["ethnicity", "first_language"], "ethnicity or first_language", case="lower")
     group: Annotated[str, BeforeValidator(str.upper), SqlForm(clean="upper({x})", expected="a DfE code or major group")]
     pupils: Count
@@ -190,7 +192,7 @@ class VitalEventsRow(Contract):
     deaths: Count | None = None
 
     row_rules: ClassVar = (
-        RowRule("period_reversed", "period_end", "period_end < period_start", "period_end is before period_start"),
+        _PERIOD_IN_ORDER,
         RowRule("no_counts", "births", "births IS NULL AND deaths IS NULL", "neither births nor deaths is given"),
     )
     unique_key: ClassVar = ("period_start", "period_end", "area_code", "sex", "age_band")
@@ -205,7 +207,7 @@ class AsylumAllocationRow(Contract):
     persons_allocated: Count
 
     row_rules: ClassVar = (
-        RowRule("period_reversed", "period_end", "period_end < period_start", "period_end is before period_start"),
+        _PERIOD_IN_ORDER,
     )
     unique_key: ClassVar = ("period_start", "period_end", "area_code")
     place_by: ClassVar = "area_code"
@@ -303,7 +305,7 @@ class IncidentRow(Contract):
     count: Count
 
     row_rules: ClassVar = (
-        RowRule("period_reversed", "period_end", "period_end < period_start", "period_end is before period_start"),
+        _PERIOD_IN_ORDER,
     )
     unique_key: ClassVar = ("period_start", "period_end", "area_code", "category")
     place_by: ClassVar = "area_code"

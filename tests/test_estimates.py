@@ -32,10 +32,10 @@ W1, W2 = "E05000001", "E05000002"
 M1, M2 = "E02000001", "E02000002"
 A, B, C = "E01000001", "E01000002", "E01000003"
 
-# Parameters pinned for the tests: no ghost drift, cleaning fully added back, and a margin model
+# Parameters pinned for the tests: flows unweighted, cleaning fully added back, and a margin model
 # simple enough to work by hand (shared relative SD a = 10%, Poisson term psi = 1, nothing else).
-PINNED = {"cleaning_addback": 1.0, "ghost_drift": 0.0, "a": 0.1, "b": 0.0, "c": 0.0, "d": 0.0, "e": 0.0,
-          "f": 0.0, "q": 0.0, "g": 0.0, "h": 0.0, "psi": 1.0, "kappa": 1.0, "rho": 0.5, "omega": 0.0,
+PINNED = {"cleaning_addback": 1.0, "registration_uplift": 0.0, "deregistration_uplift": 0.0, "a": 0.1, "b": 0.0, "c": 0.0, "d": 0.0, "e": 0.0,
+          "f": 0.0, "q": 0.0, "j": 0.0, "g": 0.0, "h": 0.0, "psi": 1.0, "kappa": 1.0, "rho": 0.5, "omega": 0.0,
           "base_a": 0.02, "base_f": 0.025,
           "w_gp": 0.5, "w_school": 0.5, "w_asylum": 1.0}
 Z95 = 1.959963984540054
@@ -190,8 +190,10 @@ def test_roll_forward_and_ratio_change_by_hand():
     assert roll_forward([10], [16], [20], [2.0], cleaned=[6])[0] == pytest.approx(11.0)
     # half the cleaning added back: 10 + (16 - 20 + 3) / 2 = 9.5
     assert roll_forward([10], [16], [20], [2.0], cleaned=[6], cleaning_addback=0.5)[0] == pytest.approx(9.5)
-    # ghost drift 0.25 of 8 registrations: 10 + (24 - 20 - 2) / 2 = 11
-    assert roll_forward([10], [24], [20], [2.0], registrations=[8], ghost_drift=0.25)[0] == pytest.approx(11.0)
+    # flows weighted: 8 registrations x 0.25 up, 6 deregistrations x 0.5 up:
+    # 10 + (24 - 20 + 0.25 x 8 - 0.5 x 6) / 2 = 10 + 3 / 2 = 11.5
+    assert roll_forward([10], [24], [20], [2.0], registrations=[8], deregistrations=[6], registration_uplift=0.25,
+                        deregistration_uplift=0.5)[0] == pytest.approx(11.5)
     # never negative: 2 + (0 - 20) / 1 -> 0
     assert roll_forward([2], [0], [20], [1.0])[0] == 0.0
     # ratio change 10 x 20 / 14 = 14.285714; base carried where the list was empty

@@ -20,7 +20,7 @@ The model in one place (details in each module's docstring):
     I       = (L*(t0) + k prior) / (P(b) + k)                               (inflation.py)
     est(t)  = max(0, P(b) + (L*(t) - L*(t0) + theta C(t) + beta_R R(t) - beta_D D(t)) / I)
     T       = annualised moves per 1,000 (GP churn, pupil mobility, asylum) (turbulence.py)
-    var     = kappa^2 [E^2 s^2(T, y, tau) + (g^2 + h tau) sum E_c^2 + psi max(E,1)]  (margins.py)
+    var     = kappa^2 [E^2 s^2(T, y, tau, V) + (g^2 + h tau) sum E_c^2 + psi max(E,1)]  (margins.py)
     var_A   = (1 - rho) sum w^2 var + rho (sum w sd)^2 [+ omega^2 sum w(1-w)E^2] up the geography
 """
 
@@ -55,6 +55,7 @@ CELL_KEYS = ["lsoa_code", "sex", "age_band"]
 # est_lsoa_cells: every cell's working, kept for audit (and for the back-test's calibration)
 CELL_AUDIT_COLUMNS = [
     "lsoa_code", "extract_date", "k", "years_since_base", "sex", "age_band", "published_base", "base_factor",
+    "base_variance",
     "base_population", "list_count",
     "list_t0", "births_lag", "deaths_lag", "list_star", "list_star_t0", "registrations", "from_abroad",
     "deregistrations", "cleaning", "cum_cleaning", "cum_registrations", "cum_deregistrations", "inflation_raw", "inflation_prior",
@@ -166,8 +167,15 @@ def build_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSettings, mode
     geo = con.execute("SELECT lsoa_code, ward_code, la_code, ward_share FROM est_lsoa_geo").df()
     cells["published_base"] = cells["base_population"]
     cells["base_factor"] = 1.0
+    # the published base's (log) variance; reduced where the list informs it
+    cells["base_variance"] = model["base_a"] ** 2
     if settings.blend_base and turb is not None:
         cells = _blend_base(cells, turb, geo, model)
+    elif turb is not None:
+        rate = turb.groupby("lsoa_code", as_index=False)["turbulence"].first()
+        rate["base_variance"] = model["base_a"] ** 2 + model["base_f"] * rate["turbulence"] / 1000.0
+        cells = cells.drop(columns=["base_variance"]).merge(rate[["lsoa_code", "base_variance"]], on="lsoa_code",
+                                                            how="left").fillna({"base_variance": model["base_a"] ** 2})
     cells["base_population"] = cells["published_base"] * cells["base_factor"]
 
     base_cells = cells[cells["k"] == 0][[*CELL_KEYS, "list_star_t0", "base_population"]].rename(
@@ -193,15 +201,17 @@ def _blend_base(cells: pd.DataFrame, turb: pd.DataFrame, geo: pd.DataFrame, mode
     t0 = t0.merge(first, on="lsoa_code", how="left").merge(
         geo.groupby("lsoa_code", as_index=False)["la_code"].first(), on="lsoa_code", how="left")
     t0["la_code"] = t0["la_code"].fillna("?")
-    factor, weight = blend_base(t0["published_base"], t0["list_star_t0"], t0["turbulence"].fillna(0.0),
-                                model["base_a"], model["base_f"], groups=t0["la_code"].to_numpy())
+    factor, weight, variance = blend_base(t0["published_base"], t0["list_star_t0"], t0["turbulence"].fillna(0.0),
+                                          model["base_a"], model["base_f"], groups=t0["la_code"].to_numpy())
     t0["base_factor"] = factor
     t0["base_weight"] = weight
+    t0["base_variance"] = variance
     moved = np.abs(factor - 1)
     log.info("list-informed base: LSOA bases moved by %.1f%% on average (largest %.1f%%)",
              100 * moved.mean() if len(moved) else 0, 100 * moved.max() if len(moved) else 0)
-    return cells.drop(columns=["base_factor"]).merge(t0[["lsoa_code", "base_factor"]], on="lsoa_code", how="left") \
-        .fillna({"base_factor": 1.0})
+    return cells.drop(columns=["base_factor", "base_variance"]) \
+        .merge(t0[["lsoa_code", "base_factor", "base_variance"]], on="lsoa_code", how="left") \
+        .fillna({"base_factor": 1.0, "base_variance": model["base_a"] ** 2})
 
 
 def build_turbulence(con: duckdb.DuckDBPyConnection, model: dict) -> pd.DataFrame:
@@ -282,14 +292,15 @@ def build_lsoa_rows(cells: pd.DataFrame, turb: pd.DataFrame, model: dict) -> pd.
         parts.append(agg)
     rows = pd.concat(parts, ignore_index=True)
     rows = rows.merge(turb, on=["lsoa_code", "extract_date"], how="left")
+    rows = rows.merge(c.groupby("lsoa_code", as_index=False)["base_variance"].first(), on="lsoa_code", how="left")
     rows["variance"] = predict_variance(model, rows["estimate"], rows["years_since_base"], rows["tau"], rows["est_sq"],
-                                        rows["turbulence"])
+                                        rows["turbulence"], rows["base_variance"])
     # a constraint to a known LA total removes the error the LSOAs share
     rows.loc[rows["constrained"], "variance"] *= (1.0 - model["rho"])
     rows = rows.rename(columns={"extract_date": "reference_date", "list_count": "gp_list"})
     return rows[["lsoa_code", "reference_date", "sex", "age_band", "band_order", "estimate", "variance", "gp_list",
                  "base_population", "published_base", "turbulence", "tau", "residents", "years_since_base", "constrained",
-                 "est_ratio_change", "est_raw_list", "est_base_carried_forward", "est_sq"]]
+                 "est_ratio_change", "est_raw_list", "est_base_carried_forward", "est_sq", "base_variance"]]
 
 
 # ------------------------------------------------------------------------------------- ethnicity

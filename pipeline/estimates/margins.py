@@ -4,12 +4,12 @@ For an LSOA row (a cell, a sex or age margin, or the total) with estimate E, ref
 y years after the base, turbulence T (moves per 1,000 a year; x = T/1000) and cumulative
 turbulence tau = x y (moves per resident since the base; see turbulence.py):
 
-    s^2       = a^2 + f x + (q x)^2 + c y + b tau + (e tau)^2 + (d y)^2   shared relative variance
+    s^2       = a^2 + f x + (q x)^2 + j V + c y + b tau + (e tau)^2 + (d y)^2   shared, relative
     var(E)    = kappa^2 [ E^2 s^2 + (g^2 + h tau) sum_cells E_c^2 + psi max(E, 1) ]
 
-* a^2 + f x + (q x)^2: error of the base the estimate builds on, larger where people move more
-  (official estimates are least accurate where in-migration is high, and lists are least
-  informative there too);
+* a^2 + f x + (q x)^2 + j V: error of the base the estimate builds on, larger where people move
+  more (official estimates are least accurate where in-migration is high, and lists are least
+  informative there too); V is the variance the list-informed base leaves (base.py);
 * c y + b tau: random-walk error that grows with time and with the number of moves since the
   base (variance linear in time); (d y)^2 + (e tau)^2: drift (ghosts accumulating, arrivals
   who never register) that grows linearly, so its variance grows with the square;
@@ -50,9 +50,9 @@ import numpy as np
 from scipy import optimize, stats
 
 MODEL_PATH = Path(__file__).with_name("margin_model.json")
-MARGIN_KEYS = ("a", "f", "q", "b", "c", "d", "e", "g", "h", "psi", "kappa")
+MARGIN_KEYS = ("a", "f", "q", "j", "b", "c", "d", "e", "g", "h", "psi", "kappa")
 DEFAULT_PARAMETERS = {
-    "a": 0.02, "f": 0.01, "q": 0.0, "b": 0.0, "c": 0.0004, "d": 0.005, "e": 0.02, "g": 0.08, "h": 0.0, "psi": 1.0,
+    "a": 0.02, "f": 0.01, "q": 0.0, "j": 0.0, "b": 0.0, "c": 0.0004, "d": 0.005, "e": 0.02, "g": 0.08, "h": 0.0, "psi": 1.0,
     "kappa": 1.0, "rho": 0.3, "omega": 0.0,
     "cleaning_addback": 1.0, "registration_uplift": 0.0, "deregistration_uplift": 0.0,
     "base_a": 0.02, "base_f": 0.025,
@@ -74,22 +74,24 @@ def load_margin_model(path: str | Path | None = None, overrides: dict[str, float
     return params
 
 
-def relative_variance(params: dict, years, tau, turbulence=0.0) -> np.ndarray:
-    """s^2 = a^2 + f x + (q x)^2 + c y + b tau + (e tau)^2 + (d y)^2 (x = T/1000): relative, shared by an LSOA."""
+def relative_variance(params: dict, years, tau, turbulence=0.0, base_variance=0.0) -> np.ndarray:
+    """s^2 = a^2 + f x + (q x)^2 + j V + c y + b tau + (e tau)^2 + (d y)^2 (x = T/1000), shared by an LSOA."""
     y = np.maximum(np.asarray(years, float), 0.0)
     tau = np.maximum(np.asarray(tau, float), 0.0)
     rate = np.maximum(np.asarray(turbulence, float), 0.0) / 1000.0
     p = params
-    return (p["a"] ** 2 + p["f"] * rate + (p["q"] * rate) ** 2 + p["c"] * y + p["b"] * tau
+    v_base = np.maximum(np.asarray(base_variance, float), 0.0)
+    return (p["a"] ** 2 + p["f"] * rate + (p["q"] * rate) ** 2 + p["j"] * v_base + p["c"] * y + p["b"] * tau
             + (p["e"] * tau) ** 2 + (p["d"] * y) ** 2)
 
 
-def predict_variance(params: dict, estimate, years, tau, cell_square_sum, turbulence=0.0) -> np.ndarray:
+def predict_variance(params: dict, estimate, years, tau, cell_square_sum, turbulence=0.0,
+                     base_variance=0.0) -> np.ndarray:
     """var(E) = kappa^2 [E^2 s^2 + (g^2 + h tau) sum E_c^2 + psi max(E, 1)] for LSOA rows."""
     est = np.maximum(np.asarray(estimate, float), 0.0)
     tau_ = np.maximum(np.asarray(tau, float), 0.0)
     p = params
-    var = (est ** 2 * relative_variance(p, years, tau_, turbulence)
+    var = (est ** 2 * relative_variance(p, years, tau_, turbulence, base_variance)
            + (p["g"] ** 2 + p["h"] * tau_) * np.asarray(cell_square_sum, float)
            + p["psi"] * np.maximum(est, 1.0))
     return p["kappa"] ** 2 * var
@@ -117,31 +119,33 @@ def interval_bounds(estimate, variance, level: float = 0.95) -> tuple[np.ndarray
 # ---------------------------------------------------------------- calibration (back-test only)
 
 # variance components, in the order of variance_design's columns, and how each maps to a parameter
-COMPONENTS = ("a2", "f", "q2", "c", "b", "e2", "d2", "g2", "h", "psi")
-_SCALES = np.array([1e-3, 1e-2, 1e-1, 1e-4, 1e-3, 1e-2, 1e-4, 1e-2, 1e-2, 1.0])
+COMPONENTS = ("a2", "f", "q2", "j", "c", "b", "e2", "d2", "g2", "h", "psi")
+_SCALES = np.array([1e-3, 1e-2, 1e-1, 1.0, 1e-4, 1e-3, 1e-2, 1e-4, 1e-2, 1e-2, 1.0])
+N_SHARED = 8
 
 
-def variance_design(estimate, years, tau, cell_square_sum, turbulence) -> np.ndarray:
+def variance_design(estimate, years, tau, cell_square_sum, turbulence, base_variance=0.0) -> np.ndarray:
     """Columns whose combination with the variance components gives var(E) / kappa^2."""
     est = np.maximum(np.asarray(estimate, float), 0.0)
     y = np.maximum(np.asarray(years, float), 0.0)
     tau_ = np.maximum(np.asarray(tau, float), 0.0)
     x = np.maximum(np.asarray(turbulence, float), 0.0) / 1000.0
     css = np.asarray(cell_square_sum, float)
+    vb = np.broadcast_to(np.maximum(np.asarray(base_variance, float), 0.0), est.shape)
     e2 = est ** 2
-    return np.column_stack([e2, e2 * x, e2 * x * x, e2 * y, e2 * tau_, e2 * tau_ ** 2, e2 * y * y,
+    return np.column_stack([e2, e2 * x, e2 * x * x, e2 * vb, e2 * y, e2 * tau_, e2 * tau_ ** 2, e2 * y * y,
                             css, css * tau_, np.maximum(est, 1.0)])
 
 
 def components_of(params: dict) -> np.ndarray:
     p = params
-    return np.array([p["a"] ** 2, p["f"], p["q"] ** 2, p["c"], p["b"], p["e"] ** 2, p["d"] ** 2, p["g"] ** 2,
-                     p["h"], p["psi"]])
+    return np.array([p["a"] ** 2, p["f"], p["q"] ** 2, p["j"], p["c"], p["b"], p["e"] ** 2, p["d"] ** 2,
+                     p["g"] ** 2, p["h"], p["psi"]])
 
 
 def params_of(components) -> dict[str, float]:
-    a2, f, q2, c, b, e2, d2, g2, h, psi = (float(v) for v in components)
-    return {"a": np.sqrt(a2), "f": f, "q": np.sqrt(q2), "c": c, "b": b, "e": np.sqrt(e2), "d": np.sqrt(d2),
+    a2, f, q2, j, c, b, e2, d2, g2, h, psi = (float(v) for v in components)
+    return {"a": np.sqrt(a2), "f": f, "q": np.sqrt(q2), "j": j, "c": c, "b": b, "e": np.sqrt(e2), "d": np.sqrt(d2),
             "g": np.sqrt(g2), "h": h, "psi": psi}
 
 
@@ -177,7 +181,8 @@ def fit_variance_components(errors, design, start, free) -> np.ndarray:
 def calibrate_margins(totals: dict, cells: dict, level: float = 0.95, start: dict | None = None) -> dict[str, float]:
     """Fit the margin parameters on back-test rows, in three stages.
 
-    `totals` and `cells` hold arrays (estimate, truth, years, tau, cell_square_sum, turbulence)
+    `totals` and `cells` hold arrays (estimate, truth, years, tau, cell_square_sum, turbulence,
+    base_variance)
     for LSOA all-ages totals and for LSOA sex x age cells. (1) the shared components on totals
     with the cell components at their start; (2) g, h, psi on cells, shared held; (3) the shared
     components again on totals; then kappa so that `level` of the totals are covered.
@@ -185,10 +190,11 @@ def calibrate_margins(totals: dict, cells: dict, level: float = 0.95, start: dic
     p = dict(DEFAULT_PARAMETERS)
     p.update(start or {})
     theta = components_of(p)
-    shared = np.array([True] * 7 + [False] * 3)
+    shared = np.arange(len(COMPONENTS)) < N_SHARED
 
     def design(d):
-        return variance_design(d["estimate"], d["years"], d["tau"], d["cell_square_sum"], d["turbulence"])
+        return variance_design(d["estimate"], d["years"], d["tau"], d["cell_square_sum"], d["turbulence"],
+                               d.get("base_variance", 0.0))
 
     Xt, Xc = design(totals), design(cells)
     et = np.asarray(totals["truth"], float) - np.asarray(totals["estimate"], float)
