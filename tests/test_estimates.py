@@ -35,7 +35,7 @@ A, B, C = "E01000001", "E01000002", "E01000003"
 # Parameters pinned for the tests: flows unweighted, cleaning fully added back, and a margin model
 # simple enough to work by hand (shared relative SD a = 10%, Poisson term psi = 1, nothing else).
 PINNED = {"cleaning_addback": 1.0, "registration_uplift": 0.0, "deregistration_uplift": 0.0, "a": 0.1, "b": 0.0, "c": 0.0, "d": 0.0, "e": 0.0,
-          "f": 0.0, "q": 0.0, "j": 0.0, "g": 0.0, "h": 0.0, "psi": 1.0, "kappa": 1.0, "rho": 0.5, "omega": 0.0,
+          "f": 0.0, "q": 0.0, "j": 0.0, "g": 0.0, "h": 0.0, "psi": 1.0, "kappa": 1.0, "rho": 0.5, "omega": 0.0, "l0": 0.0, "l1": 0.0,
           "base_a": 0.02, "base_f": 0.025,
           "w_gp": 0.5, "w_school": 0.5, "w_asylum": 1.0}
 Z95 = 1.959963984540054
@@ -677,3 +677,30 @@ def test_runs_on_published_counts_when_there_is_no_register():
     # women 25-29 list: 8 x 12/16 = 6 at T0 and 12 x 12/16 = 9 at T1
     assert row(con, A, T1, "F", "25-29")["gp_list"] == pytest.approx(9.0)
     assert row(con, A, T0, "F", "25-29")["gp_list"] == pytest.approx(6.0)
+
+
+def test_blend_base_by_hand():
+    from pipeline.estimates.base import blend_base
+    # 12 LSOAs of 100 residents, all with turbulence 100 (x = 0.1), so the fitted log inflation is
+    # the plain mean. Log inflation r = log(list / base): six at 0.10, three at 0.14, three at 0.06.
+    # m = 0.10; residuals 0, +0.04, -0.04; v_R = 6 x 0.0016 / 12 = 0.0008; support n = 12.
+    # base error: s_B^2 = 0.02^2 + 0.003 x 0.1 = 0.0007
+    # s_U^2 = max(0.0008 - 0.0007, 0.01^2) + 0.0008 / 12 = 0.0001 + 0.0000667 = 0.0001667
+    # w = 0.0007 / (0.0007 + 0.0001667) = 0.807692
+    # shift +-0.04 x 0.807692 = +-0.032308 (cap 2 sqrt(0.0007) = 0.0529 not reached)
+    # F = exp(0.032308) = 1.032835, exp(-0.032308) = 0.968208, 1; LA total kept:
+    # sum F P = 600 + 309.8505 + 290.4624 = 1200.3129 -> x 1200 / 1200.3129 = 0.999739
+    r = np.array([0.10] * 6 + [0.14] * 3 + [0.06] * 3)
+    base = np.full(12, 100.0)
+    factor, weight, variance = blend_base(base, base * np.exp(r), np.full(12, 100.0), base_a=0.02, base_f=0.003)
+    assert weight[0] == pytest.approx(0.807692, abs=1e-6)
+    assert factor[6] == pytest.approx(1.032835 * 0.999739, abs=1e-5)
+    assert factor[9] == pytest.approx(0.968208 * 0.999739, abs=1e-5)
+    assert factor[0] == pytest.approx(0.999739, abs=1e-5)
+    assert np.sum(base * factor) == pytest.approx(1200.0)
+    # the variance left: w s_U^2 = 0.807692 x 0.0001667 = 0.00013462
+    assert variance[0] == pytest.approx(0.00013462, rel=1e-3)
+    # too few LSOAs (under 12): nothing moves and the variance is the base's own
+    f2, w2, v2 = blend_base(base[:5], base[:5] * np.exp(r[6:11]), np.full(5, 100.0), base_a=0.02, base_f=0.003)
+    assert np.all(f2 == 1.0) and np.all(w2 == 0.0)
+    assert v2[0] == pytest.approx(0.0007)

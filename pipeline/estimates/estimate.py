@@ -21,7 +21,8 @@ The model in one place (details in each module's docstring):
     est(t)  = max(0, P(b) + (L*(t) - L*(t0) + theta C(t) + beta_R R(t) - beta_D D(t)) / I)
     T       = annualised moves per 1,000 (GP churn, pupil mobility, asylum) (turbulence.py)
     var     = kappa^2 [E^2 s^2(T, y, tau, V) + (g^2 + h tau) sum E_c^2 + psi max(E,1)]  (margins.py)
-    var_A   = (1 - rho) sum w^2 var + rho (sum w sd)^2 [+ omega^2 sum w(1-w)E^2] up the geography
+    var_A   = (1 - rho) sum w^2 var + rho (sum w sd)^2 + (l0^2 + (l1 y)^2) E_A^2
+              [+ omega^2 sum w(1-w) E^2 for wards]                          up the geography
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
         "z": z_value(settings.interval_level),
         "rho": float(model["rho"]),
         "omega": float(model["omega"]),
+        "l0": float(model["l0"]),
+        "l1": float(model["l1"]),
         "base_date": base_date,
         "method": settings.method,
     })

@@ -25,16 +25,20 @@ Up the geography (LSOA -> MSOA, ward, LA), with weights w_i (1, or ward_share fo
 
     E_A   = sum w_i E_i
     var_A = (1 - rho) sum w_i^2 var_i + rho (sum w_i sqrt(var_i))^2
+            + (l0^2 + (l1 y)^2) E_A^2                      (areas above the LSOA)
             [+ omega^2 sum w_i (1 - w_i) E_i^2 for wards]
 
 i.e. LSOA errors are partially correlated with correlation rho. Independent errors (rho = 0)
 would make the margin of a big area shrink like 1/sqrt(n) and give too-narrow intervals for the
 LA: part of the error (drift in list inflation, a practice's list-cleaning campaign) is shared by
-neighbouring LSOAs. The omega term is the error of splitting an LSOA between wards by its share
-of postcodes rather than of people. rho is calibrated on MSOA and LA totals after the LSOA
-parameters, omega then on ward totals. When the LA total is supplied (la_totals), estimates are
-scaled to it and the shared part of each LSOA variance is removed (var_i x (1 - rho)); the LA
-all-ages total then has no margin.
+neighbouring LSOAs. The (l0^2 + (l1 y)^2) E_A^2 term is error common to the whole LA, in every
+area in proportion to its size: the published base's LA total and LA-wide drift in the list
+(a relative SD of l0 at the base, growing by l1 a year); it is what dominates the LA's own
+margin. The omega term is the error of splitting an LSOA between wards by its share of
+postcodes rather than of people. rho is calibrated on MSOA totals after the LSOA parameters,
+l0 and l1 on LA totals, omega on ward totals. When the LA total is supplied (la_totals),
+estimates are scaled to it, the common term is dropped and the shared part of each LSOA variance
+is removed (var_i x (1 - rho)); the LA all-ages total then has no margin.
 
 All parameters are calibrated by back-testing on demo districts with known truth
 (benchmarks/backtest_estimates.py) and stored in margin_model.json with the seeds and settings
@@ -53,7 +57,7 @@ MODEL_PATH = Path(__file__).with_name("margin_model.json")
 MARGIN_KEYS = ("a", "f", "q", "j", "b", "c", "d", "e", "g", "h", "psi", "kappa")
 DEFAULT_PARAMETERS = {
     "a": 0.02, "f": 0.01, "q": 0.0, "j": 0.0, "b": 0.0, "c": 0.0004, "d": 0.005, "e": 0.02, "g": 0.08, "h": 0.0, "psi": 1.0,
-    "kappa": 1.0, "rho": 0.3, "omega": 0.0,
+    "kappa": 1.0, "rho": 0.3, "omega": 0.0, "l0": 0.004, "l1": 0.005,
     "cleaning_addback": 1.0, "registration_uplift": 0.0, "deregistration_uplift": 0.0,
     "base_a": 0.02, "base_f": 0.025,
     "w_gp": 0.5, "w_school": 0.5, "w_asylum": 1.0,
@@ -120,7 +124,6 @@ def interval_bounds(estimate, variance, level: float = 0.95) -> tuple[np.ndarray
 
 # variance components, in the order of variance_design's columns, and how each maps to a parameter
 COMPONENTS = ("a2", "f", "q2", "j", "c", "b", "e2", "d2", "g2", "h", "psi")
-_SCALES = np.array([1e-3, 1e-2, 1e-1, 1.0, 1e-4, 1e-3, 1e-2, 1e-4, 1e-2, 1e-2, 1.0])
 N_SHARED = 8
 
 
@@ -153,29 +156,38 @@ def fit_variance_components(errors, design, start, free) -> np.ndarray:
     """Maximum likelihood (normal errors) for non-negative variance components.
 
     var = design @ theta; `free` marks the components to fit, the others stay at `start`.
-    L-BFGS-B on scaled components with the analytic gradient.
+    L-BFGS-B with the analytic gradient, each component scaled so that its column alone would
+    explain the typical squared error (a well-conditioned problem), from several starts.
     """
     err2 = np.asarray(errors, float) ** 2
     X = np.asarray(design, float)
     theta0 = np.asarray(start, float).copy()
     free = np.asarray(free, bool)
+    typical = np.median(err2) + 1e-9
+    col = np.array([np.median(X[:, k][X[:, k] > 0]) if np.any(X[:, k] > 0) else 1.0 for k in range(X.shape[1])])
+    scales = typical / np.maximum(col, 1e-300)
 
     def full(phi):
         theta = theta0.copy()
-        theta[free] = phi * _SCALES[free]
+        theta[free] = phi * scales[free]
         return theta
 
     def nll(phi):
         v = np.maximum(X @ full(phi), 1e-9)
         f = 0.5 * np.sum(np.log(v) + err2 / v)
         grad_v = 0.5 * (1.0 / v - err2 / v ** 2)
-        g = (X[:, free] * grad_v[:, None]).sum(axis=0) * _SCALES[free]
+        g = (X[:, free] * grad_v[:, None]).sum(axis=0) * scales[free]
         return f, g
 
-    phi0 = np.maximum(theta0[free] / _SCALES[free], 1e-3)
-    res = optimize.minimize(nll, phi0, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * int(free.sum()),
-                            options={"maxiter": 5000})
-    return full(res.x)
+    n_free = int(free.sum())
+    starts = [np.maximum(theta0[free] / scales[free], 1e-3), np.full(n_free, 1.0 / n_free), np.full(n_free, 0.05)]
+    best = None
+    for phi0 in starts:
+        res = optimize.minimize(nll, phi0, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * n_free,
+                                options={"maxiter": 10000})
+        if best is None or res.fun < best.fun:
+            best = res
+    return full(best.x)
 
 
 def calibrate_margins(totals: dict, cells: dict, level: float = 0.95, start: dict | None = None) -> dict[str, float]:
@@ -244,3 +256,22 @@ def calibrate_split(errors, variance, split_sum) -> float:
     res = optimize.minimize_scalar(nll, bounds=(np.log(1e-8), np.log(1.0)), method="bounded")
     omega = float(np.sqrt(np.exp(res.x)))
     return 0.0 if omega < 1e-3 else omega
+
+
+def calibrate_common(errors, variance, estimate, years) -> tuple[float, float]:
+    """ML estimates of l0, l1 from LA totals: errors with variance
+    `variance` + (l0^2 + (l1 y)^2) E^2."""
+    err = np.asarray(errors, float)
+    v0 = np.asarray(variance, float)
+    e2 = np.asarray(estimate, float) ** 2
+    y2 = np.asarray(years, float) ** 2
+
+    def nll(theta):
+        l0sq, l1sq = np.exp(theta)
+        v = np.maximum(v0 + (l0sq + l1sq * y2) * e2, 1e-9)
+        return 0.5 * np.sum(np.log(v) + err ** 2 / v)
+
+    res = optimize.minimize(nll, np.log([1e-5, 1e-5]), method="Nelder-Mead",
+                            options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 2000})
+    l0, l1 = np.sqrt(np.exp(res.x))
+    return float(l0 if l0 > 1e-4 else 0.0), float(l1 if l1 > 1e-4 else 0.0)
