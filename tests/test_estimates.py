@@ -35,9 +35,9 @@ A, B, C = "E01000001", "E01000002", "E01000003"
 # Parameters pinned for the tests: flows unweighted, cleaning fully added back, and a margin model
 # simple enough to work by hand (shared relative SD a = 10%, Poisson term psi = 1, nothing else).
 PINNED = {"cleaning_addback": 1.0, "registration_uplift": 0.0, "deregistration_uplift": 0.0, "a": 0.1, "b": 0.0, "c": 0.0, "d": 0.0, "e": 0.0,
-          "f": 0.0, "q": 0.0, "j": 0.0, "g": 0.0, "h": 0.0, "psi": 1.0, "kappa": 1.0, "rho": 0.5, "omega": 0.0, "l0": 0.0, "l1": 0.0,
+          "f": 0.0, "q": 0.0, "j": 0.0, "g": 0.0, "h": 0.0, "psi": 1.0, "kappa": 1.0, "kappa_t": 0.0, "kappa_y": 0.0, "rho": 0.5, "omega": 0.0, "l0": 0.0, "l1": 0.0, "eta": 0.0,
           "base_a": 0.02, "base_f": 0.025,
-          "w_gp": 0.5, "w_school": 0.5, "w_asylum": 1.0}
+          "w_school": 1.0, "w_asylum": 1.0}
 Z95 = 1.959963984540054
 
 
@@ -203,11 +203,15 @@ def test_roll_forward_and_ratio_change_by_hand():
 
 
 def test_turbulence_score_function_by_hand():
-    # gp 1000 x 18 / 1000 = 18; school 1000 x 4 / 16 = 250; asylum 1000 x 5 / 1000 = 5
-    # T = 0.5 x 18 + 0.5 x 250 + 1 x 5 = 139
-    assert score_turbulence([18], [1000], [4], [16], [5])[0] == pytest.approx(139.0)
-    # too little pupil exposure (2 pupil-years < 5): the school weight moves to gp: 18 + 5 = 23
-    assert score_turbulence([18], [1000], [4], [2], [5])[0] == pytest.approx(23.0)
+    # 18 GP moves in 1,000 resident-years, 4 pupil moves in 16 pupil-years, 5 asylum placements:
+    # pooled 1000 x (18 + 4) / (1000 + 16) = 21.653543; asylum 1000 x 5 / 1000 = 5; T = 26.653543
+    assert score_turbulence([18], [1000], [4], [16], [5])[0] == pytest.approx(26.653543)
+    # no pupils: the GP rate alone, 18 + 5 = 23
+    assert score_turbulence([18], [1000], [0], [0], [5])[0] == pytest.approx(23.0)
+    # school weighted double: 1000 x (18 + 8) / (1000 + 32) + 5 = 25.193798 + 5 = 30.193798
+    assert score_turbulence([18], [1000], [4], [16], [5], w_school=2.0)[0] == pytest.approx(30.193798)
+    # no exposure at all: 0
+    assert score_turbulence([0], [0], [0], [0], [0])[0] == 0.0
 
 
 def test_margin_formulas_by_hand():
@@ -224,6 +228,11 @@ def test_margin_formulas_by_hand():
     # var = 4 x (70^2 x 0.0425 + 100) = 4 x (208.25 + 100) = 1233
     q = dict(p, a=0.0, c=0.01, b=0.02, e=0.1, d=0.05, g=0.2, psi=0.0, kappa=2.0)
     assert predict_variance(q, [70.0], [2.0], [0.5], [30 ** 2 + 40 ** 2])[0] == pytest.approx(1233.0)
+    # K = kappa (1 + kappa_t x)(1 + kappa_y y): kappa 1, kappa_t 2, x = 0.25, kappa_y 0.5, y = 2:
+    # K = 1.5 x 2 = 3 -> var = 9 x (208.25 + 100) = 2774.25
+    k = dict(q, kappa=1.0, kappa_t=2.0, kappa_y=0.5)
+    assert predict_variance(k, [70.0], [2.0], [0.5], [30 ** 2 + 40 ** 2], turbulence=[250.0])[0] == \
+        pytest.approx(2774.25)
     # base-error term that grows with the turbulence rate: f x T/1000 with T = 200, f = 0.05 -> 0.01
     # var = 100^2 x 0.01 = 100 (psi = 0)
     r = dict(p, a=0.0, f=0.05, psi=0.0)
@@ -452,20 +461,18 @@ def test_turbulence_from_gp_school_and_asylum_by_hand():
                                            area_code=A, area_type="lsoa", persons_allocated=5)]
     con = d.load()
     estimate_populations(con, settings())
-    # gp events: 10 registrations + 5 deregistrations + 3 from abroad = 18 over 365 days:
-    #   1000 x 18 / (1000 x 365/365.25) = 18.012329
+    # GP moves: 10 registrations + 5 deregistrations + 3 from abroad = 18, over
+    #   1000 residents x 365/365.25 years = 999.315537 resident-years
     # school: pair c1->c2 (spans 1 Sept): joiners p21 (R, normal), p22 (mobile); leavers p1 (Y6,
     #   normal), p2 (mobile) -> 2 moves; pair c2->c3: joiner p23, leaver p5 -> 2 moves. 4 moves.
-    #   exposure: 20 pupils at c1 x 140 days + 20 pupils at c2 x 105 days = 20 x 245 / 365.25 = 13.415469
-    #   rate 1000 x 4 / 13.415469 = 298.163265
-    # asylum: 5 allocations, all in the period: 1000 x 5 / (1000 x 365/365.25) = 5.003425
-    # T = 0.5 x 18.012329 + 0.5 x 298.163265 + 5.003425 = 163.091222
+    #   exposure: 20 pupils at c1 x 140 days + 20 pupils at c2 x 105 days = 20 x 245 / 365.25
+    #   = 13.415469 pupil-years
+    # asylum: 5 allocations, all in the period: 1000 x 5 / 999.315537 = 5.003425
+    # pooled: 1000 x (18 + 4) / (999.315537 + 13.415469) = 22000 / 1012.731006 = 21.723440
+    # T = 21.723440 + 5.003425 = 26.726865
     years = 365 / 365.25
-    gp = 18 / years
-    school = 1000 * 4 / (20 * 245 / 365.25)
-    asylum = 5 / years
-    expected = 0.5 * gp + 0.5 * school + asylum
-    assert expected == pytest.approx(163.0912, abs=1e-3)
+    expected = 1000 * (18 + 4) / (1000 * years + 20 * 245 / 365.25) + 5 / years
+    assert expected == pytest.approx(26.726865, abs=1e-5)
     moves = con.execute("SELECT sum(pupil_moves), sum(pupil_years) FROM est_school_moves").fetchall()[0]
     assert moves[0] == pytest.approx(4.0) and moves[1] == pytest.approx(20 * 245 / 365.25)
     assert row(con, A, t1)["turbulence"] == pytest.approx(expected)
@@ -640,6 +647,13 @@ def test_ethnicity_shares_not_stated_apportioned():
     assert eth.loc["White", "upper_95"] == pytest.approx(7.5 + Z95 * math.sqrt(v))
     assert set(con.execute("SELECT DISTINCT area_type FROM ethnicity_estimates").df()["area_type"]) == \
         {"lsoa", "msoa", "ward", "la"}
+    # a composition term eta = 0.1 adds 0.01 x 0.1875 to the share variance:
+    # sd = sqrt(0.0227083 + 0.001875) = 0.156791; lower 0.75 - 1.96 x 0.156791 = 0.442695
+    con2 = d.load()
+    estimate_populations(con2, settings(ethnicity_shrinkage=0.0, overrides={"eta": 0.1}))
+    e2 = con2.execute("SELECT * FROM ethnicity_estimates WHERE area_code = ? AND ethnic_group = 'White'", [W1]).df()
+    assert e2["share_lower_95"].iloc[0] == pytest.approx(0.75 - Z95 * math.sqrt(0.1875 / 9 + 0.01 * 0.1875 + 0.001875))
+    assert e2["share_sampling_se"].iloc[0] == pytest.approx(sd)
 
 
 def test_margins_widen_with_turbulence_and_time():

@@ -10,10 +10,11 @@ is high). For each LSOA i, with the corrected list L*_i and base P_i at t0 and t
     r_i          = log(L*_i / P_i)                         observed log inflation
     r_i          = m(T_i) + u_i - e_i                       u: the LSOA's own inflation,
                                                             e: the base's log error
-    m(T) is a local-linear (Gaussian kernel, bandwidth 0.5 x the SD of T) regression of r on T
-    over the LA's LSOAs, weighted by P_i: inflation rises with churn but not in a straight line
-    (a straight line overstates it in settled areas when most of the LA churns, and vice versa).
-    The squared residuals, smoothed the same way, give the total residual variance v_R(T).
+    m(T) is a local-linear (Gaussian kernel, bandwidth 0.5 x the SD of log T) regression of r on
+    log T over the LA's LSOAs, weighted by P_i: inflation rises with churn but not in a straight
+    line (a straight line overstates it in settled areas when most of the LA churns, and vice
+    versa), and churn varies by multiples, hence log T. The squared residuals, smoothed the same
+    way, give the total residual variance v_R(T).
     var(e)       = s_B^2(T) = base_a^2 + base_f T/1000      the published base's error
                                                             (margin_model.json, back-tested)
     var(u)       = s_U^2(T) = max(v_R(T) - s_B^2(T), min_inflation_sd^2) + v_R(T) / n(T)
@@ -92,10 +93,11 @@ def blend_base(base, listed, turbulence, base_a: float, base_f: float, groups=No
             continue
         r = np.log(listed[m] / base[m])
         x = rate[m]
-        bw = BANDWIDTH * np.std(x)
-        fit, support = smooth_local_linear(x, r, base[m], bw, return_support=True)
+        z = np.log(np.maximum(x * 1000.0, 1.0))  # the curve is fitted on log T: churn levels are multiples
+        bw = BANDWIDTH * np.std(z)
+        fit, support = smooth_local_linear(z, r, base[m], bw, return_support=True)
         resid = r - fit
-        v_r = np.maximum(smooth_local_linear(x, resid ** 2, base[m], bw), 0.0)
+        v_r = np.maximum(smooth_local_linear(z, resid ** 2, base[m], bw), 0.0)
         s_b2 = base_a ** 2 + base_f * x
         # the LSOA's own inflation, plus the uncertainty of the fitted curve where few LSOAs support it
         s_u2 = np.maximum(v_r - s_b2, min_inflation_sd ** 2) + v_r / np.maximum(support, 1.0)

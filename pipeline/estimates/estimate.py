@@ -19,8 +19,8 @@ The model in one place (details in each module's docstring):
     P(b)    = published base x F, F moving it towards L*(t0) / I(T)         (base.py)
     I       = (L*(t0) + k prior) / (P(b) + k)                               (inflation.py)
     est(t)  = max(0, P(b) + (L*(t) - L*(t0) + theta C(t) + beta_R R(t) - beta_D D(t)) / I)
-    T       = annualised moves per 1,000 (GP churn, pupil mobility, asylum) (turbulence.py)
-    var     = kappa^2 [E^2 s^2(T, y, tau, V) + (g^2 + h tau) sum E_c^2 + psi max(E,1)]  (margins.py)
+    T       = moves per 1,000 a year: GP and pupil churn pooled, + asylum    (turbulence.py)
+    var     = K^2 [E^2 s^2(T, y, tau, V) + (g^2 + h tau) sum E_c^2 + psi max(E,1)]  (margins.py)
     var_A   = (1 - rho) sum w^2 var + rho (sum w sd)^2 + (l0^2 + (l1 y)^2) E_A^2
               [+ omega^2 sum w(1-w) E^2 for wards]                          up the geography
 """
@@ -104,6 +104,7 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
         "z": z_value(settings.interval_level),
         "rho": float(model["rho"]),
         "omega": float(model["omega"]),
+        "eta": float(model["eta"]),
         "l0": float(model["l0"]),
         "l1": float(model["l1"]),
         "base_date": base_date,
@@ -239,7 +240,7 @@ def build_turbulence(con: duckdb.DuckDBPyConnection, model: dict) -> pd.DataFram
     frame[cols] = frame[cols].fillna(0.0).astype(float)
     frame["resident_years"] = frame["residents"] * frame["period_years"]
     frame = frame.sort_values(["lsoa_code", "k"]).reset_index(drop=True)
-    weights = dict(w_gp=model["w_gp"], w_school=model["w_school"], w_asylum=model["w_asylum"])
+    weights = dict(w_school=model["w_school"], w_asylum=model["w_asylum"])
     frame["period_score"] = score_turbulence(frame["gp_events"], frame["resident_years"], frame["pupil_moves"],
                                              frame["pupil_years"], frame["asylum_allocated"], **weights)
     frame.loc[frame["k"] == 0, "period_score"] = np.nan
@@ -311,7 +312,8 @@ def build_lsoa_rows(cells: pd.DataFrame, turb: pd.DataFrame, model: dict) -> pd.
 def build_ethnicity(con: duckdb.DuckDBPyConnection, cells: pd.DataFrame, rows: pd.DataFrame,
                     settings: EstimateSettings) -> pd.DataFrame:
     """Broad ethnic group estimates per LSOA x date with v_pop and v_share (see ethnicity.py)."""
-    columns = ["lsoa_code", "reference_date", "ethnic_group", "estimate", "v_pop", "v_share", "total_estimate"]
+    columns = ["lsoa_code", "reference_date", "ethnic_group", "estimate", "v_pop", "v_share", "total_estimate",
+               "years_since_base"]
     counts = con.execute("SELECT * FROM est_ethnic_counts").df()
     if counts.empty or counts.loc[counts["ethnic_group"] != "Not stated", "n"].sum() <= 0:
         log.info("no recorded ethnicity: ethnicity_estimates will be empty")
@@ -360,7 +362,8 @@ def build_ethnicity(con: duckdb.DuckDBPyConnection, cells: pd.DataFrame, rows: p
         "v_share": v_share.ravel(),
     })
     out = long.groupby(["lsoa_code", "reference_date", "ethnic_group"], as_index=False)[["estimate", "v_share"]].sum()
-    tot = rows[(rows["sex"] == "All") & (rows["age_band"] == "All")][["lsoa_code", "reference_date", "estimate", "variance"]]
+    tot = rows[(rows["sex"] == "All") & (rows["age_band"] == "All")][["lsoa_code", "reference_date", "estimate", "variance",
+                                                                        "years_since_base"]]
     tot = tot.rename(columns={"estimate": "total_estimate", "variance": "total_variance"})
     out = out.merge(tot, on=["lsoa_code", "reference_date"], how="left")
     share = np.where(out["total_estimate"] > 0, out["estimate"] / out["total_estimate"].where(out["total_estimate"] > 0, 1.0), 0.0)

@@ -17,8 +17,16 @@ treated as missing at random within the cell. The uncertainty has three parts:
 where q_c is the cell's not-stated share and lambda = 0.5 an allowance for the not-stated
 differing from the stated (an SD of half the not-stated share, scaled by sqrt(p(1-p))).
 Up the geography v_pop combines with the correlation rho like the population margins, v_share
-independently. A group's share of an area's population is E_g / sum_g E_g with SD
-sqrt(v_share) / E (the population error is common to all groups and cancels in the share).
+independently, and each area adds a composition term eta^2 p (1 - p) on the share scale: the
+registered mix is not quite the residents' (ghosts and people who never register differ from
+the rest), an error that does not average away over an area; eta is calibrated on the demo's
+ward truth. A group's share of an area's population is p = E_g / sum_g E_g with SD
+sqrt(v_share / E^2 + eta^2 p (1 - p)) (the population error is common to all groups and cancels
+in the share).
+
+Broad groups follow the NHS 2001-census categories as the project specifies: R (Chinese) and
+S (any other) are "Other", and so is the school census's Chinese (CHNE); the 2011 census and
+later put Chinese under Asian, so compare with such sources with care.
 """
 
 from __future__ import annotations

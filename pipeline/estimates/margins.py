@@ -5,7 +5,8 @@ y years after the base, turbulence T (moves per 1,000 a year; x = T/1000) and cu
 turbulence tau = x y (moves per resident since the base; see turbulence.py):
 
     s^2       = a^2 + f x + (q x)^2 + j V + c y + b tau + (e tau)^2 + (d y)^2   shared, relative
-    var(E)    = kappa^2 [ E^2 s^2 + (g^2 + h tau) sum_cells E_c^2 + psi max(E, 1) ]
+    var(E)    = K^2 [ E^2 s^2 + (g^2 + h tau) sum_cells E_c^2 + psi max(E, 1) ]
+    K         = kappa (1 + kappa_t x) (1 + kappa_y y)
 
 * a^2 + f x + (q x)^2 + j V: error of the base the estimate builds on, larger where people move
   more (official estimates are least accurate where in-migration is high, and lists are least
@@ -17,7 +18,13 @@ turbulence tau = x y (moves per resident since the base; see turbulence.py):
   is noisier than the LSOA total: its inflation is less certain and people age across bands);
 * psi max(E, 1): a Poisson-like small-count term, so a cell estimated at 0-3 people still has
   a margin;
-* kappa: a final scale so that, on the calibration runs, 95% intervals cover 95% of the totals.
+* K: a final scale of the standard error. The variance model is fitted by maximum likelihood,
+  which matches variances, not tails; kappa_t and kappa_y even out the coverage of the
+  calibration totals across thirds of turbulence and of time since the base (errors in churning
+  areas are heavier-tailed), and kappa then sets the coverage of all calibration totals to 95%.
+
+The back-test fits a, f, j, c, b (the shared part; q, e and d stay 0: with them the likelihood
+chases the heaviest tails and the intervals grow the wrong way with time), g, h and psi.
 
 The interval is E -/+ z sqrt(var), the lower limit floored at 0.
 
@@ -54,13 +61,13 @@ import numpy as np
 from scipy import optimize, stats
 
 MODEL_PATH = Path(__file__).with_name("margin_model.json")
-MARGIN_KEYS = ("a", "f", "q", "j", "b", "c", "d", "e", "g", "h", "psi", "kappa")
+MARGIN_KEYS = ("a", "f", "q", "j", "b", "c", "d", "e", "g", "h", "psi", "kappa", "kappa_t", "kappa_y")
 DEFAULT_PARAMETERS = {
     "a": 0.02, "f": 0.01, "q": 0.0, "j": 0.0, "b": 0.0, "c": 0.0004, "d": 0.005, "e": 0.02, "g": 0.08, "h": 0.0, "psi": 1.0,
-    "kappa": 1.0, "rho": 0.3, "omega": 0.0, "l0": 0.004, "l1": 0.005,
+    "kappa": 1.0, "kappa_t": 0.0, "kappa_y": 0.0, "rho": 0.3, "omega": 0.0, "l0": 0.004, "l1": 0.005, "eta": 0.02,
     "cleaning_addback": 1.0, "registration_uplift": 0.0, "deregistration_uplift": 0.0,
     "base_a": 0.02, "base_f": 0.025,
-    "w_gp": 0.5, "w_school": 0.5, "w_asylum": 1.0,
+    "w_school": 1.0, "w_asylum": 1.0,
 }
 
 
@@ -91,14 +98,21 @@ def relative_variance(params: dict, years, tau, turbulence=0.0, base_variance=0.
 
 def predict_variance(params: dict, estimate, years, tau, cell_square_sum, turbulence=0.0,
                      base_variance=0.0) -> np.ndarray:
-    """var(E) = kappa^2 [E^2 s^2 + (g^2 + h tau) sum E_c^2 + psi max(E, 1)] for LSOA rows."""
+    """var(E) = K^2 [E^2 s^2 + (g^2 + h tau) sum E_c^2 + psi max(E, 1)], K = kappa (1 + kappa_t x)(1 + kappa_y y)."""
     est = np.maximum(np.asarray(estimate, float), 0.0)
     tau_ = np.maximum(np.asarray(tau, float), 0.0)
     p = params
-    var = (est ** 2 * relative_variance(p, years, tau_, turbulence, base_variance)
-           + (p["g"] ** 2 + p["h"] * tau_) * np.asarray(cell_square_sum, float)
-           + p["psi"] * np.maximum(est, 1.0))
-    return p["kappa"] ** 2 * var
+    return scale_of(p, turbulence, years) ** 2 * (
+        est ** 2 * relative_variance(p, years, tau_, turbulence, base_variance)
+        + (p["g"] ** 2 + p["h"] * tau_) * np.asarray(cell_square_sum, float)
+        + p["psi"] * np.maximum(est, 1.0))
+
+
+def scale_of(params: dict, turbulence, years) -> np.ndarray:
+    """K = kappa (1 + kappa_t x)(1 + kappa_y y), the final scale of the standard error."""
+    p = params
+    return (p["kappa"] * (1.0 + p.get("kappa_t", 0.0) * np.maximum(np.asarray(turbulence, float), 0.0) / 1000.0)
+            * (1.0 + p.get("kappa_y", 0.0) * np.maximum(np.asarray(years, float), 0.0)))
 
 
 def combine_variances(variances, weights, rho: float) -> float:
@@ -125,6 +139,7 @@ def interval_bounds(estimate, variance, level: float = 0.95) -> tuple[np.ndarray
 # variance components, in the order of variance_design's columns, and how each maps to a parameter
 COMPONENTS = ("a2", "f", "q2", "j", "c", "b", "e2", "d2", "g2", "h", "psi")
 N_SHARED = 8
+FITTED = ("a2", "f", "j", "c", "b", "g2", "h", "psi")  # q2, e2, d2 stay at 0 (see the module docstring)
 
 
 def variance_design(estimate, years, tau, cell_square_sum, turbulence, base_variance=0.0) -> np.ndarray:
@@ -197,12 +212,17 @@ def calibrate_margins(totals: dict, cells: dict, level: float = 0.95, start: dic
     base_variance)
     for LSOA all-ages totals and for LSOA sex x age cells. (1) the shared components on totals
     with the cell components at their start; (2) g, h, psi on cells, shared held; (3) the shared
-    components again on totals; then kappa so that `level` of the totals are covered.
+    components again on totals; then kappa_t and kappa_y so that the thirds of the totals by
+    turbulence and by time since the base are covered alike, and kappa so that `level` of all
+    the totals are covered.
     """
     p = dict(DEFAULT_PARAMETERS)
     p.update(start or {})
+    fitted = np.array([c in FITTED for c in COMPONENTS])
+    p.update({k: 0.0 for k, c in (("q", "q2"), ("e", "e2"), ("d", "d2")) if c not in FITTED})
     theta = components_of(p)
-    shared = np.arange(len(COMPONENTS)) < N_SHARED
+    shared = (np.arange(len(COMPONENTS)) < N_SHARED) & fitted
+    cell_part = (np.arange(len(COMPONENTS)) >= N_SHARED) & fitted
 
     def design(d):
         return variance_design(d["estimate"], d["years"], d["tau"], d["cell_square_sum"], d["turbulence"],
@@ -212,11 +232,48 @@ def calibrate_margins(totals: dict, cells: dict, level: float = 0.95, start: dic
     et = np.asarray(totals["truth"], float) - np.asarray(totals["estimate"], float)
     ec = np.asarray(cells["truth"], float) - np.asarray(cells["estimate"], float)
     theta = fit_variance_components(et, Xt, theta, shared)
-    theta = fit_variance_components(ec, Xc, theta, ~shared)
+    theta = fit_variance_components(ec, Xc, theta, cell_part)
     theta = fit_variance_components(et, Xt, theta, shared)
+    # (4) the scale K, evening the totals' coverage across thirds of turbulence and of time since
+    # the base, kappa setting the overall coverage to `level`
+    x = np.maximum(np.asarray(totals["turbulence"], float), 0.0) / 1000.0
+    y = np.asarray(totals["years"], float)
+    kt, ky, kappa = even_coverage(np.abs(et) / np.sqrt(np.maximum(Xt @ theta, 1e-12)), x, y, level)
+    # (5) the cell parts again with K applied (cells then keep their own calibration), and K again
+    yc = np.asarray(cells["years"], float)
+    xc = np.maximum(np.asarray(cells["turbulence"], float), 0.0) / 1000.0
+    Kc2 = (kappa * (1 + kt * xc) * (1 + ky * yc)) ** 2
+    theta = fit_variance_components(ec, Xc * Kc2[:, None], theta, cell_part)
+    kt, ky, kappa = even_coverage(np.abs(et) / np.sqrt(np.maximum(Xt @ theta, 1e-12)), x, y, level)
     out = params_of(theta)
-    out["kappa"] = coverage_scale(et, Xt @ theta, level)
+    out.update({"kappa": kappa, "kappa_t": kt, "kappa_y": ky})
     return {k: float(out[k]) for k in MARGIN_KEYS}
+
+
+def even_coverage(ratio, x, years, level: float = 0.95, groups: int = 3) -> tuple[float, float, float]:
+    """kappa_t, kappa_y, kappa: the scale K = kappa (1 + kappa_t x)(1 + kappa_y y) under which
+    |error| / sd <= z K holds for `level` of the rows overall and as nearly as possible alike in
+    each third of x and each third of y (grid search)."""
+    z = z_value(level)
+    ratio = np.asarray(ratio, float)
+    x = np.asarray(x, float)
+    y = np.asarray(years, float)
+
+    def thirds(v):
+        edges = np.unique(np.quantile(v, np.linspace(0, 1, groups + 1))[1:-1])
+        return np.digitize(v, edges)
+
+    bx, by = thirds(x), thirds(y)
+    best = (np.inf, 0.0, 0.0, 1.0)
+    for kt in np.arange(0.0, 10.01, 0.1):
+        for ky in np.arange(-0.4, 1.001, 0.025):
+            scaled = ratio / ((1.0 + kt * x) * (1.0 + ky * y))
+            k = float(np.quantile(scaled, level) / z)
+            covered = scaled <= z * k
+            loss = sum((covered[b == g].mean() - level) ** 2 for b in (bx, by) for g in np.unique(b))
+            if loss < best[0] - 1e-12:
+                best = (loss, float(kt), float(ky), k)
+    return best[1], best[2], best[3]
 
 
 def coverage_scale(errors, variances, level: float = 0.95) -> float:
@@ -275,3 +332,19 @@ def calibrate_common(errors, variance, estimate, years) -> tuple[float, float]:
                             options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 2000})
     l0, l1 = np.sqrt(np.exp(res.x))
     return float(l0 if l0 > 1e-4 else 0.0), float(l1 if l1 > 1e-4 else 0.0)
+
+
+def calibrate_composition(errors, sampling_variance, share) -> float:
+    """ML estimate of eta from area shares: share errors with variance
+    sampling_variance + eta^2 p (1 - p)."""
+    err = np.asarray(errors, float)
+    v0 = np.asarray(sampling_variance, float)
+    p = np.asarray(share, float)
+    pq = p * (1 - p)
+
+    def nll(log_eta2):
+        v = np.maximum(v0 + np.exp(log_eta2) * pq, 1e-12)
+        return 0.5 * np.sum(np.log(v) + err ** 2 / v)
+
+    res = optimize.minimize_scalar(nll, bounds=(np.log(1e-8), np.log(1.0)), method="bounded")
+    return float(np.sqrt(np.exp(res.x)))

@@ -1,25 +1,47 @@
 -- Broad ethnic groups by area and date (see pipeline/estimates/ethnicity.py). Group estimates
--- sum up the geography; their population part of the variance combines with correlation rho,
--- the share-sampling part independently. Shares are of the area's estimated population.
-WITH a AS (
+-- sum up the geography; their population part of the variance combines like the population
+-- margins (correlation rho, the ward-split and LA-common terms), the share-sampling part
+-- independently, and each area adds a composition term
+-- eta^2 p (1 - p) (share scale): the registered population's mix is not quite the residents'
+-- (ghosts, people who never register), an error that does not average out over an area.
+-- Shares are of the area's estimated population. After the contract columns:
+-- share_sampling_se, the share's SE from the records alone.
+WITH a0 AS (
     SELECT
         m.area_code, m.area_type, e.reference_date, e.ethnic_group,
         sum(m.w * e.estimate) AS estimate,
-        (1 - {{ rho }}) * sum(m.w * m.w * e.v_pop) + {{ rho }} * power(sum(m.w * sqrt(e.v_pop)), 2) AS v_pop,
+        (1 - {{ rho }}) * sum(m.w * m.w * e.v_pop) + {{ rho }} * power(sum(m.w * sqrt(e.v_pop)), 2)
+            + CASE WHEN m.area_type = 'ward' THEN {{ omega }} * {{ omega }} * sum(m.w * (1 - m.w) * e.estimate * e.estimate)
+                   ELSE 0 END
+            + CASE WHEN m.area_type = 'lsoa' THEN 0
+                   ELSE ({{ l0 }} * {{ l0 }} + power({{ l1 }} * any_value(e.years_since_base), 2))
+                        * power(sum(m.w * e.estimate), 2) END AS v_pop,
         sum(m.w * m.w * e.v_share) AS v_share,
         sum(m.w * e.total_estimate) AS total_estimate
     FROM est_area_members m
     JOIN est_lsoa_ethnic e ON e.lsoa_code = m.lsoa_code
     GROUP BY m.area_code, m.area_type, e.reference_date, e.ethnic_group
+),
+a AS (
+    SELECT *,
+           {{ eta }} * {{ eta }} * (estimate / nullif(total_estimate, 0)) * (1 - estimate / nullif(total_estimate, 0))
+               AS v_comp_share
+    FROM a0
 )
 SELECT
     area_code, area_type, reference_date, ethnic_group,
     estimate,
-    greatest(0.0, estimate - {{ z }} * sqrt(v_pop + v_share)) AS lower_95,
-    estimate + {{ z }} * sqrt(v_pop + v_share) AS upper_95,
+    greatest(0.0, estimate - {{ z }} * sqrt(v_pop + v_share + coalesce(v_comp_share, 0) * total_estimate * total_estimate))
+        AS lower_95,
+    estimate + {{ z }} * sqrt(v_pop + v_share + coalesce(v_comp_share, 0) * total_estimate * total_estimate) AS upper_95,
     estimate / nullif(total_estimate, 0) AS share,
-    greatest(0.0, (estimate - {{ z }} * sqrt(v_share)) / nullif(total_estimate, 0)) AS share_lower_95,
-    least(1.0, (estimate + {{ z }} * sqrt(v_share)) / nullif(total_estimate, 0)) AS share_upper_95
+    greatest(0.0, estimate / nullif(total_estimate, 0)
+                  - {{ z }} * sqrt(v_share / nullif(total_estimate * total_estimate, 0) + coalesce(v_comp_share, 0)))
+        AS share_lower_95,
+    least(1.0, estimate / nullif(total_estimate, 0)
+               + {{ z }} * sqrt(v_share / nullif(total_estimate * total_estimate, 0) + coalesce(v_comp_share, 0)))
+        AS share_upper_95,
+    sqrt(v_share) / nullif(total_estimate, 0) AS share_sampling_se
 FROM a
 ORDER BY CASE area_type WHEN 'la' THEN 0 WHEN 'ward' THEN 1 WHEN 'msoa' THEN 2 ELSE 3 END,
          area_code, reference_date,
