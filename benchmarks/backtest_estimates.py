@@ -16,7 +16,9 @@ Calibration seeds fit the model's parameters and write pipeline/estimates/margin
 3. the margin model (margins.py): the shared variance (a, f, j, c, b) by maximum likelihood on
    LSOA totals, g, h, psi on the LSOAs' sex x age cells; the scale K = kappa (1 + kappa_t x)
    (1 + kappa_y y) evening coverage across thirds of turbulence and of time, 95% overall;
-   rho on MSOA totals, l0 and l1 on LA totals, omega on ward totals, eta on wards' ethnic shares.
+   l0 and l1 from each district's common error (its all-LSOA total against the truth); the LSOA
+   model is fitted to the errors less that common part; rho on MSOA totals, omega on ward totals,
+   eta on wards' ethnic shares.
 
 Evaluation seeds (never used in calibration) are then run with the committed model, and the
 report gives, per method, the MAPE of LSOA totals by churn level and by time since the base,
@@ -179,6 +181,7 @@ def area_totals(con, truth: dict, run: Run) -> pd.DataFrame:
     out["run"] = run.name
     out["seed"] = run.seed
     out["mix"] = run.mix
+    out["scale"] = run.scale
     return out
 
 
@@ -234,12 +237,15 @@ def solve_rollforward(frames: list[pd.DataFrame]) -> dict:
 
 
 def solve_margins(rows: pd.DataFrame, start: dict, level: float = 0.95) -> dict:
-    """Margin parameters from LSOA rows (totals for the shared part, sex x age cells for the cell part)."""
+    """Margin parameters from LSOA rows (totals for the shared part, sex x age cells for the cell
+    part), each error less its district's common error, whose variance is l0^2 + (l1 y)^2."""
     def arrays(df):
+        y = df["years_since_base"].to_numpy()
         return {"estimate": df["estimate"].to_numpy(), "truth": df["truth"].to_numpy(),
-                "years": df["years_since_base"].to_numpy(), "tau": df["tau"].to_numpy(),
+                "years": y, "tau": df["tau"].to_numpy(),
                 "cell_square_sum": df["est_sq"].to_numpy(), "turbulence": df["turbulence"].to_numpy(),
-                "base_variance": df["base_variance"].to_numpy()}
+                "base_variance": df["base_variance"].to_numpy(), "common_error": df["common_error"].to_numpy(),
+                "common_variance": start["l0"] ** 2 + (start["l1"] * y) ** 2}
     tot = rows[(rows["sex"] == "All") & (rows["age_band"] == "All")]
     cells = rows[(rows["sex"] != "All") & (rows["age_band"] != "All")]
     return calibrate_margins(arrays(tot), arrays(cells), level=level, start=start)
@@ -259,19 +265,27 @@ def area_variance_sums(rows: pd.DataFrame, params: dict, members: pd.DataFrame) 
     return agg
 
 
+def common_errors(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each district's relative error common to all its LSOAs, per date: sum(truth - estimate) /
+    sum(estimate) over its LSOA totals."""
+    tot = rows[(rows["sex"] == "All") & (rows["age_band"] == "All")]
+    g = tot.groupby(["run", "reference_date"], as_index=False).agg(
+        err=("truth", "sum"), est=("estimate", "sum"), years_since_base=("years_since_base", "first"))
+    g["common_error"] = (g["err"] - g["est"]) / g["est"]
+    return g[["run", "reference_date", "years_since_base", "common_error"]]
+
+
 def solve_geography(areas: pd.DataFrame, rows: pd.DataFrame, params: dict, members: pd.DataFrame) -> dict:
-    """rho from MSOA totals; l0, l1 (error common to the LA) from LA totals; omega from wards."""
+    """rho from MSOA totals and omega from ward totals, beside the LA-common term (l0, l1)."""
     agg = area_variance_sums(rows, params, members)
     a = areas.merge(agg, on=["run", "area_code", "area_type", "reference_date"])
-    msoa = a[a["area_type"] == "msoa"]
-    rho = calibrate_correlation(msoa["truth"] - msoa["cohdmap"], msoa["w2v"], msoa["cor"])
-    la = a[a["area_type"] == "la"]
-    l0, l1 = calibrate_common(la["truth"] - la["cohdmap"], (1 - rho) * la["w2v"] + rho * la["cor"], la["cohdmap"],
-                              la["years_since_base"])
-    w = a[a["area_type"] == "ward"]
-    v = (1 - rho) * w["w2v"] + rho * w["cor"] + (l0 ** 2 + (l1 * w["years_since_base"]) ** 2) * w["cohdmap"] ** 2
-    omega = calibrate_split(w["truth"] - w["cohdmap"], v, w["split"])
-    return {"rho": rho, "l0": l0, "l1": l1, "omega": omega}
+    common = (params["l0"] ** 2 + (params["l1"] * a["years_since_base"]) ** 2) * a["cohdmap"] ** 2
+    m = a["area_type"] == "msoa"
+    rho = calibrate_correlation(a.loc[m, "truth"] - a.loc[m, "cohdmap"], a.loc[m, "w2v"], a.loc[m, "cor"], common[m])
+    w = a["area_type"] == "ward"
+    v = (1 - rho) * a.loc[w, "w2v"] + rho * a.loc[w, "cor"] + common[w]
+    omega = calibrate_split(a.loc[w, "truth"] - a.loc[w, "cohdmap"], v, a.loc[w, "split"])
+    return {"rho": rho, "omega": omega}
 
 
 # --------------------------------------------------------------------------------- evaluation
@@ -286,9 +300,10 @@ def mape_tables(areas: pd.DataFrame) -> dict[str, pd.DataFrame]:
     lsoa["years"] = lsoa["years_since_base"].round(2)
     by_time = lsoa.groupby("years")[cols].mean()
     by_mix_level = lsoa.groupby(["mix", "churn_level"])[cols].mean()
-    for t in (by_level, by_time, by_mix_level):
+    by_scale_level = lsoa.groupby(["scale", "churn_level"])[cols].mean()
+    for t in (by_level, by_time, by_mix_level, by_scale_level):
         t.columns = list(METHODS)
-    return {"by_level": by_level, "by_time": by_time, "by_mix_level": by_mix_level}
+    return {"by_level": by_level, "by_time": by_time, "by_mix_level": by_mix_level, "by_scale_level": by_scale_level}
 
 
 def coverage_tables(areas: pd.DataFrame, rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -302,6 +317,8 @@ def coverage_tables(areas: pd.DataFrame, rows: pd.DataFrame) -> dict[str, pd.Dat
     by_level.loc["all"] = summarise(lsoa)
     by_time = lsoa.assign(years=lsoa["years_since_base"].round(2)).groupby("years").apply(summarise, include_groups=False)
     by_type = areas.groupby("area_type").apply(summarise, include_groups=False)
+    by_scale = lsoa.groupby(["scale", "churn_level"]).apply(summarise, include_groups=False)
+    by_scale_type = areas.groupby(["scale", "area_type"]).apply(summarise, include_groups=False)
     from pipeline.estimates.margins import z_value
     z = z_value(0.95)
     cells = rows[(rows["sex"] != "All") & (rows["age_band"] != "All")].copy()
@@ -311,7 +328,8 @@ def coverage_tables(areas: pd.DataFrame, rows: pd.DataFrame) -> dict[str, pd.Dat
     cells = cells[cells["estimate"] >= 10]  # relative widths of near-empty cells say nothing
     by_type.loc["lsoa cells (sex x age), estimate >= 10"] = summarise(cells)
     cell_level = cells.groupby("churn_level").apply(summarise, include_groups=False).reindex(list(LEVELS))
-    return {"by_level": by_level, "by_time": by_time, "by_type": by_type, "cells_by_level": cell_level}
+    return {"by_level": by_level, "by_time": by_time, "by_type": by_type, "cells_by_level": cell_level,
+            "by_scale": by_scale, "by_scale_type": by_scale_type}
 
 
 def ethnicity_frame(con, truth: dict, run: Run) -> pd.DataFrame:
@@ -361,7 +379,8 @@ def write_report(areas: pd.DataFrame, rows: pd.DataFrame, eth: pd.DataFrame, mod
         d["measure"] = "MAPE % of LSOA totals"
         long.append(d)
     for name, t in cov.items():
-        d = t.reset_index().melt(id_vars=[t.index.name or "index"], var_name="measure", value_name="value")
+        ids = [n or "index" for n in t.index.names]
+        d = t.reset_index().melt(id_vars=ids, var_name="measure", value_name="value")
         d["table"] = f"intervals_{name}"
         d["method"] = "cohdmap"
         long.append(d)
@@ -380,7 +399,7 @@ def write_report(areas: pd.DataFrame, rows: pd.DataFrame, eth: pd.DataFrame, mod
         f"({seconds / 60:.1f} min). Command: `{' '.join(['.venv/bin/python', 'benchmarks/backtest_estimates.py', *sys.argv[1:]])}`",
         "",
         f"Evaluation districts (never used to calibrate): seeds {sorted({r.seed for r in eval_runs})} x churn mixes "
-        f"{sorted({r.mix for r in eval_runs})}, scale {args.scale:g}, {len(eval_runs)} districts, "
+        f"{sorted({r.mix for r in eval_runs})}, scales {', '.join(f'{x:g}' for x in args.scales)}, {len(eval_runs)} districts, "
         f"{areas[areas['area_type'] == 'lsoa']['area_code'].nunique()} LSOAs each, 8 quarterly extracts after the base.",
         f"Calibration districts: seeds {sorted({r.seed for r in calib_runs})} x the same mixes"
         + (" (this run re-used the committed margin_model.json)." if args.no_calibrate else "."),
@@ -398,6 +417,9 @@ def write_report(areas: pd.DataFrame, rows: pd.DataFrame, eth: pd.DataFrame, mod
         "## MAPE by churn mix and churn level (%)",
         fmt(mape["by_mix_level"]),
         "",
+        "## MAPE by demo scale and churn level (%; scale 1.0 = LSOAs of real size, ~1,700 residents)",
+        fmt(mape["by_scale_level"]),
+        "",
         "## cohdmap 95% intervals: LSOA totals by churn level",
         fmt(cov["by_level"]),
         "",
@@ -406,6 +428,12 @@ def write_report(areas: pd.DataFrame, rows: pd.DataFrame, eth: pd.DataFrame, mod
         "",
         "## cohdmap 95% intervals by geography",
         fmt(cov["by_type"]),
+        "",
+        "## cohdmap 95% intervals by demo scale: LSOA totals by churn level",
+        fmt(cov["by_scale"]),
+        "",
+        "## cohdmap 95% intervals by demo scale and geography",
+        fmt(cov["by_scale_type"]),
         "",
         "## cohdmap 95% intervals: LSOA sex x age cells (estimate >= 10) by churn level",
         fmt(cov["cells_by_level"]),
@@ -518,7 +546,12 @@ def calibrate(runs: list[Run], folders: dict, args) -> dict:
         eth.append(ethnicity_frame(con, tr, run))
         con.close()
     rows_df, areas_df, members_df = (pd.concat(x, ignore_index=True) for x in (rows, areas, members))
-    start = {**model, **base, **roll}
+    ce = common_errors(rows_df)
+    l0, l1 = calibrate_common(ce["common_error"], ce["years_since_base"])
+    common = {"l0": l0, "l1": l1}
+    log.info("LA-common error: %s", common)
+    rows_df = rows_df.merge(ce[["run", "reference_date", "common_error"]], on=["run", "reference_date"], how="left")
+    start = {**model, **base, **roll, **common}
     margins = solve_margins(rows_df, start)
     log.info("margins: %s", margins)
     geo = solve_geography(areas_df, rows_df, {**start, **margins}, members_df)
@@ -527,7 +560,8 @@ def calibrate(runs: list[Run], folders: dict, args) -> dict:
     e = e[e["ethnic_group"].isin(ETA_GROUPS)]
     eta = {"eta": calibrate_composition(e["share"] - e["truth_share"], e["share_sampling_se"] ** 2, e["share"])}
     log.info("ethnic composition: %s", eta)
-    params = {k: v for k, v in {**model, **base, **roll, **margins, **geo, **eta}.items() if k in DEFAULT_PARAMETERS}
+    params = {k: v for k, v in {**model, **base, **roll, **common, **margins, **geo, **eta}.items()
+              if k in DEFAULT_PARAMETERS}
     doc = {
         "description": "Parameters of the COHDMAP estimates calibrated by back-testing on demo districts with known "
                        "truth (benchmarks/backtest_estimates.py). Read by pipeline/estimates (margins.load_margin_model); "
@@ -544,7 +578,7 @@ def calibrate(runs: list[Run], folders: dict, args) -> dict:
                               "turbulence, 95% of calibration LSOA totals covered",
             "rho": "correlation of LSOA errors when summing up the geography",
             "omega": "error of splitting an LSOA between wards by postcode share: omega^2 sum w (1 - w) E^2",
-            "l0, l1": "relative error common to the whole LA: (l0^2 + (l1 y)^2) E^2 in every area",
+            "l0, l1": "relative error common to the whole LA: (l0^2 + (l1 y)^2) E^2 in every area, LSOAs included",
             "eta": "ethnic composition error of an area's shares: eta^2 p (1 - p)",
             "cleaning_addback": "theta: share of list-cleaning removals added back (not population loss)",
             "registration_uplift": "beta_R: extra arrivals per registration (arrivals who never register)",
@@ -555,7 +589,7 @@ def calibrate(runs: list[Run], folders: dict, args) -> dict:
         "calibrated_on": {
             "seeds": sorted({r.seed for r in runs}),
             "churn_mix": sorted({r.mix for r in runs}),
-            "scale": args.scale,
+            "scales": args.scales,
             "demo_quarters": DemoSettings().quarters,
             "demo_start_date": DemoSettings().start_date.isoformat(),
             "estimate_settings": EstimateSettings().model_dump(mode="json"),
@@ -570,7 +604,9 @@ def calibrate(runs: list[Run], folders: dict, args) -> dict:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scale", type=float, default=0.3)
+    ap.add_argument("--scales", type=float, nargs="+", default=[0.3, 1.0],
+                    help="demo scales (1.0 = Trafford's real LSOA sizes); calibrating on more than one keeps the "
+                         "small-count and relative parts of the margins apart")
     ap.add_argument("--calibration-seeds", type=int, nargs="+", default=[101, 102, 103, 104])
     ap.add_argument("--evaluation-seeds", type=int, nargs="+", default=[201, 202, 203])
     ap.add_argument("--mixes", nargs="+", default=list(MIXES), choices=MIXES)
@@ -581,8 +617,8 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("pipeline").setLevel(logging.WARNING)
     started = time.perf_counter()
-    calib = [Run(s, m, args.scale) for s in args.calibration_seeds for m in args.mixes]
-    evals = [Run(s, m, args.scale) for s in args.evaluation_seeds for m in args.mixes]
+    calib = [Run(s, m, sc) for sc in args.scales for s in args.calibration_seeds for m in args.mixes]
+    evals = [Run(s, m, sc) for sc in args.scales for s in args.evaluation_seeds for m in args.mixes]
     folders = {run: prepare(run, args.work, args.fresh) for run in (evals if args.no_calibrate else calib + evals)}
     model = calibrate(calib, folders, args) if not args.no_calibrate else load_margin_model()
     rows, areas, eth = [], [], []

@@ -718,3 +718,44 @@ def test_blend_base_by_hand():
     f2, w2, v2 = blend_base(base[:5], base[:5] * np.exp(r[6:11]), np.full(5, 100.0), base_a=0.02, base_f=0.003)
     assert np.all(f2 == 1.0) and np.all(w2 == 0.0)
     assert v2[0] == pytest.approx(0.0007)
+
+
+def test_variance_components_recovered_from_synthetic_errors():
+    from pipeline.estimates.margins import COMPONENTS, fit_variance_components, variance_design
+    # errors drawn with known components: relative base variance f x with f = 0.012, growth
+    # b tau with b = 0.004, small-count psi = 1; the fit should find them again
+    rng = np.random.default_rng(7)
+    n = 40000
+    est = rng.uniform(300, 3000, n)
+    years = rng.choice([0.0, 0.5, 1.0, 1.5, 2.0], n)
+    turb = rng.uniform(10, 300, n)
+    tau = turb / 1000 * years
+    X = variance_design(est, years, tau, est ** 2 / 36, turb)
+    truth = np.zeros(len(COMPONENTS))
+    truth[COMPONENTS.index("f")] = 0.012
+    truth[COMPONENTS.index("b")] = 0.004
+    truth[COMPONENTS.index("psi")] = 1.0
+    err = rng.normal(0.0, np.sqrt(X @ truth))
+    free = np.array([c in ("f", "b", "psi") for c in COMPONENTS])
+    start = np.zeros(len(COMPONENTS))
+    start[free] = [0.001, 0.001, 0.5]
+    fit = fit_variance_components(err, X, start, free)
+    assert fit[COMPONENTS.index("f")] == pytest.approx(0.012, rel=0.1)
+    assert fit[COMPONENTS.index("b")] == pytest.approx(0.004, rel=0.2)
+    assert fit[COMPONENTS.index("psi")] == pytest.approx(1.0, rel=0.3)
+
+
+def test_even_coverage_widens_where_errors_are_wider():
+    from pipeline.estimates.margins import even_coverage
+    # errors twice as wide where x is high, modelled variance 1 everywhere (plus a common part
+    # of 0.25 in the second test): the search should find a positive kappa_t and cover about 95%
+    # in both halves
+    rng = np.random.default_rng(3)
+    x = np.repeat([0.02, 0.2], 6000)
+    err = rng.normal(0, 1, 12000) * np.where(x > 0.1, 2.0, 1.0)
+    for common in (0.0, 0.25):
+        kt, ky, k = even_coverage(err, np.ones(12000), np.full(12000, common), x, np.zeros(12000))
+        covered = np.abs(err) <= 1.959964 * np.sqrt((k * (1 + kt * x)) ** 2 + common)
+        assert kt > 0
+        assert covered[x < 0.1].mean() == pytest.approx(0.95, abs=0.015)
+        assert covered[x > 0.1].mean() == pytest.approx(0.95, abs=0.015)

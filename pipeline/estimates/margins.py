@@ -32,8 +32,11 @@ Up the geography (LSOA -> MSOA, ward, LA), with weights w_i (1, or ward_share fo
 
     E_A   = sum w_i E_i
     var_A = (1 - rho) sum w_i^2 var_i + rho (sum w_i sqrt(var_i))^2
-            + (l0^2 + (l1 y)^2) E_A^2                      (areas above the LSOA)
+            + (l0^2 + (l1 y)^2) E_A^2
             [+ omega^2 sum w_i (1 - w_i) E_i^2 for wards]
+
+where var_i is the LSOA-specific variance above and (l0^2 + (l1 y)^2) E^2 the error common to the
+whole LA, in every area including the LSOA itself (whose interval is specific + common).
 
 i.e. LSOA errors are partially correlated with correlation rho. Independent errors (rho = 0)
 would make the margin of a big area shrink like 1/sqrt(n) and give too-narrow intervals for the
@@ -42,8 +45,10 @@ neighbouring LSOAs. The (l0^2 + (l1 y)^2) E_A^2 term is error common to the whol
 area in proportion to its size: the published base's LA total and LA-wide drift in the list
 (a relative SD of l0 at the base, growing by l1 a year); it is what dominates the LA's own
 margin. The omega term is the error of splitting an LSOA between wards by its share of
-postcodes rather than of people. rho is calibrated on MSOA totals after the LSOA parameters,
-l0 and l1 on LA totals, omega on ward totals. When the LA total is supplied (la_totals),
+postcodes rather than of people. In calibration the errors are split: each district's common
+relative error at each date (its all-LSOA total against the truth) gives l0 and l1, the LSOA
+errors less that common part give the specific model, rho comes from MSOA totals and omega from
+ward totals. When the LA total is supplied (la_totals),
 estimates are scaled to it, the common term is dropped and the shared part of each LSOA variance
 is removed (var_i x (1 - rho)); the LA all-ages total then has no margin.
 
@@ -167,8 +172,9 @@ def params_of(components) -> dict[str, float]:
             "g": np.sqrt(g2), "h": h, "psi": psi}
 
 
-def fit_variance_components(errors, design, start, free) -> np.ndarray:
-    """Maximum likelihood (normal errors) for non-negative variance components.
+def fit_variance_components(errors, design, start, free, df: float | None = None) -> np.ndarray:
+    """Maximum likelihood for non-negative variance components (normal errors, or Student t
+    with `df` degrees of freedom, which lets a few wild errors count for less).
 
     var = design @ theta; `free` marks the components to fit, the others stay at `start`.
     L-BFGS-B with the analytic gradient, each component scaled so that its column alone would
@@ -189,8 +195,13 @@ def fit_variance_components(errors, design, start, free) -> np.ndarray:
 
     def nll(phi):
         v = np.maximum(X @ full(phi), 1e-9)
-        f = 0.5 * np.sum(np.log(v) + err2 / v)
-        grad_v = 0.5 * (1.0 / v - err2 / v ** 2)
+        if df is None:
+            f = 0.5 * np.sum(np.log(v) + err2 / v)
+            grad_v = 0.5 * (1.0 / v - err2 / v ** 2)
+        else:
+            u = err2 / (df * v)
+            f = np.sum(0.5 * np.log(v) + 0.5 * (df + 1) * np.log1p(u))
+            grad_v = 0.5 / v - 0.5 * (df + 1) * u / (v * (1 + u))
         g = (X[:, free] * grad_v[:, None]).sum(axis=0) * scales[free]
         return f, g
 
@@ -206,15 +217,17 @@ def fit_variance_components(errors, design, start, free) -> np.ndarray:
 
 
 def calibrate_margins(totals: dict, cells: dict, level: float = 0.95, start: dict | None = None) -> dict[str, float]:
-    """Fit the margin parameters on back-test rows, in three stages.
+    """Fit the LSOA-specific margin parameters on back-test rows.
 
     `totals` and `cells` hold arrays (estimate, truth, years, tau, cell_square_sum, turbulence,
-    base_variance)
-    for LSOA all-ages totals and for LSOA sex x age cells. (1) the shared components on totals
-    with the cell components at their start; (2) g, h, psi on cells, shared held; (3) the shared
-    components again on totals; then kappa_t and kappa_y so that the thirds of the totals by
-    turbulence and by time since the base are covered alike, and kappa so that `level` of all
-    the totals are covered.
+    base_variance, and optionally common_error - the district's relative error common to all its
+    LSOAs at that date - and common_variance - its modelled relative variance, l0^2 + (l1 y)^2)
+    for LSOA all-ages totals and for LSOA sex x age cells. The specific part is fitted to the
+    errors less the common one: (1) the shared components on totals, (2) g, h, psi on cells,
+    (3) the shared components again; (4) K = kappa (1 + kappa_t x)(1 + kappa_y y) so that, with
+    the common variance added, the thirds of the totals by turbulence and by time since the base
+    are covered alike and `level` of all of them; (5) the cell parts again beside the scaled
+    shared part, and K again.
     """
     p = dict(DEFAULT_PARAMETERS)
     p.update(start or {})
@@ -228,34 +241,41 @@ def calibrate_margins(totals: dict, cells: dict, level: float = 0.95, start: dic
         return variance_design(d["estimate"], d["years"], d["tau"], d["cell_square_sum"], d["turbulence"],
                                d.get("base_variance", 0.0))
 
+    def parts(d):
+        est = np.asarray(d["estimate"], float)
+        err = np.asarray(d["truth"], float) - est
+        common = np.asarray(d.get("common_error", np.zeros_like(est)), float) * est
+        common_var = np.asarray(d.get("common_variance", np.zeros_like(est)), float) * est ** 2
+        return err, err - common, common_var
+
     Xt, Xc = design(totals), design(cells)
-    et = np.asarray(totals["truth"], float) - np.asarray(totals["estimate"], float)
-    ec = np.asarray(cells["truth"], float) - np.asarray(cells["estimate"], float)
-    theta = fit_variance_components(et, Xt, theta, shared)
-    theta = fit_variance_components(ec, Xc, theta, cell_part)
-    theta = fit_variance_components(et, Xt, theta, shared)
-    # (4) the scale K, evening the totals' coverage across thirds of turbulence and of time since
-    # the base, kappa setting the overall coverage to `level`
+    et, et_spec, vt_common = parts(totals)
+    ec, ec_spec, vc_common = parts(cells)
+    theta = fit_variance_components(et_spec, Xt, theta, shared)
+    theta = fit_variance_components(ec_spec, Xc, theta, cell_part)
+    theta = fit_variance_components(et_spec, Xt, theta, shared)
     x = np.maximum(np.asarray(totals["turbulence"], float), 0.0) / 1000.0
     y = np.asarray(totals["years"], float)
-    kt, ky, kappa = even_coverage(np.abs(et) / np.sqrt(np.maximum(Xt @ theta, 1e-12)), x, y, level)
-    # (5) the cell parts again with K applied (cells then keep their own calibration), and K again
+    kt, ky, kappa = even_coverage(et, Xt @ theta, vt_common, x, y, level)
     yc = np.asarray(cells["years"], float)
     xc = np.maximum(np.asarray(cells["turbulence"], float), 0.0) / 1000.0
     Kc2 = (kappa * (1 + kt * xc) * (1 + ky * yc)) ** 2
-    theta = fit_variance_components(ec, Xc * Kc2[:, None], theta, cell_part)
-    kt, ky, kappa = even_coverage(np.abs(et) / np.sqrt(np.maximum(Xt @ theta, 1e-12)), x, y, level)
+    theta = fit_variance_components(ec_spec, Xc * Kc2[:, None], theta, cell_part)
+    kt, ky, kappa = even_coverage(et, Xt @ theta, vt_common, x, y, level)
     out = params_of(theta)
     out.update({"kappa": kappa, "kappa_t": kt, "kappa_y": ky})
     return {k: float(out[k]) for k in MARGIN_KEYS}
 
 
-def even_coverage(ratio, x, years, level: float = 0.95, groups: int = 3) -> tuple[float, float, float]:
-    """kappa_t, kappa_y, kappa: the scale K = kappa (1 + kappa_t x)(1 + kappa_y y) under which
-    |error| / sd <= z K holds for `level` of the rows overall and as nearly as possible alike in
-    each third of x and each third of y (grid search)."""
+def even_coverage(errors, specific, common, x, years, level: float = 0.95,
+                  groups: int = 3) -> tuple[float, float, float]:
+    """kappa_t, kappa_y, kappa for K = kappa (1 + kappa_t x)(1 + kappa_y y), so that
+    |error| <= z sqrt(K^2 specific + common) for `level` of the rows overall and as nearly as
+    possible alike in each third of x and of y (grid search; kappa by bisection)."""
     z = z_value(level)
-    ratio = np.asarray(ratio, float)
+    a = np.abs(np.asarray(errors, float)) / z
+    S = np.maximum(np.asarray(specific, float), 1e-12)
+    C = np.maximum(np.asarray(common, float), 0.0)
     x = np.asarray(x, float)
     y = np.asarray(years, float)
 
@@ -264,12 +284,15 @@ def even_coverage(ratio, x, years, level: float = 0.95, groups: int = 3) -> tupl
         return np.digitize(v, edges)
 
     bx, by = thirds(x), thirds(y)
+    # the kappa at which each row is just covered: a^2 = kappa^2 shape^2 S + C
+    need = np.maximum(a ** 2 - C, 0.0) / S
     best = (np.inf, 0.0, 0.0, 1.0)
     for kt in np.arange(0.0, 10.01, 0.1):
         for ky in np.arange(-0.4, 1.001, 0.025):
-            scaled = ratio / ((1.0 + kt * x) * (1.0 + ky * y))
-            k = float(np.quantile(scaled, level) / z)
-            covered = scaled <= z * k
+            shape2 = ((1.0 + kt * x) * (1.0 + ky * y)) ** 2
+            k_row = np.sqrt(need / shape2)
+            k = float(np.quantile(k_row, level))
+            covered = k_row <= k
             loss = sum((covered[b == g].mean() - level) ** 2 for b in (bx, by) for g in np.unique(b))
             if loss < best[0] - 1e-12:
                 best = (loss, float(kt), float(ky), k)
@@ -283,16 +306,17 @@ def coverage_scale(errors, variances, level: float = 0.95) -> float:
     return float(np.quantile(ratio, level) / z)
 
 
-def calibrate_correlation(errors, independent_sum, correlated_sum) -> float:
+def calibrate_correlation(errors, independent_sum, correlated_sum, extra=0.0) -> float:
     """ML estimate of rho from area totals: errors with variance
     (1 - rho) x independent_sum + rho x correlated_sum, where independent_sum = sum w^2 v and
     correlated_sum = (sum w sqrt v)^2 over each area's LSOAs."""
     err = np.asarray(errors, float)
     ind = np.asarray(independent_sum, float)
     cor = np.asarray(correlated_sum, float)
+    extra = np.asarray(extra, float)
 
     def nll(rho):
-        v = np.maximum((1 - rho) * ind + rho * cor, 1e-9)
+        v = np.maximum((1 - rho) * ind + rho * cor + extra, 1e-9)
         return 0.5 * np.sum(np.log(v) + err ** 2 / v)
 
     res = optimize.minimize_scalar(nll, bounds=(0.0, 1.0), method="bounded")
@@ -315,17 +339,15 @@ def calibrate_split(errors, variance, split_sum) -> float:
     return 0.0 if omega < 1e-3 else omega
 
 
-def calibrate_common(errors, variance, estimate, years) -> tuple[float, float]:
-    """ML estimates of l0, l1 from LA totals: errors with variance
-    `variance` + (l0^2 + (l1 y)^2) E^2."""
+def calibrate_common(errors, years) -> tuple[float, float]:
+    """ML estimates of l0, l1 from districts' common relative errors (all-LSOA totals against the
+    truth, one per district and date): variance l0^2 + (l1 y)^2."""
     err = np.asarray(errors, float)
-    v0 = np.asarray(variance, float)
-    e2 = np.asarray(estimate, float) ** 2
     y2 = np.asarray(years, float) ** 2
 
     def nll(theta):
         l0sq, l1sq = np.exp(theta)
-        v = np.maximum(v0 + (l0sq + l1sq * y2) * e2, 1e-9)
+        v = np.maximum(l0sq + l1sq * y2, 1e-12)
         return 0.5 * np.sum(np.log(v) + err ** 2 / v)
 
     res = optimize.minimize(nll, np.log([1e-5, 1e-5]), method="Nelder-Mead",

@@ -3,9 +3,9 @@
 --     var_A = (1 - rho) sum w^2 var_i + rho (sum w sqrt(var_i))^2
 -- (for an LSOA itself this is its own variance), plus, for wards, omega^2 sum w (1 - w) E_i^2:
 -- the error of splitting an LSOA between wards by its share of postcodes rather than people, and
--- for areas above the LSOA the error common to the whole LA, (l0^2 + (l1 y)^2) E_A^2 (none once
--- the LA is constrained to a supplied total; for an LSOA it is already inside its own model,
--- which is fitted to LSOA errors). Turbulence is the residents-weighted mean of
+-- for every area, the LSOA itself included, the error common to the whole LA,
+-- (l0^2 + (l1 y)^2) E_A^2 (none once the LA is constrained to a supplied total). The LSOAs'
+-- own variances are their specific parts (see margins.py). Turbulence is the residents-weighted mean of
 -- the LSOAs' scores. Every method's estimate is summed the same way.
 SELECT
     m.area_code, m.area_type, r.reference_date, r.sex, r.age_band,
@@ -14,7 +14,7 @@ SELECT
     (1 - {{ rho }}) * sum(m.w * m.w * r.variance) + {{ rho }} * power(sum(m.w * sqrt(r.variance)), 2)
         + CASE WHEN m.area_type = 'ward' THEN {{ omega }} * {{ omega }} * sum(m.w * (1 - m.w) * r.estimate * r.estimate)
                ELSE 0 END
-        + CASE WHEN bool_and(r.constrained) OR m.area_type = 'lsoa' THEN 0
+        + CASE WHEN bool_and(r.constrained) THEN 0
                ELSE ({{ l0 }} * {{ l0 }} + power({{ l1 }} * any_value(r.years_since_base), 2))
                     * power(sum(m.w * r.estimate), 2) END AS variance,
     sum(m.w * r.gp_list) AS gp_list,

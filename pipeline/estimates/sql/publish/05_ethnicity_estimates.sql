@@ -13,9 +13,8 @@ WITH a0 AS (
         (1 - {{ rho }}) * sum(m.w * m.w * e.v_pop) + {{ rho }} * power(sum(m.w * sqrt(e.v_pop)), 2)
             + CASE WHEN m.area_type = 'ward' THEN {{ omega }} * {{ omega }} * sum(m.w * (1 - m.w) * e.estimate * e.estimate)
                    ELSE 0 END
-            + CASE WHEN m.area_type = 'lsoa' THEN 0
-                   ELSE ({{ l0 }} * {{ l0 }} + power({{ l1 }} * any_value(e.years_since_base), 2))
-                        * power(sum(m.w * e.estimate), 2) END AS v_pop,
+            + ({{ l0 }} * {{ l0 }} + power({{ l1 }} * any_value(e.years_since_base), 2))
+                * power(sum(m.w * e.estimate), 2) AS v_pop,
         sum(m.w * m.w * e.v_share) AS v_share,
         sum(m.w * e.total_estimate) AS total_estimate
     FROM est_area_members m
