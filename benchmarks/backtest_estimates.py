@@ -15,7 +15,8 @@ Calibration seeds fit the model's parameters and write pipeline/estimates/margin
    inflation) after the list change;
 3. the margin model (margins.py): the shared variance (a, f, j, c, b) by maximum likelihood on
    LSOA totals, g, h, psi on the LSOAs' sex x age cells; the scale K = kappa (1 + kappa_t x)
-   (1 + kappa_y y) evening coverage across thirds of turbulence and of time, 95% overall;
+   (1 + kappa_y y)(N/1500)^kappa_n evening coverage across thirds of turbulence, time and LSOA
+   size (N residents), 95% overall;
    l0 and l1 from each district's common error (its all-LSOA total against the truth); the LSOA
    model is fitted to the errors less that common part; rho on MSOA totals, omega on ward totals,
    eta on wards' ethnic shares.
@@ -245,7 +246,8 @@ def solve_margins(rows: pd.DataFrame, start: dict, level: float = 0.95) -> dict:
                 "years": y, "tau": df["tau"].to_numpy(),
                 "cell_square_sum": df["est_sq"].to_numpy(), "turbulence": df["turbulence"].to_numpy(),
                 "base_variance": df["base_variance"].to_numpy(), "common_error": df["common_error"].to_numpy(),
-                "common_variance": start["l0"] ** 2 + (start["l1"] * y) ** 2}
+                "common_variance": start["l0"] ** 2 + (start["l1"] * y) ** 2,
+                "residents": df["residents"].to_numpy()}
     tot = rows[(rows["sex"] == "All") & (rows["age_band"] == "All")]
     cells = rows[(rows["sex"] != "All") & (rows["age_band"] != "All")]
     return calibrate_margins(arrays(tot), arrays(cells), level=level, start=start)
@@ -255,7 +257,7 @@ def area_variance_sums(rows: pd.DataFrame, params: dict, members: pd.DataFrame) 
     """Per area x date: sum w^2 v, (sum w sd)^2 and sum w (1 - w) E^2 over its LSOAs' totals."""
     tot = rows[(rows["sex"] == "All") & (rows["age_band"] == "All")].copy()
     tot["v"] = predict_variance(params, tot["estimate"], tot["years_since_base"], tot["tau"], tot["est_sq"],
-                                tot["turbulence"], tot["base_variance"])
+                                tot["turbulence"], tot["base_variance"], tot["residents"])
     m = members.merge(tot[["run", "lsoa_code", "reference_date", "v", "estimate"]], on=["run", "lsoa_code"])
     m["w2v"] = m["w"] ** 2 * m["v"]
     m["wsd"] = m["w"] * np.sqrt(m["v"])
@@ -574,8 +576,9 @@ def calibrate(runs: list[Run], folders: dict, args) -> dict:
             "d, e": "drift: (d y)^2 + (e tau)^2",
             "g, h": "independent relative variance of each sex x age cell: g^2 + h tau",
             "psi": "small-count (Poisson-like) variance per person: psi max(E, 1)",
-            "kappa, kappa_t": "final scale of the standard error, kappa (1 + kappa_t x): even coverage across thirds of "
-                              "turbulence, 95% of calibration LSOA totals covered",
+            "kappa, kappa_t, kappa_y, kappa_n": "final scale of the standard error, kappa (1 + kappa_t x)(1 + kappa_y y)"
+                                                "(N/1500)^kappa_n: even coverage across thirds of turbulence, time and "
+                                                "LSOA size, 95% of calibration LSOA totals covered",
             "rho": "correlation of LSOA errors when summing up the geography",
             "omega": "error of splitting an LSOA between wards by postcode share: omega^2 sum w (1 - w) E^2",
             "l0, l1": "relative error common to the whole LA: (l0^2 + (l1 y)^2) E^2 in every area, LSOAs included",

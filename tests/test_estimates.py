@@ -35,7 +35,7 @@ A, B, C = "E01000001", "E01000002", "E01000003"
 # Parameters pinned for the tests: flows unweighted, cleaning fully added back, and a margin model
 # simple enough to work by hand (shared relative SD a = 10%, Poisson term psi = 1, nothing else).
 PINNED = {"cleaning_addback": 1.0, "registration_uplift": 0.0, "deregistration_uplift": 0.0, "a": 0.1, "b": 0.0, "c": 0.0, "d": 0.0, "e": 0.0,
-          "f": 0.0, "q": 0.0, "j": 0.0, "g": 0.0, "h": 0.0, "psi": 1.0, "kappa": 1.0, "kappa_t": 0.0, "kappa_y": 0.0, "rho": 0.5, "omega": 0.0, "l0": 0.0, "l1": 0.0, "eta": 0.0,
+          "f": 0.0, "q": 0.0, "j": 0.0, "g": 0.0, "h": 0.0, "psi": 1.0, "kappa": 1.0, "kappa_t": 0.0, "kappa_y": 0.0, "kappa_n": 0.0, "rho": 0.5, "omega": 0.0, "l0": 0.0, "l1": 0.0, "eta": 0.0,
           "base_a": 0.02, "base_f": 0.025,
           "w_school": 1.0, "w_asylum": 1.0}
 Z95 = 1.959963984540054
@@ -754,7 +754,7 @@ def test_even_coverage_widens_where_errors_are_wider():
     x = np.repeat([0.02, 0.2], 6000)
     err = rng.normal(0, 1, 12000) * np.where(x > 0.1, 2.0, 1.0)
     for common in (0.0, 0.25):
-        kt, ky, k = even_coverage(err, np.ones(12000), np.full(12000, common), x, np.zeros(12000))
+        kt, ky, kn, k = even_coverage(err, np.ones(12000), np.full(12000, common), x, np.zeros(12000))
         covered = np.abs(err) <= 1.959964 * np.sqrt((k * (1 + kt * x)) ** 2 + common)
         assert kt > 0
         assert covered[x < 0.1].mean() == pytest.approx(0.95, abs=0.015)

@@ -6,7 +6,7 @@ turbulence tau = x y (moves per resident since the base; see turbulence.py):
 
     s^2       = a^2 + f x + (q x)^2 + j V + c y + b tau + (e tau)^2 + (d y)^2   shared, relative
     var(E)    = K^2 [ E^2 s^2 + (g^2 + h tau) sum_cells E_c^2 + psi max(E, 1) ]
-    K         = kappa (1 + kappa_t x) (1 + kappa_y y)
+    K         = kappa (1 + kappa_t x) (1 + kappa_y y) (N / 1500)^kappa_n      N = LSOA residents
 
 * a^2 + f x + (q x)^2 + j V: error of the base the estimate builds on, larger where people move
   more (official estimates are least accurate where in-migration is high, and lists are least
@@ -19,7 +19,7 @@ turbulence tau = x y (moves per resident since the base; see turbulence.py):
 * psi max(E, 1): a Poisson-like small-count term, so a cell estimated at 0-3 people still has
   a margin;
 * K: a final scale of the standard error. The variance model is fitted by maximum likelihood,
-  which matches variances, not tails; kappa_t and kappa_y even out the coverage of the
+  which matches variances, not tails; kappa_t, kappa_y and kappa_n even out the coverage of the
   calibration totals across thirds of turbulence and of time since the base (errors in churning
   areas are heavier-tailed), and kappa then sets the coverage of all calibration totals to 95%.
 
@@ -66,10 +66,10 @@ import numpy as np
 from scipy import optimize, stats
 
 MODEL_PATH = Path(__file__).with_name("margin_model.json")
-MARGIN_KEYS = ("a", "f", "q", "j", "b", "c", "d", "e", "g", "h", "psi", "kappa", "kappa_t", "kappa_y")
+MARGIN_KEYS = ("a", "f", "q", "j", "b", "c", "d", "e", "g", "h", "psi", "kappa", "kappa_t", "kappa_y", "kappa_n")
 DEFAULT_PARAMETERS = {
     "a": 0.02, "f": 0.01, "q": 0.0, "j": 0.0, "b": 0.0, "c": 0.0004, "d": 0.005, "e": 0.02, "g": 0.08, "h": 0.0, "psi": 1.0,
-    "kappa": 1.0, "kappa_t": 0.0, "kappa_y": 0.0, "rho": 0.3, "omega": 0.0, "l0": 0.004, "l1": 0.005, "eta": 0.02,
+    "kappa": 1.0, "kappa_t": 0.0, "kappa_y": 0.0, "kappa_n": 0.0, "rho": 0.3, "omega": 0.0, "l0": 0.004, "l1": 0.005, "eta": 0.02,
     "cleaning_addback": 1.0, "registration_uplift": 0.0, "deregistration_uplift": 0.0,
     "base_a": 0.02, "base_f": 0.025,
     "w_school": 1.0, "w_asylum": 1.0,
@@ -102,22 +102,28 @@ def relative_variance(params: dict, years, tau, turbulence=0.0, base_variance=0.
 
 
 def predict_variance(params: dict, estimate, years, tau, cell_square_sum, turbulence=0.0,
-                     base_variance=0.0) -> np.ndarray:
-    """var(E) = K^2 [E^2 s^2 + (g^2 + h tau) sum E_c^2 + psi max(E, 1)], K = kappa (1 + kappa_t x)(1 + kappa_y y)."""
+                     base_variance=0.0, residents=None) -> np.ndarray:
+    """var(E) = K^2 [E^2 s^2 + (g^2 + h tau) sum E_c^2 + psi max(E, 1)],
+    K = kappa (1 + kappa_t x)(1 + kappa_y y)(N / 1500)^kappa_n (N: the LSOA's residents; None = 1500)."""
     est = np.maximum(np.asarray(estimate, float), 0.0)
     tau_ = np.maximum(np.asarray(tau, float), 0.0)
     p = params
-    return scale_of(p, turbulence, years) ** 2 * (
+    return scale_of(p, turbulence, years, residents) ** 2 * (
         est ** 2 * relative_variance(p, years, tau_, turbulence, base_variance)
         + (p["g"] ** 2 + p["h"] * tau_) * np.asarray(cell_square_sum, float)
         + p["psi"] * np.maximum(est, 1.0))
 
 
-def scale_of(params: dict, turbulence, years) -> np.ndarray:
-    """K = kappa (1 + kappa_t x)(1 + kappa_y y), the final scale of the standard error."""
+REFERENCE_RESIDENTS = 1500.0
+
+
+def scale_of(params: dict, turbulence, years, residents=None) -> np.ndarray:
+    """K = kappa (1 + kappa_t x)(1 + kappa_y y)(N / 1500)^kappa_n, the final scale of the standard error."""
     p = params
+    size = 1.0 if residents is None else np.maximum(np.asarray(residents, float), 50.0) / REFERENCE_RESIDENTS
     return (p["kappa"] * (1.0 + p.get("kappa_t", 0.0) * np.maximum(np.asarray(turbulence, float), 0.0) / 1000.0)
-            * (1.0 + p.get("kappa_y", 0.0) * np.maximum(np.asarray(years, float), 0.0)))
+            * (1.0 + p.get("kappa_y", 0.0) * np.maximum(np.asarray(years, float), 0.0))
+            * size ** p.get("kappa_n", 0.0))
 
 
 def combine_variances(variances, weights, rho: float) -> float:
@@ -224,9 +230,9 @@ def calibrate_margins(totals: dict, cells: dict, level: float = 0.95, start: dic
     LSOAs at that date - and common_variance - its modelled relative variance, l0^2 + (l1 y)^2)
     for LSOA all-ages totals and for LSOA sex x age cells. The specific part is fitted to the
     errors less the common one: (1) the shared components on totals, (2) g, h, psi on cells,
-    (3) the shared components again; (4) K = kappa (1 + kappa_t x)(1 + kappa_y y) so that, with
-    the common variance added, the thirds of the totals by turbulence and by time since the base
-    are covered alike and `level` of all of them; (5) the cell parts again beside the scaled
+    (3) the shared components again; (4) K = kappa (1 + kappa_t x)(1 + kappa_y y)(N/1500)^kappa_n
+    so that, with the common variance added, the thirds of the totals by turbulence, by time since
+    the base and by LSOA size (`residents`, optional) are covered alike and `level` of all of them; (5) the cell parts again beside the scaled
     shared part, and K again.
     """
     p = dict(DEFAULT_PARAMETERS)
@@ -256,47 +262,68 @@ def calibrate_margins(totals: dict, cells: dict, level: float = 0.95, start: dic
     theta = fit_variance_components(et_spec, Xt, theta, shared)
     x = np.maximum(np.asarray(totals["turbulence"], float), 0.0) / 1000.0
     y = np.asarray(totals["years"], float)
-    kt, ky, kappa = even_coverage(et, Xt @ theta, vt_common, x, y, level)
+    n = _size(totals)
+    kt, ky, kn, kappa = even_coverage(et, Xt @ theta, vt_common, x, y, n, level)
     yc = np.asarray(cells["years"], float)
     xc = np.maximum(np.asarray(cells["turbulence"], float), 0.0) / 1000.0
-    Kc2 = (kappa * (1 + kt * xc) * (1 + ky * yc)) ** 2
+    Kc2 = (kappa * (1 + kt * xc) * (1 + ky * yc) * _size(cells) ** kn) ** 2
     theta = fit_variance_components(ec_spec, Xc * Kc2[:, None], theta, cell_part)
-    kt, ky, kappa = even_coverage(et, Xt @ theta, vt_common, x, y, level)
+    kt, ky, kn, kappa = even_coverage(et, Xt @ theta, vt_common, x, y, n, level)
     out = params_of(theta)
-    out.update({"kappa": kappa, "kappa_t": kt, "kappa_y": ky})
+    out.update({"kappa": kappa, "kappa_t": kt, "kappa_y": ky, "kappa_n": kn})
     return {k: float(out[k]) for k in MARGIN_KEYS}
 
 
-def even_coverage(errors, specific, common, x, years, level: float = 0.95,
-                  groups: int = 3) -> tuple[float, float, float]:
-    """kappa_t, kappa_y, kappa for K = kappa (1 + kappa_t x)(1 + kappa_y y), so that
-    |error| <= z sqrt(K^2 specific + common) for `level` of the rows overall and as nearly as
-    possible alike in each third of x and of y (grid search; kappa by bisection)."""
+def _size(d: dict) -> np.ndarray:
+    est = np.asarray(d["estimate"], float)
+    n = d.get("residents")
+    return np.ones_like(est) if n is None else np.maximum(np.asarray(n, float), 50.0) / REFERENCE_RESIDENTS
+
+
+def even_coverage(errors, specific, common, x, years, size=None, level: float = 0.95,
+                  groups: int = 3) -> tuple[float, float, float, float]:
+    """kappa_t, kappa_y, kappa_n, kappa for K = kappa (1 + kappa_t x)(1 + kappa_y y) size^kappa_n,
+    so that |error| <= z sqrt(K^2 specific + common) for `level` of the rows overall and as nearly
+    as possible alike in each third of x, of y and of size (coordinate search over grids; kappa
+    as the `level` quantile of the scale each row needs)."""
     z = z_value(level)
     a = np.abs(np.asarray(errors, float)) / z
     S = np.maximum(np.asarray(specific, float), 1e-12)
     C = np.maximum(np.asarray(common, float), 0.0)
     x = np.asarray(x, float)
     y = np.asarray(years, float)
+    n = np.ones_like(x) if size is None else np.asarray(size, float)
 
     def thirds(v):
         edges = np.unique(np.quantile(v, np.linspace(0, 1, groups + 1))[1:-1])
         return np.digitize(v, edges)
 
-    bx, by = thirds(x), thirds(y)
+    groupings = [thirds(x), thirds(y)] + ([thirds(n)] if size is not None and np.ptp(n) > 0 else [])
     # the kappa at which each row is just covered: a^2 = kappa^2 shape^2 S + C
-    need = np.maximum(a ** 2 - C, 0.0) / S
-    best = (np.inf, 0.0, 0.0, 1.0)
-    for kt in np.arange(0.0, 10.01, 0.1):
-        for ky in np.arange(-0.4, 1.001, 0.025):
-            shape2 = ((1.0 + kt * x) * (1.0 + ky * y)) ** 2
-            k_row = np.sqrt(need / shape2)
-            k = float(np.quantile(k_row, level))
-            covered = k_row <= k
-            loss = sum((covered[b == g].mean() - level) ** 2 for b in (bx, by) for g in np.unique(b))
-            if loss < best[0] - 1e-12:
-                best = (loss, float(kt), float(ky), k)
-    return best[1], best[2], best[3]
+    need = np.sqrt(np.maximum(a ** 2 - C, 0.0) / S)
+    log_n = np.log(n)
+
+    def evaluate(kt, ky, kn):
+        k_row = need / ((1.0 + kt * x) * (1.0 + ky * y) * np.exp(kn * log_n))
+        k = float(np.quantile(k_row, level))
+        covered = k_row <= k
+        return sum((covered[b == g].mean() - level) ** 2 for b in groupings for g in np.unique(b)), k
+
+    grids = {"kt": np.arange(0.0, 20.01, 0.1), "ky": np.arange(-0.4, 1.001, 0.025),
+             "kn": np.arange(-1.0, 1.001, 0.025) if len(groupings) == 3 else np.array([0.0])}
+    cur = {"kt": 0.0, "ky": 0.0, "kn": 0.0}
+    best = evaluate(**cur)
+    for _ in range(6):
+        changed = False
+        for name, grid in grids.items():
+            for v in grid:
+                trial = dict(cur, **{name: float(v)})
+                res = evaluate(**trial)
+                if res[0] < best[0] - 1e-12:
+                    best, cur, changed = res, trial, True
+        if not changed:
+            break
+    return cur["kt"], cur["ky"], cur["kn"], best[1]
 
 
 def coverage_scale(errors, variances, level: float = 0.95) -> float:
