@@ -153,7 +153,8 @@ def _run_stages(con, settings: Settings, stages: list[str], staging: Path, repor
         from pipeline.estimates import estimate_populations
 
         log.info("estimating small-area populations")
-        estimate_populations(con, settings.estimates)
+        # the mode (register_movements / register_snapshots / counts_only), and whether its margins were checked
+        report["estimates"] = estimate_populations(con, settings.estimates)
     if "outputs" in stages:
         from pipeline.outputs import publish_outputs
 

@@ -73,6 +73,7 @@ DEFAULT_PARAMETERS = {
     "cleaning_addback": 1.0, "registration_uplift": 0.0, "deregistration_uplift": 0.0,
     "base_a": 0.02, "base_f": 0.025,
     "w_school": 1.0, "w_asylum": 1.0,
+    "counts_base_sd": 0.047,
 }
 
 
@@ -88,6 +89,28 @@ def load_margin_model(path: str | Path | None = None, overrides: dict[str, float
             raise KeyError(f"unknown margin model parameter '{key}' (known: {sorted(DEFAULT_PARAMETERS)})")
         params[key] = float(value)
     return params
+
+
+def load_mode_model(path: str | Path | None = None, overrides: dict[str, float] | None = None,
+                    mode: str = "register_movements") -> tuple[dict[str, float], str]:
+    """The parameters for a run mode, and what its margins were checked on ("" = never checked).
+
+    margin_model.json's top-level parameters are register mode's (calibrated on demo districts
+    with movement records); ``modes.<mode>.parameters`` replace them for another mode, and
+    ``modes.<mode>.checked_on`` says against what truth that mode's intervals were checked. A mode
+    with no ``checked_on`` publishes estimates without intervals (estimate.py says why).
+    Config overrides apply last.
+    """
+    params = load_margin_model(path, None)
+    path = Path(path) if path else MODEL_PATH
+    doc = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    entry = doc.get("modes", {}).get(mode, {})
+    params.update({k: float(v) for k, v in entry.get("parameters", {}).items()})
+    for key, value in (overrides or {}).items():
+        if key not in params:
+            raise KeyError(f"unknown margin model parameter '{key}' (known: {sorted(params)})")
+        params[key] = float(value)
+    return params, str(entry.get("checked_on", ""))
 
 
 def relative_variance(params: dict, years, tau, turbulence=0.0, base_variance=0.0) -> np.ndarray:

@@ -32,6 +32,14 @@ SOURCE_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("extract_date", "DATE"), ("practice_code", "VARCHAR"), ("lsoa_code", "VARCHAR"), ("sex", "VARCHAR"),
         ("age_band", "VARCHAR"), ("patients", "DOUBLE"),
     ],
+    "base_population_sya": [
+        ("reference_date", "DATE"), ("lsoa_code", "VARCHAR"), ("sex", "VARCHAR"), ("age", "INTEGER"),
+        ("population", "DOUBLE"), ("source", "VARCHAR"),
+    ],
+    "gp_practice_age": [
+        ("extract_date", "DATE"), ("practice_code", "VARCHAR"), ("sex", "VARCHAR"), ("age", "VARCHAR"),
+        ("patients", "DOUBLE"),
+    ],
     "gp_movements": [
         ("patient_id", "VARCHAR"), ("practice_code", "VARCHAR"), ("event_date", "DATE"),
         ("event", "VARCHAR"), ("reason", "VARCHAR"), ("lsoa_code", "VARCHAR"),
