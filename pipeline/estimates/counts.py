@@ -42,8 +42,9 @@ sex). For LSOA i, sex s, single year of age a and extract t (t0 the first, b the
    register-mode turbulence (moves per 1,000 residents a year), on its own scale: counts-mode
    margins are calibrated on it (margin_model.json, mode counts_only).
 
-Ratio change here is ONS's simplest form on LSOA totals, P_i x L_i(t) / L_i(t0), with the
-published age structure aged by cohort; carry-forward is the published base, aged.
+The comparators kept beside it (population_estimates_methods): carry-forward is the published
+base as published (same ages, not aged); ratio change is ONS's simplest form, P(g) L(g, t) / L(g, t0)
+by LSOA x sex x band g, constrained to the LSOA's own total ratio change P_i L_i(t) / L_i(t0).
 """
 
 from __future__ import annotations
@@ -256,7 +257,6 @@ def estimate_from_counts(con: duckdb.DuckDBPyConnection, settings, model: dict, 
     I_band = infl["inflation"].to_numpy().reshape(n, 2, nb)
     I_age = I_band[:, :, band]  # [n, 2, AGES] at t0
     Bb = Bb + new0[None, None, :] * L0 / I_age  # people born between the base date and t0
-    Bpub = B0 + new0[None, None, :] * L0 / I_age
 
     frames, single = [], []
     for row in ex.itertuples(index=False):
@@ -268,22 +268,28 @@ def estimate_from_counts(con: duckdb.DuckDBPyConnection, settings, model: dict, 
         own = np.where(np.arange(AGES)[None, None, :] < np.ceil(d), I_age[:, :, :1], I_age)
         Ia = np.where(L0a > 1e-9, IL / np.maximum(L0a, 1e-9), own)
         est = np.maximum(age_counts(Bb, d) + (Lt - L0a) / Ia, 0.0)
-        pub_aged = age_counts(Bpub, d)
         base_aged = age_counts(Bb, d)
+        # the comparators: the published base as published (same ages), and ONS-style ratio change
+        # by sex x band, P(g) L(g, t) / L(g, t0), constrained to the LSOA's total ratio change P L(t) / L(t0)
         tot_t = Lt.sum(axis=(1, 2))
         tot_0 = L0.sum(axis=(1, 2))
         ratio = np.where(tot_0 > 0, tot_t / np.where(tot_0 > 0, tot_0, 1.0), 1.0)
+        lb_t, lb_0 = fold_to_bands(Lt), fold_to_bands(L0)
+        band_ratio = np.where(lb_0 > 0, lb_t / np.where(lb_0 > 0, lb_0, 1.0), ratio[:, None, None])
+        rc = pub * band_ratio[:, :, band]
+        rc_tot = rc.sum(axis=(1, 2))
+        rc *= np.where(rc_tot > 0, pub.sum(axis=(1, 2)) * ratio / np.where(rc_tot > 0, rc_tot, 1.0), 0.0)[:, None, None]
         cells = {
             "estimate": fold_to_bands(est), "list_count": fold_to_bands(Lt), "list_t0": fold_to_bands(L0),
             "list_aged_t0": fold_to_bands(L0a), "base_population": fold_to_bands(base_aged),
-            "published_base": fold_to_bands(pub_aged),
-            "est_ratio_change": fold_to_bands(pub_aged * ratio[:, None, None]),
+            "published_base": fold_to_bands(pub),
+            "est_ratio_change": fold_to_bands(rc),
         }
         single.append(pd.DataFrame({
             "lsoa_code": np.repeat(lsoas, 2 * AGES), "extract_date": row.extract_date,
             "sex": np.tile(np.repeat(SEXES, AGES), n), "age": np.tile(np.arange(AGES), 2 * n),
-            "estimate": est.reshape(-1), "list_count": Lt.reshape(-1), "published_base": pub_aged.reshape(-1),
-            "est_ratio_change": (pub_aged * ratio[:, None, None]).reshape(-1)}))
+            "estimate": est.reshape(-1), "list_count": Lt.reshape(-1), "published_base": pub.reshape(-1),
+            "est_ratio_change": rc.reshape(-1)}))
         frame = pd.DataFrame({key: v.reshape(-1) for key, v in cells.items()})
         frame["lsoa_code"] = np.repeat(lsoas, 2 * nb)
         frame["sex"] = np.tile(np.repeat(SEXES, nb), n)

@@ -335,8 +335,10 @@ def build_lsoa_rows(cells: pd.DataFrame, turb: pd.DataFrame, model: dict) -> pd.
     rows = pd.concat(parts, ignore_index=True)
     rows = rows.merge(turb, on=["lsoa_code", "extract_date"], how="left")
     rows = rows.merge(c.groupby("lsoa_code", as_index=False)["base_variance"].first(), on="lsoa_code", how="left")
+    totals = rows[(rows["sex"] == "All") & (rows["age_band"] == "All")][["lsoa_code", "extract_date", "estimate"]]
+    rows = rows.merge(totals.rename(columns={"estimate": "lsoa_total"}), on=["lsoa_code", "extract_date"], how="left")
     rows["variance"] = predict_variance(model, rows["estimate"], rows["years_since_base"], rows["tau"], rows["est_sq"],
-                                        rows["turbulence"], rows["base_variance"], rows["residents"])
+                                        rows["turbulence"], rows["base_variance"], rows["residents"], rows["lsoa_total"])
     # a constraint to a known LA total removes the error the LSOAs share
     rows.loc[rows["constrained"], "variance"] *= (1.0 - model["rho"])
     rows = rows.rename(columns={"extract_date": "reference_date", "list_count": "gp_list"})
