@@ -64,10 +64,24 @@ class FileReport:
         return asdict(self)
 
 
+QUARANTINE_COLUMNS = ["file", "line", "column", "rule", "message", "value"]
+
+
 @dataclass
 class IngestResult:
     files: list[FileReport]
     quarantine: dict[str, pd.DataFrame]  # source -> quarantined rows (file, line, column, rule, message, value, …)
+
+
+def write_quarantine(result: IngestResult, folder: Path) -> None:
+    """processed/quarantine/<source>.csv for every source read (header only when nothing failed).
+
+    For the analyst only: it holds raw fields, so it is never copied into the partner pack.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in sorted({f.source for f in result.files}):
+        frame = result.quarantine.get(source, pd.DataFrame(columns=QUARANTINE_COLUMNS))
+        frame.to_csv(folder / f"{source}.csv", index=False)
 
 
 def list_raw_files(raw_dir: Path, source: str) -> list[Path]:
