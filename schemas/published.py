@@ -42,6 +42,20 @@ class PublishedTable(BaseModel):
     allowed: dict[str, tuple[str, ...]] = {}  # column -> allowed values (NULL allowed)
 
 
+def indicator_table(name: str) -> PublishedTable:
+    """The contract of a table of indicators (spec/outputs.md indicators.csv): every stage that computes
+    indicators publishes one, named ``<something>_indicators``; outputs stacks them into indicators.csv."""
+    return PublishedTable(
+        name=name,
+        columns=INDICATOR_COLUMNS,
+        keys=("indicator_id", "area_code", "period_start", "period_end", "breakdown"),
+        non_negative=("numerator", "denominator"),
+        intervals=(("lower_95", "value", "upper_95"),),
+        allowed={"significance": SIGNIFICANCE, "polarity": POLARITY,
+                 "area_type": ("lsoa", "msoa", "ward", "la", "school")},
+    )
+
+
 PUBLISHED_TABLES: dict[str, PublishedTable] = {t.name: t for t in (
     PublishedTable(
         name="population_estimates",
@@ -53,14 +67,9 @@ PUBLISHED_TABLES: dict[str, PublishedTable] = {t.name: t for t in (
         sums_to_all=(("sex", "estimate"), ("age_band", "estimate")),
         allowed={"sex": ("M", "F", "All"), "area_type": ("lsoa", "msoa", "ward", "la")},
     ),
-    PublishedTable(
-        name="indicators",
-        columns=INDICATOR_COLUMNS,
-        keys=("indicator_id", "area_code", "period_start", "period_end", "breakdown"),
-        non_negative=("numerator", "denominator"),
-        intervals=(("lower_95", "value", "upper_95"),),
-        allowed={"significance": SIGNIFICANCE, "polarity": POLARITY},
-    ),
+    indicator_table("indicators"),
+    indicator_table("psa21_indicators"),
+    indicator_table("basket_indicators"),
     PublishedTable(
         name="alerts",
         columns=ALERT_COLUMNS,
