@@ -14,18 +14,18 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, create_model
 
+from schemas.vocabulary import AGE_BANDS, DFE_ETHNICITY as DFE_ETHNIC_CODES, NHS_ETHNIC_CATEGORIES as NHS_ETHNIC_CODES
 from schemas.types import (
     AreaCode, Amount, BinarySex, Contract, Count, IsoDate, LaCode, LsoaCode, MsoaCode, NhsDate,
     OdsPracticeCode, PartialDate, Place, Postcode, PseudoId, RowRule, Sex, SqlForm, Text, UpperText, Urn, WardCode,
     YesNo, answer, code_list, nhs_number_sql, normalise_sex,
 )
 
-NHS_ETHNIC_CATEGORIES = tuple("ABCDEFGHJKLMNPRS") + ("Z",)
-DFE_ETHNICITY = ("WBRI", "WIRI", "WIRT", "WOTH", "WROM", "MWBC", "MWBA", "MWAS", "MOTH", "AIND", "APKN", "ABAN",
-                 "AOTH", "BCRB", "BAFR", "BOTH", "CHNE", "OOTH", "REFU", "NOBT")
+NHS_ETHNIC_CATEGORIES = tuple(NHS_ETHNIC_CODES)
+DFE_ETHNICITY = tuple(DFE_ETHNIC_CODES)
 KNOWN_LANGUAGES = ("ENG", "ENB", "OTH", "OTB", "REFU", "NOBT", "POL", "URD", "PNJ", "BNG", "SOM", "ARA", "RUM",
                    "GUJ", "TUR", "POR", "SPA", "FRN", "CHI", "TAM", "LIT", "PAT", "KUR", "FAR", "ALB", "TIG")
-AGE_BANDS_5Y = tuple(f"{a}-{a + 4}" for a in range(0, 85, 5)) + ("85+",)
+AGE_BANDS_5Y = AGE_BANDS  # the ONS 5-year bands (schemas.vocabulary)
 
 _NOT_NHS_NUMBER = RowRule(
     "nhs_number", "patient_id", nhs_number_sql("patient_id"),

@@ -18,6 +18,8 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from schemas.vocabulary import SEX_CODES
+
 
 @dataclass(frozen=True)
 class SqlForm:
@@ -74,8 +76,6 @@ def normalise_postcode(value):
     return f"{compact[:-3]} {compact[-3:]}" if len(compact) >= 5 else compact
 
 
-SEX_CODES = {"M": "M", "1": "M", "MALE": "M", "MALES": "M", "F": "F", "2": "F", "FEMALE": "F", "FEMALES": "F",
-             "0": "U", "9": "U", "I": "U", "U": "U"}
 
 
 def normalise_sex(value):
