@@ -63,3 +63,18 @@ def _definitions(pattern: str) -> list[str]:
 ])
 def test_each_vocabulary_item_is_defined_once(what, pattern):
     assert set(_definitions(pattern)) <= {"schemas/vocabulary.py"}, f"{what} is defined outside schemas/vocabulary.py"
+
+
+def test_survey_contract_reads_the_vocabulary_code_lists():
+    from pydantic import ValidationError
+
+    from schemas.contracts import SurveyRow
+
+    row = SurveyRow(survey_id="s", respondent_id="r1", area="M15 4AB", age_band="16-24",
+                    ethnic_group="Asian or Asian British", religion="prefer not to say")
+    assert (row.age_band, row.ethnic_group, row.religion) == ("16-24", "Asian", "Not stated")
+    assert SurveyRow(survey_id="s", respondent_id="r2", area="M15 4AB", ethnic_group="r").ethnic_group == "Chinese"
+    with pytest.raises(ValidationError, match="Christian"):
+        SurveyRow(survey_id="s", respondent_id="r3", area="M15 4AB", religion="Jedi")
+    with pytest.raises(ValidationError, match="16-24"):
+        SurveyRow(survey_id="s", respondent_id="r4", area="M15 4AB", age_band="16-25")

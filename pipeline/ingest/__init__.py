@@ -36,7 +36,11 @@ SQL = Path(__file__).parent / "sql"
 # columns computed on load from columns of the same row
 DERIVED = {
     "school_census": {
-        "ethnic_major": "(SELECT r.ethnic_group FROM ref_ethnic_code r WHERE r.scheme = 'dfe' AND r.code = ethnicity)",
+        "ethnic_major": "(SELECT r.ethnic_group FROM ref_ethnic_code r WHERE r.scheme = 'dfe' AND r.code = valid.ethnicity)",
+    },
+    "survey_responses": {  # the census group, with Chinese placed as configured
+        "ethnic_group": "(SELECT r.ethnic_group FROM ref_ethnic_code r WHERE r.scheme = 'survey' "
+                        "AND r.code = lower(valid.ethnic_group))",
     },
     "gp_counts": {"patients": "number_of_patients"},
     "asylum_support": {"reference_date": "date", "la_code": "lad_code", "la_name": "local_authority"},
