@@ -70,10 +70,23 @@ def _run(last_stage: str, config: Optional[Path], data_dir: Optional[Path], verb
         console.print(f"[bold red]Run failed:[/] {exc}\nThe previous outputs in {settings.processed_dir} are unchanged; "
                       f"the run's log is in {settings.data_dir / 'failed-runs'}.")
         raise typer.Exit(1)
-    totals = summary.report.get("totals", {})
-    console.print(f"[green]Done[/] ({summary.run_id}): {totals.get('rows_read', 0):,} rows read, "
-                  f"{totals.get('rows_loaded', 0):,} loaded, {totals.get('rows_quarantined', 0):,} quarantined. "
-                  f"Results in {summary.processed_dir}")
+    console.print(final_line(summary), highlight=False, markup=False)
+
+
+def final_line(summary) -> str:
+    """The last line of every run: rows, failed expectations, what was reused, where the results are."""
+    report = summary.report
+    totals = report.get("totals", {})
+    failed = report.get("expectations", {}).get("failed", [])
+    reused = [name for name, run in report.get("stage_runs", {}).items() if run.get("reused")]
+    parts = [f"Done ({summary.run_id}): {totals.get('rows_read', 0):,} rows read, {totals.get('rows_loaded', 0):,} "
+             f"loaded, {totals.get('rows_quarantined', 0):,} quarantined"]
+    if failed:
+        names = sorted({r["expectation"] for r in failed})
+        parts.append(f"{len(failed)} batch expectation(s) FAILED ({', '.join(names)}: see validation_results.json)")
+    if reused:
+        parts.append(f"reused unchanged {', '.join(reused)}")
+    return "; ".join(parts) + f". Results in {summary.processed_dir}"
 
 
 @app.command("demo-data")

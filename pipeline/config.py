@@ -45,6 +45,8 @@ class ValidationSettings(BaseModel):
     max_list_change: float = Field(0.10, gt=0)
     min_list_for_change_check: int = Field(500, ge=0)
     list_change_mostly: float = Field(0.95, gt=0, le=1)
+    # expectations (short names, see pipeline/validate) whose failure stops the run before estimates
+    critical_expectations: list[str] = Field(default_factory=lambda: ["rows_accounted_for", "one_row_per_patient"])
 
 
 class EstimateSettings(BaseModel):
@@ -61,6 +63,12 @@ class EstimateSettings(BaseModel):
     margin_overrides: dict[str, float] = Field(default_factory=dict)  # e.g. {rho = 0.5}: beats margin_model.json
 
 
+class VocabularySettings(BaseModel):
+    # where the Chinese codes (NHS R, DfE CHNE) go: "Asian" as in the 2011 and 2021 censuses,
+    # or "Other" as in the 2001 census (schemas/vocabulary.py)
+    chinese_ethnic_group: Literal["Asian", "Other"] = "Asian"
+
+
 class OutputSettings(BaseModel):
     min_cell_count: int = Field(10, ge=0)
 
@@ -75,6 +83,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     validation: ValidationSettings = ValidationSettings()
     estimates: EstimateSettings = EstimateSettings()
+    vocabulary: VocabularySettings = VocabularySettings()
     outputs: OutputSettings = OutputSettings()
 
     @classmethod

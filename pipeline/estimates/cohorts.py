@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-BAND_LABELS = tuple(f"{a}-{a + 4}" for a in range(0, 85, 5)) + ("85+",)
+from schemas.vocabulary import AGE_BANDS
+
+BAND_LABELS = AGE_BANDS  # the shared vocabulary's ONS 5-year bands, 0-4 … 80-84, 85+
 
 
 def age_counts(counts, years: float) -> np.ndarray:

@@ -317,6 +317,12 @@ def estimate_from_counts(con: duckdb.DuckDBPyConnection, settings, model: dict, 
     residents = pd.DataFrame({"lsoa_code": lsoas, "residents": pub.sum(axis=(1, 2)), "turbulence": T})
     turb = residents.merge(ex[["extract_date", "years_since_base"]], how="cross")
     turb["tau"] = turb["turbulence"] * np.maximum(turb["years_since_base"], 0.0) / 1000.0
-    audit = turb.merge(turb_raw, on=["lsoa_code", "extract_date"], how="left")
+    audit = turb.merge(turb_raw, on=["lsoa_code", "extract_date"], how="left").merge(
+        ex[["extract_date", "k", "period_years"]], on="extract_date", how="left")
+    # each period's own score (what population_flows publishes); no asylum data in this mode
+    audit["period_score"] = np.where((audit["k"] > 0) & (audit["list_prev"] > 0),
+                                     1000.0 * audit["gross_change"] / np.maximum(audit["list_prev"], 1e-9)
+                                     / np.maximum(audit["period_years"], 1e-9), np.nan)
+    audit["asylum_allocated"] = 0.0
     return cells, turb[["lsoa_code", "extract_date", "turbulence", "tau", "residents"]], {
         **notes, "audit": audit, "single_years": pd.concat(single, ignore_index=True)}

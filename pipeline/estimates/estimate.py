@@ -107,8 +107,13 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
         # single years of age by cohort (the bands are only for publishing), kept for audit and the back-test
         _write(con, "est_lsoa_single_years", notes.pop("single_years"), date_cols=("extract_date",))
         _write(con, "est_turbulence", audit, date_cols=("extract_date",))
+        # what counts cannot show: recorded ethnicity, flows by reason, pupil moves (empty, for the publish steps)
         con.execute("CREATE OR REPLACE TABLE est_ethnic_counts (lsoa_code VARCHAR, extract_date DATE, sex VARCHAR, "
                     "age_band VARCHAR, ethnic_group VARCHAR, n DOUBLE)")
+        con.execute("CREATE OR REPLACE TABLE est_gp_flows (lsoa_code VARCHAR, extract_date DATE, sex VARCHAR, "
+                    "age_band VARCHAR, registrations DOUBLE, from_abroad DOUBLE, deregistrations DOUBLE, cleaning DOUBLE)")
+        con.execute("CREATE OR REPLACE TABLE est_school_moves (lsoa_code VARCHAR, extract_date DATE, joiners DOUBLE, "
+                    "leavers DOUBLE, pupil_moves DOUBLE, pupil_years DOUBLE)")
         report["counts_only"] = notes
         log.info("counts-only mode: %s", notes)
     else:
