@@ -15,7 +15,10 @@ sex). For LSOA i, sex s, single year of age a and extract t (t0 the first, b the
    nothing, the practices' published profiles where they do. A practice with no profile keeps
    the seed (its patients spread like the LSOA's base). At an extract without a practice x age
    file the practice's latest earlier profile is aged by cohort to t (its youngest cohort
-   standing in for the births since).
+   standing in for the births since). Where the counts are published by sex, or in the
+   age-banded variant, the LSOA's fitted list is then scaled to them, sex by sex (and band by
+   band), the single years keeping their fitted shares (rake_to_detail). With a base by sex the
+   seed is the base's own sex x age structure.
 2. **Sex of a persons-only base**: P_i(s, a) = P_i(a) x (L_i(s, band, t0) + k r_s(band)) /
    (L_i(band, t0) + k), the LSOA's list sex share in the age band shrunk (k = 20 people) towards the
    district's share r_s from the practice profiles.
@@ -138,6 +141,31 @@ def list_by_age(lists_t: pd.DataFrame, lsoa_index: dict, seed_struct: np.ndarray
     return out.reshape(seed_struct.shape), {"patients_with_profile": fitted, "patients_without_profile": unprofiled}
 
 
+def rake_to_detail(list_age: np.ndarray, detail: pd.DataFrame, index: dict) -> np.ndarray:
+    """Scale L[i, s, a] to what the published counts say by sex (and, from the age-banded variant,
+    by sex x band) for each LSOA: within a published cell the ages keep their fitted shares (spread
+    evenly where the fit has none)."""
+    if detail.empty:
+        return list_age
+    out = list_age.copy()
+    band = band_of_age(AGES - 1)
+    labels = {label: i for i, label in enumerate(BAND_LABELS)}
+    detail = detail[detail["lsoa_code"].isin(index.keys())]
+    banded = detail[detail["age_band"].notna()]
+    covered = set(zip(banded["lsoa_code"], banded["sex"]))
+    for code, sex in covered:  # the banded form lists every cell of an LSOA and sex: one it omits has none
+        out[index[code], 0 if sex == "M" else 1] = 0.0
+    by_sex = detail[detail["age_band"].isna()]
+    by_sex = by_sex[[(c, x) not in covered for c, x in zip(by_sex["lsoa_code"], by_sex["sex"])]]
+    for r in pd.concat([banded, by_sex]).itertuples(index=False):
+        i, s = index[r.lsoa_code], 0 if r.sex == "M" else 1
+        ages = (band == labels[r.age_band]) if isinstance(r.age_band, str) else np.ones(AGES, bool)
+        fitted = list_age[i, s, ages]
+        total = fitted.sum()
+        out[i, s, ages] = fitted * (r.patients / total) if total > 0 else r.patients / ages.sum()
+    return out
+
+
 def count_turbulence(lists: pd.DataFrame, extracts: pd.DataFrame, lsoas: list[str]) -> pd.DataFrame:
     """Per LSOA and period: gross practice x LSOA change and the list it is measured on (step 6)."""
     w = lists.pivot_table(index=["lsoa_code", "practice_code"], columns="extract_date", values="patients",
@@ -193,12 +221,19 @@ def estimate_from_counts(con: duckdb.DuckDBPyConnection, settings, model: dict, 
     # 1. the list by LSOA x sex x age at each extract
     L = np.zeros((len(ex), n, 2, AGES))
     ipf_notes = []
+    detail = con.execute("SELECT * FROM est_count_detail").df()
+    detail["extract_date"] = pd.to_datetime(detail["extract_date"])
     for row in ex.itertuples(index=False):
         gap = max(_years(base_ts, row.extract_date), 0.0)
-        struct = age_counts(pp, gap) + born_after(AGES - 1, gap)[None, :] * pp[:, :1]
-        seed = struct[:, None, :] * rho[None, :, :]
+        new = born_after(AGES - 1, gap)
+        if persons_only:
+            struct = age_counts(pp, gap) + new[None, :] * pp[:, :1]
+            seed = struct[:, None, :] * rho[None, :, :]
+        else:
+            seed = age_counts(pub, gap) + new[None, None, :] * pub[:, :, :1]
         lt = lists[lists["extract_date"] == row.extract_date]
         L[row.k], note = list_by_age(lt, index, seed, profiles, row.extract_date)
+        L[row.k] = rake_to_detail(L[row.k], detail[detail["extract_date"] == row.extract_date], index)
         ipf_notes.append(note)
     with_profile = sum(x["patients_with_profile"] for x in ipf_notes)
     total_listed = with_profile + sum(x["patients_without_profile"] for x in ipf_notes)

@@ -29,7 +29,7 @@ SELECT
     a.published_base,
     a.years_since_base,
     a.constrained,
-    CASE WHEN {{ interval_note }} = '' THEN NULL ELSE {{ interval_note }} END AS note
+    {{ interval_note }} AS note
 FROM est_area_rows a
 LEFT JOIN (SELECT area_code, any_value(area_name) AS area_name FROM est_src_area_names GROUP BY area_code) n
     ON n.area_code = a.area_code
