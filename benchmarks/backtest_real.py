@@ -210,7 +210,26 @@ def score_tables(u: pd.DataFrame, g: pd.DataFrame) -> dict[str, pd.DataFrame]:
     by_age = pd.DataFrame([{"age_group": a, **summarise(d)} for a, d in g.groupby("age_group", sort=False)])
     order = {name: i for i, (name, _, _) in enumerate(AGE_GROUPS)}
     by_age = by_age.sort_values("age_group", key=lambda s: s.map(order)).reset_index(drop=True)
-    return {"overall": overall, "by_district": by_la, "by_age_group": by_age}
+    thirds = pd.qcut(u["turbulence"], 3, labels=["lowest third", "middle third", "highest third"])
+    by_turb = pd.DataFrame([{"turbulence": str(t), "mean_turbulence": d["turbulence"].mean(), **summarise(d)}
+                            for t, d in u.groupby(thirds, observed=True)])
+    return {"overall": overall, "by_district": by_la, "by_turbulence": by_turb, "by_age_group": by_age}
+
+
+def la_table(con, truth: pd.Series, u: pd.DataFrame) -> pd.DataFrame:
+    """District totals: the published LA rows at the last extract against the census."""
+    last = con.execute("SELECT max(reference_date) FROM population_estimates").fetchall()[0][0]
+    la = con.execute("""SELECT area_code AS la_code, estimate AS cohdmap, lower_95 AS lower, upper_95 AS upper
+                        FROM population_estimates WHERE area_type = 'la' AND sex = 'All' AND age_band = 'All'
+                          AND reference_date = ?""", [last]).df()
+    sums = u.groupby("la_code")[["ratio_change", "base_carried_forward", "truth"]].sum().reset_index()
+    la = la.merge(sums, on="la_code")
+    rows = []
+    for r in la.itertuples(index=False):
+        rows.append({"district": r.la_code, "census": r.truth, **{f"{m}_error_pct": 100 * (getattr(r, m) / r.truth - 1)
+                                                                   for m in METHODS},
+                     "covered": bool(r.lower <= r.truth <= r.upper), "width_pct": 100 * (r.upper - r.lower) / r.cohdmap})
+    return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------------- calibration
@@ -384,6 +403,12 @@ def write_report(tables, lodo, sens, model, checked, report, seconds, command) -
         "## By district",
         fmt(tables["by_district"]),
         "",
+        "## By turbulence (gross practice x LSOA change per 1,000 list-years), thirds of units",
+        fmt(tables["by_turbulence"]),
+        "",
+        "## District totals (published LA rows; the LA-wide term l0 is England's)",
+        fmt(tables["la_totals"]),
+        "",
         "## By the census's six age groups (persons; summed from the single years kept by cohort)",
         fmt(tables["by_age_group"]),
         "",
@@ -452,6 +477,9 @@ def main(argv=None) -> None:
         g = age_frame(con, u11, truth6, u[["unit", "V", "y", "turbulence", "la_code"]], model)
         con.close()
         tables = score_tables(u, g)
+        con = duckdb.connect(str(processed / "cohesion.duckdb"), read_only=True)
+        tables["la_totals"] = la_table(con, truth, u)
+        con.close()
         lodo = leave_one_district_out(u, g, model)
         sens = base_sd_sensitivity(processed, u11, truth)
     command = "python benchmarks/backtest_real.py" + (" --calibrate" if args.calibrate else "")
