@@ -110,3 +110,73 @@ def test_ipf_meets_both_margins():
     # column totals are scaled to the rows' total first (the practice's in-area share)
     w = fit_ipf(np.ones((2, 2)), [30, 10], [100, 100])
     assert np.allclose(w.sum(axis=0), [20, 20])
+
+
+# ------------------------------------------------------------------- published forms at ingest
+
+def _ingest(tmp_path: Path, files: dict[str, str]):
+    import duckdb
+
+    data = tmp_path / "data"
+    for name, text in files.items():
+        (data / "raw" / name).parent.mkdir(parents=True, exist_ok=True)
+        (data / "raw" / name).write_text(text, encoding="utf-8")
+    summary = run_pipeline(load_settings(data_dir=data), "ingest")
+    return duckdb.connect(str(summary.processed_dir / "cohesion.duckdb"), read_only=True)
+
+
+LOOKUP = "lsoa21cd,lsoa21nm,lad22cd\nE01006074,Trafford 025A,E08000009\nE01006075,Trafford 025B,E08000009\n"
+
+
+def test_persons_only_mid_year_estimates_keep_single_years(tmp_path):
+    """ONS's wide layout with Persons rows only (no Males/Females): kept as sex P, by band and by single year."""
+    mye = (Path(__file__).parent / "fixtures" / "ons_mye2022_3lsoa_sya.csv").read_text(encoding="utf-8").splitlines()
+    persons = "\n".join([mye[0]] + [line for line in mye[1:] if ",Persons," in line and ("E01006074" in line
+                                                                                        or "E01006075" in line)])
+    con = _ingest(tmp_path, {"geography/lookup.csv": LOOKUP, "base_population/mye.csv": persons + "\n"})
+    sexes = con.execute("SELECT DISTINCT sex FROM base_population").fetchall()
+    assert sexes == [("P",)]
+    # the fixture's own single-year columns, read independently: 30-34 is the sum of columns 30 ... 34
+    frame = pd.read_csv(Path(__file__).parent / "fixtures" / "ons_mye2022_3lsoa_sya.csv")
+    row = frame[(frame.area_code == "E01006074") & (frame.sex == "Persons")].iloc[0]
+    expected = sum(float(row[str(a)]) for a in range(30, 35))
+    got = con.execute("SELECT population FROM base_population WHERE lsoa_code = 'E01006074' AND age_band = '30-34'")
+    assert got.fetchall()[0][0] == pytest.approx(expected)
+    assert con.execute("SELECT population FROM base_population_sya WHERE lsoa_code = 'E01006074' AND age = 31"
+                       ).fetchall()[0][0] == pytest.approx(float(row["31"]))
+    # the lookup has no postcodes, wards or MSOAs: LSOA -> LA only, nothing invented
+    assert con.execute("SELECT count(*) FROM lsoa_lookup WHERE ward_code IS NULL AND msoa_code IS NULL "
+                       "AND la_code = 'E08000009'").fetchall()[0][0] == 2
+
+
+def test_counts_files_in_the_published_form(tmp_path):
+    """SEX = ALL, 01JUL2019 dates, MALE/FEMALE in the practice x age file, AGE 95+."""
+    counts = ("PUBLICATION,EXTRACT_DATE,PRACTICE_CODE,PRACTICE_NAME,LSOA_CODE,SEX,NUMBER_OF_PATIENTS\n"
+              "GP_PRAC_PAT_LIST,01JUL2019,P81005,\"SURGERY, ONE\",E01006074,ALL,120\n"
+              "GP_PRAC_PAT_LIST,01JUL2019,P81005,\"SURGERY, ONE\",E01006075,PERSONS,80\n"
+              "GP_PRAC_PAT_LIST,01JUL2019,P81005,\"SURGERY, ONE\",E01009999,ALL,5\n")
+    ages = ("PUBLICATION,EXTRACT_DATE,ORG_CODE,SEX,AGE,NUMBER_OF_PATIENTS\n"
+            "GP_PRAC_PAT_LIST,01JUL2019,P81005,MALE,0,58\nGP_PRAC_PAT_LIST,01JUL2019,P81005,FEMALE,95+,3\n"
+            "GP_PRAC_PAT_LIST,01JUL2019,P81005,FEMALE,ninety,1\n")
+    con = _ingest(tmp_path, {"geography/lookup.csv": LOOKUP, "gp_counts/counts.csv": counts,
+                             "gp_practice_age/ages.csv": ages})
+    rows = con.execute("SELECT extract_date, sex, sum(patients) FROM gp_counts GROUP BY 1, 2").fetchall()
+    assert rows == [(pd.Timestamp("2019-07-01").date(), "ALL", 200)]
+    got = con.execute("SELECT sex, age, patients FROM gp_practice_age ORDER BY sex").fetchall()
+    assert got == [("F", "95+", 3), ("M", "0", 58)]
+    report = json.loads((tmp_path / "data" / "processed" / "run_report.json").read_text())
+    quarantined = {f["file"]: f["quarantined_by_rule"] for f in report["files"] if f["rows_quarantined"]}
+    # an LSOA outside the lookup, and an age that is not a number, are quarantined (nothing lost)
+    assert quarantined == {"gp_counts/counts.csv": {"unknown_area": 1}, "gp_practice_age/ages.csv": {"bad_format": 1}}
+
+
+def test_sape_sheet_without_a_date_needs_the_year_in_its_name(tmp_path):
+    from pipeline.run import RunError
+
+    sape = "LSOA Code,LSOA Name,LA Code (2021 boundaries),All Ages," + ",".join([str(a) for a in range(90)] + ["90+"])
+    sape += "\nE01006074,Trafford 025A,E08000009,91," + ",".join(["1"] * 91) + "\n"
+    with pytest.raises((RunError, Exception), match="reference year"):
+        _ingest(tmp_path, {"geography/lookup.csv": LOOKUP, "base_population/sape-persons.csv": sape})
+    con = _ingest(tmp_path / "b", {"geography/lookup.csv": LOOKUP, "base_population/sape-mid-2019-persons.csv": sape})
+    assert con.execute("SELECT DISTINCT reference_date, sex FROM base_population_sya").fetchall() == [
+        (pd.Timestamp("2019-06-30").date(), "P")]
