@@ -180,3 +180,13 @@ def test_sape_sheet_without_a_date_needs_the_year_in_its_name(tmp_path):
     con = _ingest(tmp_path / "b", {"geography/lookup.csv": LOOKUP, "base_population/sape-mid-2019-persons.csv": sape})
     assert con.execute("SELECT DISTINCT reference_date, sex FROM base_population_sya").fetchall() == [
         (pd.Timestamp("2019-06-30").date(), "P")]
+
+
+def test_ipf_keeps_the_rows_when_the_margins_conflict():
+    # row 2's seed lives only in column 2, where the column total is 0: the margins cannot both hold;
+    # the published row totals win (5 stays in row 2's only cell) and row 1 meets its column total
+    x = fit_ipf(np.array([[1.0, 1.0], [0.0, 1.0]]), [10, 5], [15, 0])
+    assert np.allclose(x.sum(axis=1), [10, 5])
+    assert np.allclose(x, [[10, 0], [0, 5]])
+    # an empty profile: rows alone
+    assert np.allclose(fit_ipf(np.ones((2, 2)), [4, 2], [0, 0]), [[2, 2], [1, 1]])

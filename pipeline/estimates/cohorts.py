@@ -80,7 +80,8 @@ def fit_ipf(seed, row_totals, col_totals=None, max_iter: int = 100, tol: float =
     Rows and columns are scaled in turn until both margins hold (Deming & Stephan 1940; the same
     raking as survey weighting). Column totals are rescaled to the row totals' sum first (the
     two sources count the same people at slightly different scope). Rows whose seed is all zero
-    cannot be fitted and stay zero; without column totals this is a plain row scaling.
+    cannot be fitted and stay zero; without column totals (or with all-zero ones) this is a plain
+    row scaling; the last step is always a row scaling, so the row totals hold.
     """
     x = np.array(seed, float)
     rows = np.asarray(row_totals, float)
@@ -88,8 +89,9 @@ def fit_ipf(seed, row_totals, col_totals=None, max_iter: int = 100, tol: float =
         s = x.sum(axis=1)
         return x * np.where(s > 0, rows / np.where(s > 0, s, 1.0), 0.0)[:, None]
     cols = np.asarray(col_totals, float)
-    if cols.sum() > 0:
-        cols = cols * rows.sum() / cols.sum()
+    if cols.sum() <= 0:  # an empty profile says nothing: fit the rows alone
+        return fit_ipf(x, rows)
+    cols = cols * rows.sum() / cols.sum()
     for _ in range(max_iter):
         s = x.sum(axis=1)
         x *= np.where(s > 0, rows / np.where(s > 0, s, 1.0), 0.0)[:, None]
@@ -98,4 +100,10 @@ def fit_ipf(seed, row_totals, col_totals=None, max_iter: int = 100, tol: float =
         s = x.sum(axis=1)
         if np.max(np.abs(s - rows)) <= tol * max(rows.max(initial=0.0), 1.0):
             break
-    return x
+    # end on the rows: where the two margins cannot both hold (a profile empty at every age a row's
+    # seed allows), the published row totals win and the columns stay as near as IPF got them
+    s = x.sum(axis=1)
+    lost = (s <= 0) & (rows > 0)  # rows the columns emptied take their seed's pattern
+    x[lost] = np.asarray(seed, float)[lost]
+    s = x.sum(axis=1)
+    return x * np.where(s > 0, rows / np.where(s > 0, s, 1.0), 0.0)[:, None]
