@@ -14,8 +14,9 @@ six age groups - beside carry-forward and ratio change from the same run.
 
 Calibration (``--calibrate``) of the counts-only margins, from this package, written to
 pipeline/estimates/margin_model.json (modes.counts_only):
-    c  random-walk variance of an LSOA's (log) estimate per year since the base, beyond what the
-       list-informed base leaves (V, base.py): c = (mean e^2 - mean V) / mean y, e the unit's log
+    c, b  random-walk variance of an LSOA's (log) estimate per year since the base (c) and per unit of
+       cumulative counts-mode turbulence tau = T/1000 x y (b), beyond what the list-informed base
+       leaves (V, base.py): e^2 - V = c y + b tau by non-negative least squares, e the unit's log
        error less its district's mean (the district-wide part is the LA term's business);
     g, psi_share  independent relative error of a sex x age cell, and a composition variance per person
        (people counted at the wrong age within the LSOA: psi_share E_g (1 - E_g / E), nothing for the
@@ -234,11 +235,16 @@ def la_table(con, truth: pd.Series, u: pd.DataFrame) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------------- calibration
 
-def fit_time_variance(u: pd.DataFrame) -> float:
-    """c = (mean e^2 - mean V) / mean y, e the unit's log error less its district's mean."""
+def fit_time_variance(u: pd.DataFrame) -> tuple[float, float]:
+    """c and b: e^2 - V = c y + b tau (tau = turbulence / 1000 x years) by non-negative least
+    squares, e the unit's log error less its district's mean (the district-wide part is l0's)."""
+    from scipy.optimize import nnls
+
     e = np.log(u["cohdmap"] / u["truth"])
     e = e - e.groupby(u["la_code"]).transform("mean")
-    return float(max((e ** 2).mean() - u["V"].mean(), 0.0) / max(u["y"].mean(), 1e-9))
+    design = np.column_stack([u["y"], u["turbulence"] / 1000.0 * u["y"]])
+    (c, b), _ = nnls(design, (e ** 2 - u["V"]).to_numpy())
+    return float(c), float(b)
 
 
 def fit_cell_variance(g: pd.DataFrame, model: dict) -> tuple[float, float]:
@@ -272,20 +278,23 @@ def interval_frame(frame: pd.DataFrame, model: dict, kind: str) -> pd.DataFrame:
 def leave_one_district_out(u: pd.DataFrame, g: pd.DataFrame, model: dict) -> pd.DataFrame:
     rows = []
     for la in sorted(u["la_code"].unique()):
-        fit = {**model, "c": fit_time_variance(u[u["la_code"] != la])}
+        c, b = fit_time_variance(u[u["la_code"] != la])
+        fit = {**model, "c": c, "b": b}
         fit["g"], fit["psi_share"] = fit_cell_variance(g[g["la_code"] != la], fit)
         tu = interval_frame(u[u["la_code"] == la], fit, "total")
         tg = interval_frame(g[g["la_code"] == la], fit, "group")
         cu = (tu["truth"] >= tu["lower"]) & (tu["truth"] <= tu["upper"])
         cg = (tg["truth"] >= tg["lower"]) & (tg["truth"] <= tg["upper"])
-        rows.append({"held_out": la, "c_fitted_on_others": fit["c"], "g_fitted_on_others": fit["g"],
+        rows.append({"held_out": la, "c_fitted_on_others": fit["c"], "b_fitted_on_others": fit["b"],
+                     "g_fitted_on_others": fit["g"],
                      "psi_share_fitted_on_others": fit["psi_share"],
                      "units": len(tu), "coverage_totals": 100 * cu.mean(),
                      "width_totals_pct": 100 * ((tu["upper"] - tu["lower"]) / tu["cohdmap"]).mean(),
                      "coverage_age_groups": 100 * cg.mean()})
     out = pd.DataFrame(rows)
     n = out["units"].sum()
-    out.loc[len(out)] = {"held_out": "all (pooled held-out)", "c_fitted_on_others": np.nan, "g_fitted_on_others": np.nan,
+    out.loc[len(out)] = {"held_out": "all (pooled held-out)", "c_fitted_on_others": np.nan, "b_fitted_on_others": np.nan,
+                         "g_fitted_on_others": np.nan,
                          "psi_share_fitted_on_others": np.nan,
                          "units": n, "coverage_totals": (out["coverage_totals"] * out["units"]).sum() / n,
                          "width_totals_pct": (out["width_totals_pct"] * out["units"]).sum() / n,
@@ -328,7 +337,7 @@ def base_sd_sensitivity(processed: Path, u11: pd.Series, truth: pd.Series) -> pd
     return table
 
 
-def write_model(c: float, g: float, psi: float, lodo: pd.DataFrame, units_n: int) -> None:
+def write_model(c: float, b: float, g: float, psi: float, lodo: pd.DataFrame, units_n: int) -> None:
     doc = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
     doc.setdefault("modes", {})
     doc["modes"]["counts_only"] = {
@@ -336,7 +345,7 @@ def write_model(c: float, g: float, psi: float, lodo: pd.DataFrame, units_n: int
                        "Burnley, Ribble Valley; LSOA totals and six age groups), held-out coverage by "
                        "leave-one-district-out: benchmarks/results/estimates_backtest_real.md"),
         "parameters": {
-            "a": 0.0, "f": 0.0, "q": 0.0, "j": 1.0, "b": 0.0, "c": round(c, 6), "d": 0.0, "e": 0.0,
+            "a": 0.0, "f": 0.0, "q": 0.0, "j": 1.0, "b": round(b, 6), "c": round(c, 6), "d": 0.0, "e": 0.0,
             "g": round(g, 5), "h": 0.0, "psi": 0.0, "psi_share": round(psi, 4), "kappa": 1.0, "kappa_t": 0.0, "kappa_y": 0.0,
             "kappa_n": 0.0, "rho": 0.0, "omega": 0.0, "l0": ENGLAND["l0"], "l1": 0.0,
             "counts_base_sd": ENGLAND["counts_base_sd"],
@@ -349,8 +358,9 @@ def write_model(c: float, g: float, psi: float, lodo: pd.DataFrame, units_n: int
                          "0 for its total), fitted with g on the six age groups",
             "psi": "0: the composition term psi_share takes its place",
             "j": "the list-informed base's remaining variance V enters as it is (base.py)",
-            "c": "this package: LSOA log errors less their district's mean, (mean e^2 - mean V) / mean years since base; "
-                 "leave-one-district-out values in the results",
+            "c, b": "this package: LSOA log errors less their district's mean, e^2 - V = c y + b tau by non-negative "
+                    "least squares (tau = counts-mode turbulence / 1000 x years since base); leave-one-district-out "
+                    "values in the results",
             "g": "this package: six census age groups, non-negative least squares with psi_share after V and c y",
             "rho, omega": "no MSOA or ward truth in the package: rho 0 (LSOA errors independent beyond the LA-wide term)",
         },
@@ -413,7 +423,7 @@ def write_report(tables, lodo, sens, model, checked, report, seconds, command) -
         fmt(tables["by_age_group"]),
         "",
         "## Margins held out: leave-one-district-out",
-        "c and g fitted on two districts, intervals scored on the third (the LA-wide term l0 and the base's "
+        "c, b, g and psi_share fitted on two districts, intervals scored on the third (the LA-wide term l0 and the base's "
         "error s_B are England's figures throughout, not fitted here).",
         fmt(lodo),
         "",
@@ -428,7 +438,7 @@ def write_report(tables, lodo, sens, model, checked, report, seconds, command) -
         f"checked on: {checked}",
         "",
         "```",
-        json.dumps({k: model[k] for k in ("counts_base_sd", "j", "c", "g", "psi", "psi_share", "l0", "l1", "rho")}, indent=1),
+        json.dumps({k: model[k] for k in ("counts_base_sd", "j", "c", "b", "g", "psi", "psi_share", "l0", "l1", "rho")}, indent=1),
         "```",
         "",
         "Ratio change: ONS's simplest form, P x L(4 Jan 2021) / L(1 Jul 2019) on LSOA totals (by sex x band within, "
@@ -464,10 +474,10 @@ def main(argv=None) -> None:
             lsoa_var = u[["unit", "V", "y", "turbulence", "la_code"]]
             g = age_frame(con, u11, truth6, lsoa_var, model)
             con.close()
-            model["c"] = fit_time_variance(u)
+            model["c"], model["b"] = fit_time_variance(u)
             model["g"], model["psi_share"] = fit_cell_variance(g, model)
             lodo = leave_one_district_out(u, g, model)
-            write_model(model["c"], model["g"], model["psi_share"], lodo, len(u))
+            write_model(model["c"], model["b"], model["g"], model["psi_share"], lodo, len(u))
             shutil.rmtree(work / "data")
             processed = run_pipeline(package, work)  # again, with the model just written
         model, checked = load_mode_model(mode="counts_only")
