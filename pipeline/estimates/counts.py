@@ -25,8 +25,8 @@ sex). For LSOA i, sex s, single year of age a and extract t (t0 the first, b the
 3. **Cohorts aged from the base date** (cohorts.age_counts): the base at b is aged to t0 (people
    born between b and t0 are taken from the list: L/I), and every cohort then moves through the
    ages with its own list change.
-4. **A list-informed base** (base.py, as in register mode): each LSOA's base moves towards its
-   list-implied size by a precision weight. The published base's LSOA-specific error s_B
+4. **A list-informed base** (base.py, as in register mode, with the LA's mean log inflation as
+   the curve): each LSOA's base moves towards its list-implied size by a precision weight. The published base's LSOA-specific error s_B
    (``counts_base_sd``) is real evidence: England's mid-2020 LSOA estimates against Census 2021
    (see margin_model.json); the list's own scatter is measured on the district's LSOAs.
 5. **Roll forward by cohort** with the shrunk inflation I (inflation.py, LSOA x sex x band at t0
@@ -43,7 +43,9 @@ sex). For LSOA i, sex s, single year of age a and extract t (t0 the first, b the
    (a move between two of the area's practices counts twice, like a deregistration plus a
    registration; a move that keeps the practice is invisible). This is a different quantity from
    register-mode turbulence (moves per 1,000 residents a year), on its own scale: counts-mode
-   margins are calibrated on it (margin_model.json, mode counts_only).
+   margins are calibrated on it (margin_model.json, mode counts_only). The score at extract t
+   pools the periods up to t only (0 at the first extract), and the list-informed base uses the
+   first extract only, so no estimate is revised when later extracts arrive.
 
 The comparators kept beside it (population_estimates_methods): carry-forward is the published
 base as published (same ages, not aged); ratio change is ONS's simplest form, P(g) L(g, t) / L(g, t0)
@@ -262,19 +264,17 @@ def estimate_from_counts(con: duckdb.DuckDBPyConnection, settings, model: dict, 
     B0 = age_counts(pub, gap0)
     new0 = born_after(AGES - 1, gap0)  # share of each age at t0 born after the base date
 
-    # 4. list-informed base (totals; every cell of an LSOA moves by the same factor)
-    turb_raw = count_turbulence(lists, ex, lsoas)
-    span = turb_raw.groupby("lsoa_code", as_index=False)[["gross_change", "list_prev"]].sum()
-    span_years = float(ex["period_years"].sum()) or 1.0
-    span["turbulence"] = np.where(span["list_prev"] > 0,
-                                  1000.0 * span["gross_change"] / np.maximum(span["list_prev"], 1e-9)
-                                  * (len(ex) - 1) / span_years, 0.0)
-    T = span.set_index("lsoa_code")["turbulence"].reindex(lsoas).fillna(0.0).to_numpy()
+    # 4. list-informed base (totals; every cell of an LSOA moves by the same factor). It uses the first
+    # extract only, so that no estimate is revised by later extracts: the inflation curve is the LA's
+    # level (turbulence from later extracts would move it)
+    turb_raw = count_turbulence(lists, ex, lsoas).merge(ex[["extract_date", "k", "period_years"]],
+                                                        on="extract_date", how="left")
+    turb_raw["list_years"] = turb_raw["list_prev"] * turb_raw["period_years"]
     la = geo.groupby("lsoa_code")["la_code"].first().reindex(lsoas).fillna("?").to_numpy()
     s_b = float(model["counts_base_sd"])
     listed0 = (L0 * (1 - new0)[None, None, :]).sum(axis=(1, 2))
     if settings.blend_base:
-        factor, weight, variance = blend_base(B0.sum(axis=(1, 2)), listed0, T, s_b, 0.0, groups=la)
+        factor, weight, variance = blend_base(B0.sum(axis=(1, 2)), listed0, np.zeros(n), s_b, 0.0, groups=la)
     else:
         factor, weight, variance = np.ones(n), np.zeros(n), np.full(n, s_b ** 2)
     notes["base_moved_mean_pct"] = round(100 * float(np.mean(np.abs(factor - 1))), 2)
@@ -348,16 +348,22 @@ def estimate_from_counts(con: duckdb.DuckDBPyConnection, settings, model: dict, 
                 "cum_cleaning", "cum_registrations", "cum_deregistrations"):
         cells[col] = 0.0
 
-    # turbulence per LSOA x extract, in the form build_lsoa_rows reads
-    residents = pd.DataFrame({"lsoa_code": lsoas, "residents": pub.sum(axis=(1, 2)), "turbulence": T})
-    turb = residents.merge(ex[["extract_date", "years_since_base"]], how="cross")
-    turb["tau"] = turb["turbulence"] * np.maximum(turb["years_since_base"], 0.0) / 1000.0
-    audit = turb.merge(turb_raw, on=["lsoa_code", "extract_date"], how="left").merge(
-        ex[["extract_date", "k", "period_years"]], on="extract_date", how="left")
-    # each period's own score (what population_flows publishes); no asylum data in this mode
-    audit["period_score"] = np.where((audit["k"] > 0) & (audit["list_prev"] > 0),
-                                     1000.0 * audit["gross_change"] / np.maximum(audit["list_prev"], 1e-9)
-                                     / np.maximum(audit["period_years"], 1e-9), np.nan)
-    audit["asylum_allocated"] = 0.0
+    # turbulence per LSOA x extract from the periods up to that extract only (0 at the first), in the
+    # form build_lsoa_rows reads: gross change per 1,000 list-years
+    frame = pd.DataFrame({"lsoa_code": np.repeat(lsoas, len(ex)), "extract_date": np.tile(ex["extract_date"], n)})
+    frame = frame.merge(turb_raw[["lsoa_code", "extract_date", "gross_change", "list_prev", "list_years"]],
+                        on=["lsoa_code", "extract_date"], how="left").fillna(
+        {"gross_change": 0.0, "list_prev": 0.0, "list_years": 0.0})
+    frame = frame.sort_values(["lsoa_code", "extract_date"]).reset_index(drop=True)
+    cum = frame.groupby("lsoa_code")[["gross_change", "list_years"]].cumsum()
+    frame["turbulence"] = np.where(cum["list_years"] > 0,
+                                   1000.0 * cum["gross_change"] / np.maximum(cum["list_years"], 1e-9), 0.0)
+    frame["period_score"] = np.where(frame["list_years"] > 0,
+                                     1000.0 * frame["gross_change"] / np.maximum(frame["list_years"], 1e-9), np.nan)
+    frame = frame.merge(ex[["extract_date", "k", "years_since_base", "period_years"]], on="extract_date", how="left")
+    frame = frame.merge(pd.DataFrame({"lsoa_code": lsoas, "residents": pub.sum(axis=(1, 2))}), on="lsoa_code")
+    frame["tau"] = frame["turbulence"] * np.maximum(frame["years_since_base"], 0.0) / 1000.0
+    frame["asylum_allocated"] = 0.0  # no asylum data in this mode
+    audit, turb = frame, frame
     return cells, turb[["lsoa_code", "extract_date", "turbulence", "tau", "residents"]], {
         **notes, "audit": audit, "single_years": pd.concat(single, ignore_index=True)}
