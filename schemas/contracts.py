@@ -137,9 +137,10 @@ class GpPracticeAgeRow(Contract):
     extract_date: NhsDate
     practice_code: Annotated[OdsPracticeCode, Field(alias="org_code")]
     org_type: Text | None = None
-    sex: BinarySex
-    age: Annotated[str, Field(pattern=r"^\d{1,3}\+?$"),
-                   SqlForm(expected="a single year of age 0 ... 95+")]
+    sex: CountSex  # the full publication also has SEX = ALL and AGE = ALL total rows: loaded, not used
+    age: Annotated[str, BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v),
+                   Field(pattern=r"^(\d{1,3}\+?|ALL)$"),
+                   SqlForm(clean="upper({x})", expected="a single year of age 0 ... 95+ (or ALL)")]
     number_of_patients: Count
 
     unique_key: ClassVar = ("extract_date", "practice_code", "sex", "age")

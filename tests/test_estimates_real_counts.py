@@ -157,13 +157,13 @@ def test_counts_files_in_the_published_form(tmp_path):
               "GP_PRAC_PAT_LIST,01JUL2019,P81005,\"SURGERY, ONE\",E01009999,ALL,5\n")
     ages = ("PUBLICATION,EXTRACT_DATE,ORG_CODE,SEX,AGE,NUMBER_OF_PATIENTS\n"
             "GP_PRAC_PAT_LIST,01JUL2019,P81005,MALE,0,58\nGP_PRAC_PAT_LIST,01JUL2019,P81005,FEMALE,95+,3\n"
-            "GP_PRAC_PAT_LIST,01JUL2019,P81005,FEMALE,ninety,1\n")
+            "GP_PRAC_PAT_LIST,01JUL2019,P81005,FEMALE,ninety,1\nGP_PRAC_PAT_LIST,01JUL2019,P81005,ALL,ALL,61\n")
     con = _ingest(tmp_path, {"geography/lookup.csv": LOOKUP, "gp_counts/counts.csv": counts,
                              "gp_practice_age/ages.csv": ages})
     rows = con.execute("SELECT extract_date, sex, sum(patients) FROM gp_counts GROUP BY 1, 2").fetchall()
     assert rows == [(pd.Timestamp("2019-07-01").date(), "ALL", 200)]
     got = con.execute("SELECT sex, age, patients FROM gp_practice_age ORDER BY sex").fetchall()
-    assert got == [("F", "95+", 3), ("M", "0", 58)]
+    assert got == [("ALL", "ALL", 61), ("F", "95+", 3), ("M", "0", 58)]  # totals rows load (the estimates skip them)
     report = json.loads((tmp_path / "data" / "processed" / "run_report.json").read_text())
     quarantined = {f["file"]: f["quarantined_by_rule"] for f in report["files"] if f["rows_quarantined"]}
     # an LSOA outside the lookup, and an age that is not a number, are quarantined (nothing lost)
