@@ -509,6 +509,48 @@ def test_turbulence_from_gp_school_and_asylum_by_hand():
     assert row(con, LA, t1)["turbulence"] == pytest.approx(expected)
 
 
+def test_counts_only_turbulence_from_list_change_school_and_asylum_by_hand():
+    """Counts-only mode: gross practice x LSOA change per list-year, pooled with pupil moves, plus asylum."""
+    d = District()
+    t1 = dt.date(2023, 6, 30)
+    d.base_cell(A, "F", "40-44", 1000)
+    # practice P1 in A: 600 -> 620, P2: 400 -> 370: gross change 20 + 30 = 50 over 1000 x 365/365.25 list-years
+    d.tables["gp_counts"] = [dict(extract_date=t, practice_code=p, lsoa_code=A, sex="ALL", age_band=None, patients=n)
+                             for p, series in (("P00001", (600, 620)), ("P00002", (400, 370)))
+                             for t, n in zip((T0, t1), series)]
+    c1, c2, c3 = dt.date(2022, 5, 19), dt.date(2022, 10, 6), dt.date(2023, 1, 19)
+    sc = []
+
+    def pupil(census, pid, year):
+        sc.append(dict(census_date=census, pupil_id=pid, urn="100001", nc_year=year, sex="F", ethnicity="WBRI",
+                       ethnic_major="White", lsoa_code=A))
+    pupil(c1, "p1", "6")                      # as in the register test above: 4 mobile moves over
+    pupil(c1, "p2", "3")                      # 20 x 245 / 365.25 pupil-years
+    for i in range(3, 21):
+        pupil(c1, f"p{i}", "2")
+        pupil(c2, f"p{i}", "3")
+        if i != 5:
+            pupil(c3, f"p{i}", "3")
+    pupil(c2, "p21", "R"); pupil(c3, "p21", "R")
+    pupil(c2, "p22", "4"); pupil(c3, "p22", "4")
+    pupil(c3, "p23", "2")
+    d.tables["school_census"] = sc
+    d.tables["asylum_allocations"] = [dict(period_start=dt.date(2022, 7, 1), period_end=dt.date(2023, 6, 30),
+                                           area_code=A, area_type="lsoa", persons_allocated=5)]
+    d.register = []
+    con = d.load()
+    con.execute("CREATE TABLE gp_register (extract_date DATE, patient_id VARCHAR, practice_code VARCHAR, "
+                "sex VARCHAR, date_of_birth DATE, lsoa_code VARCHAR)")
+    report = estimate_populations(con, settings())
+    assert report["mode"] == "counts_only"
+    years = 365 / 365.25
+    expected = 1000 * (50 + 4) / (1000 * years + 20 * 245 / 365.25) + 1000 * 5 / (1000 * years)
+    assert row(con, A, t1)["turbulence"] == pytest.approx(expected)
+    assert row(con, A, T0)["turbulence"] == pytest.approx(0.0)  # nothing is known of turbulence at the first extract
+    flows = con.execute("SELECT pupil_moves, asylum_allocated, turbulence FROM population_flows").fetchall()
+    assert flows == [(pytest.approx(4.0), pytest.approx(5.0), pytest.approx(expected))]
+
+
 def test_turbulence_from_snapshots_when_no_movements():
     d = District()
     # 100 women aged 40-44 at T0; by T1 10 have left and 5 (2 from abroad) joined; one baby born

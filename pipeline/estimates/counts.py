@@ -41,7 +41,9 @@ sex). For LSOA i, sex s, single year of age a and extract t (t0 the first, b the
 6. **Turbulence** from what the counts show: the gross change of each practice's patients in the
    LSOA between consecutive extracts, sum_p |n[p, i](t) - n[p, i](t-1)|, per 1,000 list-years
    (a move between two of the area's practices counts twice, like a deregistration plus a
-   registration; a move that keeps the practice is invisible). This is a different quantity from
+   registration; a move that keeps the practice is invisible), pooled with pupil moves from the
+   school census and asylum allocations where present, as in register mode
+   (score_count_turbulence). This is a different quantity from
    register-mode turbulence (moves per 1,000 residents a year), on its own scale: counts-mode
    margins are calibrated on it (margin_model.json, mode counts_only). The score at extract t
    pools the periods up to t only (0 at the first extract), and the list-informed base uses the
@@ -166,6 +168,21 @@ def rake_to_detail(list_age: np.ndarray, detail: pd.DataFrame, index: dict) -> n
         total = fitted.sum()
         out[i, s, ages] = fitted * (r.patients / total) if total > 0 else r.patients / ages.sum()
     return out
+
+
+def score_count_turbulence(f: pd.DataFrame, model: dict) -> np.ndarray:
+    """Counts-mode turbulence, pooled like register mode's (turbulence.py):
+
+        T = 1000 (gross change + w_school pupil moves) / (list-years + w_school pupil-years)
+            + w_asylum 1000 asylum allocations / resident-years
+    """
+    ws, wa = float(model["w_school"]), float(model["w_asylum"])
+    exposure = f["list_years"].to_numpy(float) + ws * f["pupil_years"].to_numpy(float)
+    moves = f["gross_change"].to_numpy(float) + ws * f["pupil_moves"].to_numpy(float)
+    ry = f["resident_years"].to_numpy(float)
+    pooled = np.where(exposure > 0, 1000.0 * moves / np.where(exposure > 0, exposure, 1.0), 0.0)
+    asylum = np.where(ry > 0, 1000.0 * f["asylum_allocated"].to_numpy(float) / np.where(ry > 0, ry, 1.0), 0.0)
+    return pooled + wa * asylum
 
 
 def count_turbulence(lists: pd.DataFrame, extracts: pd.DataFrame, lsoas: list[str]) -> pd.DataFrame:
@@ -354,16 +371,22 @@ def estimate_from_counts(con: duckdb.DuckDBPyConnection, settings, model: dict, 
     frame = frame.merge(turb_raw[["lsoa_code", "extract_date", "gross_change", "list_prev", "list_years"]],
                         on=["lsoa_code", "extract_date"], how="left").fillna(
         {"gross_change": 0.0, "list_prev": 0.0, "list_years": 0.0})
-    frame = frame.sort_values(["lsoa_code", "extract_date"]).reset_index(drop=True)
-    cum = frame.groupby("lsoa_code")[["gross_change", "list_years"]].cumsum()
-    frame["turbulence"] = np.where(cum["list_years"] > 0,
-                                   1000.0 * cum["gross_change"] / np.maximum(cum["list_years"], 1e-9), 0.0)
-    frame["period_score"] = np.where(frame["list_years"] > 0,
-                                     1000.0 * frame["gross_change"] / np.maximum(frame["list_years"], 1e-9), np.nan)
+    for name, cols in (("est_school_moves", ["pupil_moves", "pupil_years"]), ("est_asylum", ["asylum_allocated"])):
+        extra = con.execute(f"SELECT lsoa_code, extract_date, {', '.join(cols)} FROM {name}").df()
+        extra["extract_date"] = pd.to_datetime(extra["extract_date"])
+        frame = frame.merge(extra, on=["lsoa_code", "extract_date"], how="left")
     frame = frame.merge(ex[["extract_date", "k", "years_since_base", "period_years"]], on="extract_date", how="left")
     frame = frame.merge(pd.DataFrame({"lsoa_code": lsoas, "residents": pub.sum(axis=(1, 2))}), on="lsoa_code")
+    frame[["pupil_moves", "pupil_years", "asylum_allocated"]] = frame[
+        ["pupil_moves", "pupil_years", "asylum_allocated"]].fillna(0.0).astype(float)
+    frame.loc[frame["k"] == 0, ["pupil_moves", "pupil_years", "asylum_allocated"]] = 0.0
+    frame["resident_years"] = frame["residents"] * frame["period_years"].fillna(0.0)
+    frame = frame.sort_values(["lsoa_code", "extract_date"]).reset_index(drop=True)
+    parts = ["gross_change", "list_years", "pupil_moves", "pupil_years", "asylum_allocated", "resident_years"]
+    cum = frame.groupby("lsoa_code")[parts].cumsum()
+    frame["turbulence"] = score_count_turbulence(cum, model)
+    frame["period_score"] = np.where(frame["k"] > 0, score_count_turbulence(frame, model), np.nan)
     frame["tau"] = frame["turbulence"] * np.maximum(frame["years_since_base"], 0.0) / 1000.0
-    frame["asylum_allocated"] = 0.0  # no asylum data in this mode
     audit, turb = frame, frame
     return cells, turb[["lsoa_code", "extract_date", "turbulence", "tau", "residents"]], {
         **notes, "audit": audit, "single_years": pd.concat(single, ignore_index=True)}

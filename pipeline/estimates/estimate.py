@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import EstimateSettings
-from pipeline.sql import run_steps
+from pipeline.sql import create_table_from, run_steps
 
 from .base import blend_base
 from .constrain import constrain_to_total
@@ -101,19 +101,20 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
              base_source or "any source", first_extract)
     if mode == "counts_only":
         run_steps(con, COUNTS_DIR, {"base_date": base_date, "base_source": base_source})
+        # the school census and asylum allocations, where present, add to counts-mode turbulence
+        for table, step in (("est_school_moves", "09_est_school_moves.sql"), ("est_asylum", "10_est_asylum.sql")):
+            create_table_from(con, table, PREPARE_DIR / step, {})
         geo = con.execute("SELECT * FROM est_lsoa_geo").df()
         cells, turb, notes = estimate_from_counts(con, settings, model, base_date, geo)
         audit = notes.pop("audit")
         # single years of age by cohort (the bands are only for publishing), kept for audit and the back-test
         _write(con, "est_lsoa_single_years", notes.pop("single_years"), date_cols=("extract_date",))
         _write(con, "est_turbulence", audit, date_cols=("extract_date",))
-        # what counts cannot show: recorded ethnicity, flows by reason, pupil moves (empty, for the publish steps)
+        # what counts cannot show: recorded ethnicity, flows by reason (empty, for the publish steps)
         con.execute("CREATE OR REPLACE TABLE est_ethnic_counts (lsoa_code VARCHAR, extract_date DATE, sex VARCHAR, "
                     "age_band VARCHAR, ethnic_group VARCHAR, n DOUBLE)")
         con.execute("CREATE OR REPLACE TABLE est_gp_flows (lsoa_code VARCHAR, extract_date DATE, sex VARCHAR, "
                     "age_band VARCHAR, registrations DOUBLE, from_abroad DOUBLE, deregistrations DOUBLE, cleaning DOUBLE)")
-        con.execute("CREATE OR REPLACE TABLE est_school_moves (lsoa_code VARCHAR, extract_date DATE, joiners DOUBLE, "
-                    "leavers DOUBLE, pupil_moves DOUBLE, pupil_years DOUBLE)")
         report["counts_only"] = notes
         log.info("counts-only mode: %s", notes)
     else:
