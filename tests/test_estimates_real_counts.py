@@ -190,3 +190,12 @@ def test_ipf_keeps_the_rows_when_the_margins_conflict():
     assert np.allclose(x, [[10, 0], [0, 5]])
     # an empty profile: rows alone
     assert np.allclose(fit_ipf(np.ones((2, 2)), [4, 2], [0, 0]), [[2, 2], [1, 1]])
+
+
+def test_ipf_and_ageing_refuse_bad_input_with_a_message():
+    with pytest.raises(ValueError, match="one row total per row"):
+        fit_ipf(np.ones((2, 2)), [1, 2, 3])
+    with pytest.raises(ValueError, match="negative"):
+        fit_ipf(np.ones((2, 2)), [1, -2], [1, 1])
+    with pytest.raises(ValueError, match="forward"):
+        age_counts(np.ones(5), -0.5)

@@ -85,6 +85,13 @@ def fit_ipf(seed, row_totals, col_totals=None, max_iter: int = 100, tol: float =
     """
     x = np.array(seed, float)
     rows = np.asarray(row_totals, float)
+    if x.ndim != 2 or rows.shape != (x.shape[0],):
+        raise ValueError(f"fit_ipf: the seed must be a 2-D table with one row total per row "
+                         f"(seed {x.shape}, {rows.shape[0] if rows.ndim else 0} row totals)")
+    if (x < 0).any() or (rows < 0).any() or (col_totals is not None and (np.asarray(col_totals) < 0).any()):
+        raise ValueError("fit_ipf: seed and totals must be counts, 0 or more (found a negative value)")
+    if col_totals is not None and np.shape(col_totals) != (x.shape[1],):
+        raise ValueError(f"fit_ipf: one column total per seed column ({x.shape[1]}), got {np.shape(col_totals)}")
     if col_totals is None:
         s = x.sum(axis=1)
         return x * np.where(s > 0, rows / np.where(s > 0, s, 1.0), 0.0)[:, None]
