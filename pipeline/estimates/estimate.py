@@ -2,7 +2,9 @@
 
     estimate_populations(con, settings)
 
-reads the canonical tables (see sources.py), runs the SQL preparation steps in
+chooses the run mode from the data (register_movements, register_snapshots or counts_only; see
+choose_mode and counts.py for the last), reads the canonical tables (see sources.py), runs the SQL
+preparation steps in
 ``sql/prepare`` (one table each, ``est_*``), applies the statistics (inflation.py,
 rollforward.py, turbulence.py, margins.py, constrain.py, ethnicity.py) in Python, writes
 ``est_lsoa_rows`` and ``est_lsoa_ethnic``, then runs the SQL steps in ``sql/publish`` that sum up
@@ -125,7 +127,6 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
             "birth_lag_days": int(settings.birth_registration_lag_days),
             "death_lag_days": int(settings.death_removal_lag_days),
             "flows_from_movements": flows_from_movements,
-            "list_from_counts": False,
             "cleaning_threshold": float(settings.cleaning_threshold),
         })
         _log_coverage(con)

@@ -1,8 +1,8 @@
 """The canonical tables the estimates read, presented to the SQL steps as ``est_src_<table>`` views.
 
 Required: ``base_population`` and a GP list: ``gp_register`` (patient level), or failing that
-the published counts ``gp_counts`` (then there is no ethnicity, and flows, list cleaning and GP
-churn are unknown: turbulence comes from schools and asylum only). Everything else is optional: an absent (or
+the published counts ``gp_counts`` (counts-only mode, counts.py: with ``gp_practice_age`` and
+``base_population_sya`` where present; no ethnicity, no flows by reason). Everything else is optional: an absent (or
 column-short) table becomes an empty view with the expected columns, so every SQL step runs and
 the model degrades to what the data can support (no movements -> flows and list cleaning from
 consecutive snapshots; no school census or asylum allocations -> turbulence from the GP list
