@@ -199,3 +199,13 @@ def test_ipf_and_ageing_refuse_bad_input_with_a_message():
         fit_ipf(np.ones((2, 2)), [1, -2], [1, 1])
     with pytest.raises(ValueError, match="forward"):
         age_counts(np.ones(5), -0.5)
+
+
+def test_long_base_by_single_year_keeps_its_single_years(tmp_path):
+    base = ("reference_date,area_code,sex,age_band,population,source\n"
+            "2019-06-30,E01006074,M,7,12,ons-mye-2019\n2019-06-30,E01006074,F,90+,3,ons-mye-2019\n"
+            "2019-06-30,E01006075,F,25-29,40,ons-mye-2019\n")
+    con = _ingest(tmp_path, {"geography/lookup.csv": LOOKUP, "base_population/base.csv": base})
+    assert con.execute("SELECT lsoa_code, sex, age, population FROM base_population_sya ORDER BY age").fetchall() == [
+        ("E01006074", "M", 7, 12.0), ("E01006074", "F", 90, 3.0)]  # the 5-year band is not split at ingest
+    assert con.execute("SELECT population FROM base_population WHERE age_band = '5-9'").fetchall() == [(12.0,)]

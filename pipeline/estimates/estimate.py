@@ -10,7 +10,7 @@ rollforward.py, turbulence.py, margins.py, constrain.py, ethnicity.py) in Python
 ``est_lsoa_rows`` and ``est_lsoa_ethnic``, then runs the SQL steps in ``sql/publish`` that sum up
 the geography and create
 
-* ``population_estimates``          the partner contract (spec/outputs.md), method 'cohdmap'
+* ``population_estimates``          the partner contract (spec/outputs.md), method 'cohdmap:<mode>'
 * ``population_estimates_methods``  cohdmap beside base_carried_forward, raw_list and
                                      ratio_change at every level, for the back-test
 * ``ethnicity_estimates``           broad ethnic groups by area with margins
