@@ -1,6 +1,6 @@
 -- Counts-only mode: the base population by LSOA x sex x single year of age (0 ... 90, 90 = 90+)
--- on the base date, from base_population_sya (sex M/F, or P for a persons-only base). Where only
--- 5-year bands were supplied, each band is spread evenly over its single years (85+ over 85-90).
+-- on the base date, from base_population_sya (sex M/F, or P for a persons-only base). Where an LSOA
+-- and sex has only 5-year bands, each band is spread evenly over its single years (85+ over 85-90).
 WITH sya AS (
     SELECT lsoa_code, upper(sex) AS sex, least(age, 90) AS age, population
     FROM est_src_base_population_sya
@@ -15,10 +15,10 @@ banded AS (
                     THEN CAST(regexp_extract(trim(age_band), '-([0-9]+)$', 1) AS INTEGER)
                 ELSE CAST(regexp_extract(trim(age_band), '^([0-9]+)', 1) AS INTEGER) END AS hi,
            population
-    FROM est_src_base_population
+    FROM est_src_base_population AS b0
     WHERE reference_date = {{ base_date }} AND ({{ base_source }} = '' OR source = {{ base_source }})
       AND upper(sex) IN ('M', 'F', 'P')
-      AND NOT EXISTS (SELECT 1 FROM sya)
+      AND NOT EXISTS (SELECT 1 FROM sya WHERE sya.lsoa_code = b0.lsoa_code AND sya.sex = upper(b0.sex))
 ),
 spread AS (
     SELECT b.lsoa_code, b.sex, CAST(r.age AS INTEGER) AS age, b.population / (least(b.hi, 90) - b.lo + 1) AS population
