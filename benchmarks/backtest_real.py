@@ -407,7 +407,7 @@ def write_report(tables, lodo, sens, model, checked, report, seconds, command) -
     frames = []
     for name, t in tables.items():
         frames.append(t.assign(table=name))
-    pd.concat(frames, ignore_index=True).to_csv(RESULTS / "estimates_backtest_real.csv", index=False)
+    pd.concat(frames, ignore_index=True).round(6).to_csv(RESULTS / "estimates_backtest_real.csv", index=False)
     lines = [
         "# Real back-test: counts-only estimates against Census 2021",
         "",
