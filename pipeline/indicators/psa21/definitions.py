@@ -71,7 +71,7 @@ class SurveySection(BaseModel):
 class SurveyDefinitions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    survey: SurveySection = SurveySection()
+    survey: SurveySection = Field(default_factory=lambda: SurveySection())
     indicator: tuple[IndicatorDefinition, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
