@@ -41,7 +41,7 @@ from pipeline.sql import create_table_from
 from pipeline.stats.compare import compare_to_comparator
 from pipeline.stats.fay_herriot import estimate_fay_herriot_proportions
 from pipeline.stats.raking import pool_margin, pool_thin_levels, rake_weights
-from pipeline.stats.weighted_proportion import calculate_weighted_proportion
+from pipeline.stats.weighted_proportion import calculate_grouped_weighted_proportions
 from schemas.published import INDICATOR_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -239,59 +239,51 @@ def _margins_from_table(path: str) -> dict[str, dict[str, float]]:
 
 # --- 5. direct estimates ----------------------------------------------------------------------
 def _direct_rows(scored, indicator: IndicatorDefinition, breakdowns, areas, ctx) -> pd.DataFrame:
+    """One row per area (the LA, each ward) x breakdown (All, then each group of each dimension)."""
     base = scored[scored["in_base"]]
-    units = []
-    if "la" in areas:
-        units.append(("la", ctx["la_code"], base[base["la_code"] == ctx["la_code"]]))
-    for ward, group in base.groupby("ward_code"):  # every ward has its All row; its groups if asked
-        units.append(("ward", ward, group))
-    rows = []
-    for area_type, area_code, group in units:
-        cuts = [("All", group)]
-        if area_type == "la" or "ward" in areas:
-            for dim in breakdowns:
-                if dim not in group.columns or group[dim].isna().all():
-                    continue
-                label = BREAKDOWN_LABELS.get(dim, dim.replace("_", " ").capitalize())
-                for value, sub in group.groupby(dim):
-                    cuts.append((f"{label}: {value}", sub))
-        for breakdown, sub in cuts:
-            rows.append(_one_share(sub, indicator, area_type, area_code, breakdown, ctx))
-    return pd.DataFrame(rows)
-
-
-def _one_share(sub, indicator, area_type, area_code, breakdown, ctx) -> dict:
-    n = len(sub)
-    row = {"indicator_id": indicator.id, "indicator_name": indicator.name, "domain": indicator.domain,
-           "area_code": area_code, "area_name": ctx["names"].get(area_code, area_code), "area_type": area_type,
-           "period_start": ctx["period_start"], "period_end": ctx["period_end"], "breakdown": breakdown,
-           "unit": indicator.unit, "polarity": indicator.polarity, "survey_id": ctx["survey_id"],
-           "respondents": n, "estimate_type": DIRECT if ctx["weighted"] else UNWEIGHTED}
-    weighted = sub[sub["weight"].notna()]
-    if n and len(sub):
-        unweighted = calculate_weighted_proportion(sub["counted"], np.ones(n))
-        row["unweighted_value"] = float(unweighted.loc[0, "value"])
-    if n < ctx["min_base"] or weighted.empty:
-        row["note"] = (f"suppressed: {n} respondents in the base, fewer than {ctx['min_base']}" if n < ctx["min_base"]
-                       else "suppressed: no weighted respondents")
-        row["_direct_value"], row["_direct_n_eff"] = _hidden(weighted)
-        return row
-    share = calculate_weighted_proportion(weighted["counted"], weighted["weight"]).iloc[0]
-    row.update({"numerator": share["weighted_numerator"], "denominator": share["weighted_denominator"],
-                "value": share["value"], "lower_95": share["lower_95"], "upper_95": share["upper_95"],
-                "effective_n": share["effective_n"], "design_effect": share["design_effect"],
-                "_direct_value": share["value"] / 100, "_direct_n_eff": share["effective_n"]})
-    if len(weighted) < n:
-        row["note"] = f"{n - len(weighted)} respondents without weights left out"
-    return row
-
-
-def _hidden(weighted):
-    """The share and effective n of a suppressed area, kept (unpublished) for the small-area model."""
-    if weighted.empty:
-        return np.nan, np.nan
-    share = calculate_weighted_proportion(weighted["counted"], weighted["weight"]).iloc[0]
-    return share["value"] / 100, share["effective_n"]
+    la = base[base["la_code"] == ctx["la_code"]]
+    wards = base[base["ward_code"].notna()]
+    cuts = []
+    for area_type, frame, code in (("la", la, la["la_code"]), ("ward", wards, wards["ward_code"])):
+        cut = pd.DataFrame({"area_type": area_type, "area_code": code, "breakdown": "All",
+                            "counted": frame["counted"], "weight": frame["weight"]})
+        cuts.append(cut)
+        if area_type not in areas:
+            continue
+        for dim in breakdowns:
+            if dim not in frame.columns or frame[dim].isna().all():
+                continue  # a dimension the survey does not carry ("where present")
+            label = BREAKDOWN_LABELS.get(dim, dim.replace("_", " ").capitalize())
+            has = frame[dim].notna()
+            cuts.append(cut[has].assign(breakdown=label + ": " + frame.loc[has, dim].astype(str)))
+    shares = calculate_grouped_weighted_proportions(pd.concat(cuts, ignore_index=True),
+                                                    ["area_type", "area_code", "breakdown"])
+    shares["_direct_value"] = shares["value"] / 100  # kept (unpublished) for the small-area model
+    shares["_direct_n_eff"] = shares["effective_n"]
+    small = shares["respondents"] < ctx["min_base"]
+    unweighted = shares["weighted_respondents"] == 0
+    shares["note"] = None
+    shares.loc[shares["weighted_respondents"] < shares["respondents"], "note"] = (
+        (shares["respondents"] - shares["weighted_respondents"]).astype(str) + " respondents without weights left out")
+    shares.loc[unweighted, "note"] = "suppressed: no weighted respondents"
+    shares.loc[small, "note"] = ("suppressed: " + shares.loc[small, "respondents"].astype(str)
+                                 + f" respondents in the base, fewer than {ctx['min_base']}")
+    hide = small | unweighted
+    for col in ("value", "lower_95", "upper_95", "weighted_numerator", "weighted_denominator", "effective_n",
+                "design_effect"):
+        shares.loc[hide, col] = np.nan
+    shares.loc[small, "unweighted_value"] = np.nan  # small bases are not published in any form
+    order = {"All": 0}
+    shares["_order"] = shares["breakdown"].map(lambda b: order.get(b, 1))
+    shares = shares.sort_values(["area_type", "area_code", "_order", "breakdown"],
+                                key=lambda c: c.map({"la": 0, "ward": 1}) if c.name == "area_type" else c)
+    return shares.drop(columns=["_order"]).rename(
+        columns={"weighted_numerator": "numerator", "weighted_denominator": "denominator"}).assign(
+        indicator_id=indicator.id, indicator_name=indicator.name, domain=indicator.domain,
+        area_name=lambda f: f["area_code"].map(lambda c: ctx["names"].get(c, c)),
+        period_start=ctx["period_start"], period_end=ctx["period_end"], unit=indicator.unit,
+        polarity=indicator.polarity, survey_id=ctx["survey_id"],
+        estimate_type=DIRECT if ctx["weighted"] else UNWEIGHTED).reset_index(drop=True)
 
 
 # --- 7. comparisons ---------------------------------------------------------------------------
