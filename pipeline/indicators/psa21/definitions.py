@@ -21,6 +21,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipeline.config import PROJECT_ROOT
+from schemas.vocabulary import SURVEY_AGE_BANDS
 
 
 class IndicatorDefinition(BaseModel):
@@ -59,7 +60,7 @@ class IndicatorDefinition(BaseModel):
 class SurveySection(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    age_bands: tuple[str, ...] = ("16-24", "25-34", "35-44", "45-54", "55-64", "65-74", "75+")
+    age_bands: tuple[str, ...] = SURVEY_AGE_BANDS  # the shared vocabulary's survey bands
     breakdowns: tuple[str, ...] = ("sex", "age_band", "ethnic_group", "disability", "religion")
 
     @model_validator(mode="after")

@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 
 from pipeline.indicators.psa21.definitions import survey_band_edges
+from schemas.vocabulary import MAX_AGE, band_limits
 
 log = logging.getLogger(__name__)
-OPEN_TOP = 120
+OPEN_TOP = MAX_AGE
 
 
 def interpolation_dates(available: list[dt.date], fieldwork: dt.date) -> tuple[dt.date, dt.date, float, str]:
@@ -41,11 +42,7 @@ def interpolation_dates(available: list[dt.date], fieldwork: dt.date) -> tuple[d
 
 
 def _band_range(band: str) -> tuple[int, int]:
-    band = str(band)
-    if band.endswith("+"):
-        return int(band[:-1]), OPEN_TOP
-    lo, _, hi = band.partition("-")
-    return int(lo), int(hi)
+    return band_limits(str(band))
 
 
 def build_survey_band_population(ward_bands: pd.DataFrame, single_years: pd.DataFrame, survey_bands,

@@ -1,22 +1,22 @@
-"""Survey code lists in one place, until the shared vocabulary (schemas/vocabulary.py) lands on main.
+"""Survey code lists, from the shared vocabulary (schemas/vocabulary.py).
 
-Ethnic groups: the five ONS 2021 census groups. NHS ethnic category letters map as methods.md
-gives them (A-C White, D-G Mixed, H-L Asian, M-P Black, R Chinese -> Asian, S Other, Z not
-stated); the 2021 census 19-category labels are matched on their group word; the five group
-names pass through. Anything else stays as written (and so forms its own breakdown group).
+Ingest already places survey ethnic groups in the five ONS 2021 groups (Chinese by the configured
+grouping); `to_ethnic_group` repeats that mapping for surveys loaded otherwise (NHS letters, group
+names) and treats "Not stated" as no answer, so it forms no breakdown group.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-ETHNIC_GROUPS = ("White", "Mixed", "Asian", "Black", "Other")
-NHS_LETTER_GROUP = {**dict.fromkeys("ABC", "White"), **dict.fromkeys("DEFG", "Mixed"), **dict.fromkeys("HJKLR", "Asian"),
-                    **dict.fromkeys("MNP", "Black"), "S": "Other"}
-_WORDS = (("mixed", "Mixed"), ("multiple", "Mixed"), ("asian", "Asian"), ("chinese", "Asian"), ("black", "Black"),
-          ("african", "Black"), ("caribbean", "Black"), ("white", "White"), ("arab", "Other"), ("other", "Other"))
+from schemas.vocabulary import ETHNIC_GROUPS, NOT_STATED, SURVEY_AGE_BANDS, ethnic_group_map
+
+__all__ = ["BREAKDOWN_LABELS", "SURVEY_AGE_BANDS", "to_ethnic_group", "yes_no"]
+
 BREAKDOWN_LABELS = {"sex": "Sex", "age_band": "Age", "ethnic_group": "Ethnic group", "disability": "Disability",
                     "religion": "Religion"}
+_CODES = {**{k.upper(): g for k, g in ethnic_group_map("nhs").items()},
+          **{k.upper(): g for k, g in ethnic_group_map("survey").items()}}
 
 
 def to_ethnic_group(values: pd.Series) -> pd.Series:
@@ -24,17 +24,8 @@ def to_ethnic_group(values: pd.Series) -> pd.Series:
         if value is None or pd.isna(value):
             return None
         text = str(value).strip()
-        if text in ETHNIC_GROUPS:
-            return text
-        if len(text) == 1 and text.upper() in NHS_LETTER_GROUP:
-            return NHS_LETTER_GROUP[text.upper()]
-        if text.upper() in ("Z", "NOT STATED", ""):
-            return None
-        lowered = text.lower()
-        for word, group in _WORDS:
-            if word in lowered:
-                return group
-        return text
+        group = text if text in ETHNIC_GROUPS else _CODES.get(text.upper(), text)
+        return None if group in (NOT_STATED, "") else group
 
     return values.map(one)
 
