@@ -147,3 +147,41 @@ def test_the_stage_writes_the_four_indicators_for_the_la_and_every_ward(demo_run
         assert (modelled["estimate_type"].str.startswith("model-based")).all()
     else:
         assert not report["models"]["psa21_get_on"]["fitted"]
+
+
+@pytest.mark.slow
+def test_weighting_to_an_analysts_table_and_a_further_perception_question(demo_run, tmp_path):
+    """weight_to = "table" rakes to the analyst's margins; an extra survey column defined in surveys.toml is scored."""
+    import shutil
+
+    from pipeline.indicators.psa21.compute import compute_psa21_indicators
+    from pipeline.indicators.psa21.settings import Psa21Settings
+
+    settings, _ = demo_run
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(settings.processed_dir / "cohesion.duckdb", db)
+    con = duckdb.connect(str(db))
+    margins = con.execute("""SELECT 'ward_code' AS margin, ward_code AS level, sum(population) AS population
+        FROM ind_psa21_population GROUP BY ward_code UNION ALL
+        SELECT 'sex', sex, sum(population) FROM ind_psa21_population GROUP BY sex""").df()
+    table = tmp_path / "margins.csv"
+    margins.to_csv(table, index=False)
+    # a further question as the extract would carry it (text): 1 very safe ... 4 very unsafe, 5 don't know
+    con.execute("ALTER TABLE survey_responses ADD COLUMN q_safe_dark VARCHAR")
+    con.execute("UPDATE survey_responses SET q_safe_dark = CAST(1 + source_line % 5 AS VARCHAR)")
+    report = compute_psa21_indicators(con, Psa21Settings(weight_to="table", margins_table=str(table)))
+    assert report["weighting"]["method"] == "table" and report["weighting"]["converged"]
+    weights = con.execute("""SELECT w.ward_code, w.weight, r.q_safe_dark, r.la_code FROM ind_psa21_weights w
+        JOIN survey_responses r USING (respondent_id)""").df()
+    by_ward = weights.groupby("ward_code")["weight"].sum()
+    target = margins[margins["margin"] == "ward_code"].set_index("level")["population"]
+    np.testing.assert_allclose(by_ward.sort_index(), target.loc[by_ward.sort_index().index], rtol=1e-4)
+    # the LA share computed by hand from the weights: 1-2 counted, 3-4 in the base, 5 out of it
+    answer = weights["q_safe_dark"].astype(int)
+    base = weights[answer <= 4]
+    expected = 100 * base.loc[base["q_safe_dark"].astype(int) <= 2, "weight"].sum() / base["weight"].sum()
+    row = con.execute("""SELECT value, lower_95, upper_95, domain FROM psa21_indicators
+        WHERE indicator_id = 'perception_safe_after_dark' AND area_type = 'la' AND breakdown = 'All'""").fetchall()[0]
+    con.close()
+    assert row[0] == pytest.approx(expected) and row[1] < row[0] < row[2] and row[3] == "Perception"
+    assert "perception_satisfied_with_area" in report["indicators_skipped_no_questions"]
