@@ -115,7 +115,7 @@ def write_report(summary: pd.DataFrame, args, seconds: float) -> None:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for ind, r in by_ind.iterrows():
-        lines.append(f"| {ind} | {r.la_weighted_mae:.2f} | {r.la_unweighted_mae:.2f} | {r.weighted_nearer}/{len(runs)} | "
+        lines.append(f"| {ind} | {r.la_weighted_mae:.2f} | {r.la_unweighted_mae:.2f} | {int(r.weighted_nearer)}/{len(runs)} | "
                      f"{r.la_coverage:.2f} | {r.direct_coverage:.3f} | {r.model_coverage:.3f} | {r.direct_mae:.2f} | "
                      f"{r.model_mae:.2f} | {r.direct_width:.1f} | {r.model_width:.1f} |")
     lines += [
