@@ -98,7 +98,8 @@ def load_definitions(path: str | Path) -> SurveyDefinitions:
 
 def survey_band_edges(bands) -> list[int]:
     """Lower ages of survey bands written '16-24', ..., '75+' (contiguous, the last open)."""
-    edges = []
+    edges: list[int] = []
+    prev_hi = -1
     for i, band in enumerate(bands):
         lo, _, hi = band.partition("-")
         if band.endswith("+"):
