@@ -185,3 +185,15 @@ def test_weighting_to_an_analysts_table_and_a_further_perception_question(demo_r
     con.close()
     assert row[0] == pytest.approx(expected) and row[1] < row[0] < row[2] and row[3] == "Perception"
     assert "perception_satisfied_with_area" in report["indicators_skipped_no_questions"]
+
+
+@pytest.mark.slow
+def test_indicators_run_without_a_survey_publishes_an_empty_table(mini_data):
+    from pipeline.config import load_settings
+    from pipeline.run import run_pipeline
+
+    summary = run_pipeline(load_settings(data_dir=mini_data), "indicators")
+    assert summary.report["psa21"]["survey"] is None
+    con = duckdb.connect(str(mini_data / "processed" / "cohesion.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM psa21_indicators").fetchall()[0][0] == 0
+    con.close()

@@ -43,6 +43,7 @@ from pipeline.stats.fay_herriot import estimate_fay_herriot_proportions
 from pipeline.stats.raking import pool_margin, pool_thin_levels, rake_weights
 from pipeline.stats.weighted_proportion import calculate_grouped_weighted_proportions
 from schemas.published import INDICATOR_COLUMNS
+from schemas.vocabulary import AREA_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +277,7 @@ def _direct_rows(scored, indicator: IndicatorDefinition, breakdowns, areas, ctx)
     order = {"All": 0}
     shares["_order"] = shares["breakdown"].map(lambda b: order.get(b, 1))
     shares = shares.sort_values(["area_type", "area_code", "_order", "breakdown"],
-                                key=lambda c: c.map({"la": 0, "ward": 1}) if c.name == "area_type" else c)
+                                key=lambda c: c.map(AREA_TYPES.index) if c.name == "area_type" else c)
     return shares.drop(columns=["_order"]).rename(
         columns={"weighted_numerator": "numerator", "weighted_denominator": "denominator"}).assign(
         indicator_id=indicator.id, indicator_name=indicator.name, domain=indicator.domain,
