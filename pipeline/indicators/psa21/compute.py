@@ -267,13 +267,13 @@ def _direct_rows(scored, indicator: IndicatorDefinition, breakdowns, areas, ctx)
     shares.loc[shares["weighted_respondents"] < shares["respondents"], "note"] = (
         (shares["respondents"] - shares["weighted_respondents"]).astype(str) + " respondents without weights left out")
     shares.loc[unweighted, "note"] = "suppressed: no weighted respondents"
-    shares.loc[small, "note"] = ("suppressed: " + shares.loc[small, "respondents"].astype(str)
-                                 + f" respondents in the base, fewer than {ctx['min_base']}")
+    shares.loc[small, "note"] = f"suppressed: fewer than {ctx['min_base']} respondents in the base"
     hide = small | unweighted
     for col in ("value", "lower_95", "upper_95", "weighted_numerator", "weighted_denominator", "effective_n",
                 "design_effect"):
         shares.loc[hide, col] = np.nan
-    shares.loc[small, "unweighted_value"] = np.nan  # small bases are not published in any form
+    shares["respondents"] = shares["respondents"].astype(float)
+    shares.loc[small, ["unweighted_value", "respondents"]] = np.nan  # small bases are not published in any form
     order = {"All": 0}
     shares["_order"] = shares["breakdown"].map(lambda b: order.get(b, 1))
     shares = shares.sort_values(["area_type", "area_code", "_order", "breakdown"],
@@ -369,7 +369,7 @@ def _modelled_rows(direct: pd.DataFrame, indicator: IndicatorDefinition, covaria
         "lower_95": fit["lower_95"].to_numpy() * 100, "upper_95": fit["upper_95"].to_numpy() * 100,
         "comparator": f"{ctx['la_name']} (all respondents, this survey)", "comparator_value": la_value,
         "polarity": indicator.polarity, "estimate_type": MODELLED, "survey_id": ctx["survey_id"],
-        "respondents": frame["respondents"].fillna(0).astype(int).to_numpy(),
+        "respondents": frame["respondents"].to_numpy(),  # empty where the direct base is suppressed
     })
     rows["note"] = np.where(fit["synthetic"], "no respondents: synthetic estimate from the ward's covariates only",
                             "Fay-Herriot: direct estimate shrunk towards the model by " +
