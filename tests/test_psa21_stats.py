@@ -102,8 +102,12 @@ def test_raking_that_cannot_converge_says_so():
 def test_thin_levels_are_pooled_with_a_neighbour():
     values = pd.Series(["a"] * 20 + ["b"] * 3 + ["c"] * 15)
     pooled = pool_thin_levels(values, ["a", "b", "c"], min_respondents=10)
-    assert set(pooled) == {"a", "b+c"}
-    assert pool_margin({"a": 100, "b": 10, "c": 50}, pooled, values) == {"a": 100.0, "b+c": 60.0}
+    assert set(pooled) == {"a", "b | c"}
+    assert pool_margin({"a": 100, "b": 10, "c": 50}, pooled, values) == {"a": 100.0, "b | c": 60.0}
+    # age x sex cells pool only within a sex: the oldest women join the next-oldest women, not the youngest men
+    cells = pd.Series(["F 65-74"] * 12 + ["F 75+"] * 2 + ["M 16-24"] * 12)
+    pooled = pool_thin_levels(cells, ["F 65-74", "F 75+", "M 16-24"], 10, within=lambda level: level.split(" ")[0])
+    assert set(pooled) == {"F 65-74 | F 75+", "M 16-24"}
 
 
 def test_fay_herriot_matches_a_hand_computed_example():

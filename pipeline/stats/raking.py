@@ -30,6 +30,7 @@ import pandas as pd
 from pipeline.stats.design_effect import calculate_design_effect
 
 log = logging.getLogger(__name__)
+POOL_JOIN = " | "  # joins the levels pool_thin_levels merged ("F 65-74 | F 75+")
 
 
 @dataclass
@@ -88,27 +89,35 @@ def rake_weights(respondents: pd.DataFrame, margins: dict[str, dict[str, float]]
     return RakeResult(weights, converged, misfit, at_cap, above, kish["design_effect"], kish["effective_n"], messages)
 
 
-def pool_thin_levels(values: pd.Series, order: list[str], min_respondents: int, pooled_name=None) -> pd.Series:
+def pool_thin_levels(values: pd.Series, order: list[str], min_respondents: int, within=None) -> pd.Series:
     """Merge each level with fewer than `min_respondents` into its neighbour in `order` (the next, or the
-    previous for the last), so every margin level has respondents to carry its weight. Returns the
-    pooled labels (``"a+b"``); apply the same mapping to the population margin (`pool_margin`)."""
+    previous for the last), so every margin level has respondents to carry its weight; with `within`
+    (level -> group, e.g. the sex of an age x sex cell) only neighbours of the same group merge. Returns
+    the pooled labels (``"a | b"``); apply the same mapping to the population margin (`pool_margin`)."""
     groups = [[level] for level in order]
     counts = values.value_counts()
+    group_of = within or (lambda level: None)
 
     def size(group):
         return int(sum(counts.get(level, 0) for level in group))
+
+    def partner(i):
+        for j in (i + 1, i - 1):
+            if 0 <= j < len(groups) and group_of(groups[j][0]) == group_of(groups[i][0]):
+                return j
+        return None
 
     changed = True
     while changed and len(groups) > 1:
         changed = False
         for i, group in enumerate(groups):
-            if size(group) < min_respondents:
-                j = i + 1 if i + 1 < len(groups) else i - 1
+            j = partner(i) if size(group) < min_respondents else None
+            if j is not None:
                 lo, hi = sorted((i, j))
                 groups[lo:hi + 1] = [groups[lo] + groups[hi]]
                 changed = True
                 break
-    label = {level: "+".join(group) for group in groups for level in group}
+    label = {level: POOL_JOIN.join(group) for group in groups for level in group}
     return values.map(label)
 
 
@@ -119,7 +128,7 @@ def pool_margin(margin: dict[str, float], pooled: pd.Series, original: pd.Series
     for level, total in margin.items():
         key = mapping.get(str(level))
         if key is None:  # a level no respondent has: it joins the pooled label that names it, if any
-            key = next((p for p in set(mapping.values()) if str(level) in p.split("+")), str(level))
+            key = next((p for p in set(mapping.values()) if str(level) in p.split(POOL_JOIN)), str(level))
         out[key] = out.get(key, 0.0) + float(total)
     return out
 

@@ -40,7 +40,7 @@ from pipeline.indicators.psa21.vocabulary import BREAKDOWN_LABELS, to_ethnic_gro
 from pipeline.sql import create_table_from
 from pipeline.stats.compare import compare_to_comparator
 from pipeline.stats.fay_herriot import estimate_fay_herriot_proportions
-from pipeline.stats.raking import pool_margin, pool_thin_levels, rake_weights
+from pipeline.stats.raking import POOL_JOIN, pool_margin, pool_thin_levels, rake_weights
 from pipeline.stats.weighted_proportion import calculate_grouped_weighted_proportions
 from schemas.published import INDICATOR_COLUMNS
 from schemas.vocabulary import AREA_TYPES
@@ -163,7 +163,8 @@ def _weight(con, respondents, settings: Psa21Settings, bands, fieldwork) -> tupl
     pooled_margins = {}
     for col in columns:
         order = sorted(margins[col], key=_band_sort_key)
-        pooled = pool_thin_levels(frame[col], order, settings.min_cell_respondents)
+        within = (lambda level: level.split(" ")[0]) if col == "age_sex" else None  # pool ages within a sex
+        pooled = pool_thin_levels(frame[col], order, settings.min_cell_respondents, within)
         pooled_margins[col] = pool_margin(margins[col], pooled, frame[col])
         frame[col] = pooled.to_numpy()
     # a level with population but (after pooling) no respondents cannot be carried: fold its population
@@ -188,7 +189,7 @@ def _weight(con, respondents, settings: Psa21Settings, bands, fieldwork) -> tupl
         "max_relative_misfit": result.max_relative_misfit, "trim_ratio": settings.trim_ratio,
         "weights_at_cap": result.trimmed, "weights_above_cap": result.above_cap,
         "design_effect": round(result.design_effect, 4), "effective_n": round(result.effective_n, 1),
-        "pooled_levels": {c: sorted(k for k in pooled_margins[c] if "+" in k) for c in columns},
+        "pooled_levels": {c: sorted(k for k in pooled_margins[c] if POOL_JOIN in k) for c in columns},
         "levels_without_respondents": dropped, "messages": result.messages})
     if (~usable).any():
         log.warning("%d survey respondents lack ward, sex or age band and are left out of weighted estimates",
