@@ -393,7 +393,7 @@ def _write(con, table: pd.DataFrame) -> None:
         table[col] = pd.to_numeric(table[col], errors="coerce").astype(float)
     table["respondents"] = pd.to_numeric(table["respondents"], errors="coerce").astype("Int64")
     for col in ("period_start", "period_end"):
-        table[col] = pd.to_datetime(table[col])
+        table[col] = pd.to_datetime(table[col]).dt.date.astype(object)  # DATE in DuckDB, as other indicator tables
     for col in set(OUTPUT_COLUMNS) - {"numerator", "denominator", "value", "lower_95", "upper_95", "comparator_value",
                                       "effective_n", "design_effect", "unweighted_value", "benchmark_value",
                                       "respondents", "period_start", "period_end"}:
