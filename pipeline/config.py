@@ -42,6 +42,15 @@ class IngestSettings(BaseModel):
         return {src: {k.strip().lower(): v.strip().lower() for k, v in m.items()} for src, m in value.items()}
 
 
+class EngineSettings(BaseModel):
+    """How the SQL engine may use the machine (pipeline/run.py applies it to every run's DuckDB)."""
+
+    model_config = {"extra": "forbid"}
+    memory_limit: str = "6GB"  # DuckDB spills to temp_directory beyond this ("" = DuckDB's default, 80% of RAM)
+    temp_directory: str = ""  # "" = <data_dir>/processed/.spill (removed with the staging folder)
+    threads: int = Field(0, ge=0)  # 0 = one per core
+
+
 class ValidationSettings(BaseModel):
     min_postcode_match: float = Field(0.97, ge=0, le=1)
     max_list_change: float = Field(0.10, gt=0)
@@ -83,6 +92,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     demo: DemoSettings = DemoSettings()
     ingest: IngestSettings = IngestSettings()
+    engine: EngineSettings = EngineSettings()
     validation: ValidationSettings = ValidationSettings()
     estimates: EstimateSettings = EstimateSettings()
     vocabulary: VocabularySettings = VocabularySettings()

@@ -3,7 +3,9 @@
 Steps live beside the stage that owns them (``pipeline/<stage>/sql/NN_name.sql``) and run in
 file-name order. A step is a single SELECT; the runner wraps it as
 ``CREATE OR REPLACE TABLE <name> AS <select>``, so tables are the interface between steps
-and the SQL stays portable (DuckDB here; the same SELECTs run on Spark SQL). Parameters are
+and the SQL stays portable. The steps run on an engine (``pipeline/engine.py``): a DuckDB connection
+by default, or a ``SparkEngine``, which transpiles each step from DuckDB's dialect to Spark SQL with
+sqlglot; every dialect difference lives in that module. Parameters are
 written ``{{ name }}`` and substituted from a dict of plain values (numbers, dates, strings)
 before execution; file I/O stays in Python.
 """
@@ -18,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+
+from pipeline.engine import Engine, engine_for
 
 log = logging.getLogger(__name__)
 
@@ -73,26 +77,29 @@ def to_sql_literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def run_steps(con: duckdb.DuckDBPyConnection, folder: Path, params: dict | None = None) -> list[str]:
-    """Run every step in `folder` in order; return the names of the tables created."""
+def run_steps(con: duckdb.DuckDBPyConnection | Engine, folder: Path, params: dict | None = None) -> list[str]:
+    """Run every step in `folder` in order on `con` (a DuckDB connection or an Engine); return the
+    names of the tables created."""
+    engine = engine_for(con)
     created = []
     for step in list_steps(folder):
         started = time.perf_counter()
+        select_sql = render(step.sql, params)
         try:
-            con.execute(f"CREATE OR REPLACE TABLE {step.name} AS\n{render(step.sql, params)}")
-        except duckdb.Error as exc:
+            engine.create_table_as(step.name, select_sql)
+        except Exception as exc:
             raise RuntimeError(f"SQL step {step.path} failed: {exc}") from exc
-        rows = con.execute(f"SELECT count(*) FROM {step.name}").fetchall()[0][0]
+        rows = engine.count_rows(step.name)
         log.info("SQL step %s: %d rows in %.2f s", step.path.name, rows, time.perf_counter() - started)
         created.append(step.name)
     return created
 
 
-def create_table_from(con: duckdb.DuckDBPyConnection, table: str, path: Path, params: dict | None = None,
+def create_table_from(con: duckdb.DuckDBPyConnection | Engine, table: str, path: Path, params: dict | None = None,
                       *, temp: bool = False) -> None:
     """Create (or replace) `table` from the single SELECT in the file at `path`."""
-    kind = "TEMP TABLE" if temp else "TABLE"
+    select_sql = render(Path(path).read_text(encoding="utf-8"), params)
     try:
-        con.execute(f"CREATE OR REPLACE {kind} {table} AS\n{render(Path(path).read_text(encoding='utf-8'), params)}")
-    except duckdb.Error as exc:
+        engine_for(con).create_table_as(table, select_sql, temp=temp)
+    except Exception as exc:
         raise RuntimeError(f"SQL {path} failed: {exc}") from exc

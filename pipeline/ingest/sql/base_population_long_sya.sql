@@ -4,6 +4,6 @@ SELECT reference_date, area_code AS lsoa_code, sex,
        least(CAST(regexp_extract(trim(age_band), '^(\d+)', 1) AS INTEGER), 90) AS age,
        sum(population) AS population, source, source_file
 FROM valid
-WHERE regexp_full_match(trim(age_band), '\d{1,2}\+?')
+WHERE regexp_matches(trim(age_band), '^\d{1,2}\+?$')
 GROUP BY reference_date, area_code, sex, least(CAST(regexp_extract(trim(age_band), '^(\d+)', 1) AS INTEGER), 90),
          source, source_file

@@ -23,7 +23,7 @@ banded AS (
 spread AS (
     SELECT b.lsoa_code, b.sex, CAST(r.age AS INTEGER) AS age, b.population / (least(b.hi, 90) - b.lo + 1) AS population
     FROM banded b
-    JOIN range(91) AS r(age) ON r.age BETWEEN b.lo AND least(b.hi, 90)
+    JOIN ref_age AS r ON r.age BETWEEN b.lo AND least(b.hi, 90)  -- ref_age: ages 0 ... 120 (pipeline/vocabulary.py)
 )
 SELECT lsoa_code, sex, age, sum(population)::DOUBLE AS population
 FROM (SELECT * FROM sya UNION ALL SELECT * FROM spread) AS s

@@ -9,7 +9,7 @@ WITH c AS (
         count(*) FILTER (WHERE sex = 'F') AS f,
         count(*) FILTER (WHERE sex = 'U') AS u
     FROM est_gp_patients
-    GROUP BY ALL
+    GROUP BY lsoa_code, extract_date, age_band
 )
 SELECT
     c.lsoa_code, c.extract_date, s.sex, c.age_band,

@@ -7,28 +7,29 @@
 -- are spread over bands by the LSOA's list (a crude fallback).
 WITH ev AS (
     SELECT
-        row_number() OVER () AS ev_id,
+        row_number() OVER (ORDER BY period_start, period_end, area_type, area_code, sex, age_band,
+                                 births, deaths) AS ev_id,
         period_start, period_end, area_code, lower(area_type) AS area_type,
         upper(coalesce(sex, '')) AS sex,
         (SELECT l.age_band FROM ref_age_label l WHERE l.label = trim(v.age_band)) AS age_band,
         coalesce(births, 0)::DOUBLE AS births,
         coalesce(deaths, 0)::DOUBLE AS deaths,
-        (period_end - period_start + 1)::DOUBLE AS period_days
+        (date_diff('day', period_start, period_end) + 1)::DOUBLE AS period_days
     FROM est_src_vital_events v
     WHERE period_start IS NOT NULL AND period_end IS NOT NULL AND period_end >= period_start
       AND (coalesce(births, 0) > 0 OR coalesce(deaths, 0) > 0)
 ),
 amt AS (
     SELECT ev_id, e.extract_date, 'birth' AS kind, ev.sex, '0-4' AS age_band, ev.area_code, ev.area_type,
-           ev.births * greatest(0, least(ev.period_end, e.extract_date)
-                                   - greatest(ev.period_start, e.extract_date - {{ birth_lag_days }} + 1) + 1)
+           ev.births * greatest(0, date_diff('day', greatest(ev.period_start, e.extract_date - {{ birth_lag_days }} + 1),
+                                                 least(ev.period_end, e.extract_date)) + 1)
                / ev.period_days AS amount
     FROM ev CROSS JOIN est_extracts e
     WHERE ev.births > 0
     UNION ALL
     SELECT ev_id, e.extract_date, 'death' AS kind, ev.sex, ev.age_band, ev.area_code, ev.area_type,
-           ev.deaths * greatest(0, least(ev.period_end, e.extract_date)
-                                   - greatest(ev.period_start, e.extract_date - {{ death_lag_days }} + 1) + 1)
+           ev.deaths * greatest(0, date_diff('day', greatest(ev.period_start, e.extract_date - {{ death_lag_days }} + 1),
+                                                 least(ev.period_end, e.extract_date)) + 1)
                / ev.period_days AS amount
     FROM ev CROSS JOIN est_extracts e
     WHERE ev.deaths > 0
@@ -44,7 +45,7 @@ amt_sex AS (
 ),
 sex_list AS (
     SELECT lsoa_code, extract_date, sex, sum(list_count) AS list_count
-    FROM est_cells GROUP BY ALL
+    FROM est_cells GROUP BY lsoa_code, extract_date, sex
 ),
 targets AS (
     SELECT a.*, a.area_code AS lsoa_code, 1.0 AS w
@@ -81,4 +82,4 @@ SELECT lsoa_code, extract_date, sex, age_band,
        coalesce(sum(amount) FILTER (WHERE kind = 'birth'), 0) AS births_lag,
        coalesce(sum(amount) FILTER (WHERE kind = 'death'), 0) AS deaths_lag
 FROM banded
-GROUP BY ALL
+GROUP BY lsoa_code, extract_date, sex, age_band

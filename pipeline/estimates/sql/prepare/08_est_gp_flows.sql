@@ -50,7 +50,7 @@ leavers AS (
                       WHERE c.extract_date = ex.extract_date AND c.patient_id = prev.patient_id)
 ),
 practice_list AS (
-    SELECT practice_code, extract_date, count(*) AS list_size FROM est_gp_patients GROUP BY ALL
+    SELECT practice_code, extract_date, count(*) AS list_size FROM est_gp_patients GROUP BY practice_code, extract_date
 ),
 practice_rate AS (
     SELECT l.practice_code, l.extract_date, count(*) / any_value(pl.list_size) AS rate
@@ -59,11 +59,14 @@ practice_rate AS (
     JOIN practice_list pl ON pl.practice_code = l.practice_code AND pl.extract_date = ex.prev_date
     GROUP BY l.practice_code, l.extract_date
 ),
+-- medians as aggregates joined back (median(...) OVER is not a window function on every engine)
+practice_median AS (SELECT practice_code, median(rate) AS median_rate FROM practice_rate GROUP BY practice_code),
+overall_median AS (SELECT median(rate) AS median_rate FROM practice_rate),
 practice_usual AS (
-    SELECT practice_code, extract_date, rate,
-           greatest(median(rate) OVER (PARTITION BY practice_code),
-                    median(rate) OVER ()) AS usual
-    FROM practice_rate
+    SELECT r.practice_code, r.extract_date, r.rate, greatest(m.median_rate, o.median_rate) AS usual
+    FROM practice_rate r
+    JOIN practice_median m ON m.practice_code = r.practice_code
+    CROSS JOIN overall_median o
 ),
 excess AS (
     SELECT practice_code, extract_date,
@@ -106,7 +109,7 @@ summed AS (
            sum(w * reg) AS registrations, sum(w * abroad) AS from_abroad,
            sum(w * dereg) AS deregistrations, sum(w * clean) AS cleaning
     FROM sexed
-    GROUP BY ALL
+    GROUP BY lsoa_code, extract_date, sex, age_band
 ),
 banded AS (
     SELECT * FROM summed WHERE age_band IS NOT NULL
@@ -124,4 +127,4 @@ SELECT lsoa_code, extract_date, sex, age_band,
        sum(registrations) AS registrations, sum(from_abroad) AS from_abroad,
        sum(deregistrations) AS deregistrations, sum(cleaning) AS cleaning
 FROM banded
-GROUP BY ALL
+GROUP BY lsoa_code, extract_date, sex, age_band

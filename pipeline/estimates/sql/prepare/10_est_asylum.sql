@@ -3,15 +3,15 @@
 -- assumed spread evenly), and rows for a ward, MSOA or LA shared among its LSOAs by base
 -- population (x ward_share for wards).
 WITH al AS (
-    SELECT row_number() OVER () AS al_id, period_start, period_end, area_code, lower(area_type) AS area_type,
-           persons_allocated::DOUBLE AS persons, (period_end - period_start + 1)::DOUBLE AS period_days
+    SELECT row_number() OVER (ORDER BY period_start, period_end, area_type, area_code, persons_allocated) AS al_id, period_start, period_end, area_code, lower(area_type) AS area_type,
+           persons_allocated::DOUBLE AS persons, (date_diff('day', period_start, period_end) + 1)::DOUBLE AS period_days
     FROM est_src_asylum_allocations
     WHERE period_end >= period_start AND coalesce(persons_allocated, 0) > 0
 ),
 per AS (
     SELECT al.al_id, al.area_code, al.area_type, e.extract_date,
-           al.persons * greatest(0, least(al.period_end, e.extract_date)
-                                    - greatest(al.period_start, e.prev_date + 1) + 1) / al.period_days AS persons
+           al.persons * greatest(0, date_diff('day', greatest(al.period_start, e.prev_date + 1),
+                                                  least(al.period_end, e.extract_date)) + 1) / al.period_days AS persons
     FROM al JOIN est_extracts e ON e.k > 0
 ),
 pop AS (SELECT lsoa_code, sum(population) AS population FROM est_base GROUP BY lsoa_code),
@@ -35,4 +35,4 @@ SELECT lsoa_code, extract_date,
        sum(persons * w / total_w) AS asylum_allocated
 FROM (SELECT *, sum(w) OVER (PARTITION BY al_id, extract_date) AS total_w FROM targets)
 WHERE persons > 0
-GROUP BY ALL
+GROUP BY lsoa_code, extract_date

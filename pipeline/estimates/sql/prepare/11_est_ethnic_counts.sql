@@ -9,7 +9,7 @@ WITH gp AS (
     FROM est_gp_patients p
     JOIN (VALUES ('M'), ('F')) AS s(sex) ON p.sex = 'U' OR p.sex = s.sex
     WHERE p.lsoa_code IN (SELECT lsoa_code FROM est_base)
-    GROUP BY ALL
+    GROUP BY p.lsoa_code, p.extract_date, s.sex, p.age_band, p.ethnic_group
 ),
 sc AS (
     SELECT census_date, lsoa_code, upper(sex) AS sex,
@@ -36,8 +36,8 @@ school AS (
                 ELSE '15-19' END AS age_band,
            sc.ethnic_group, count(*)::DOUBLE AS n
     FROM sc JOIN latest l ON l.census_date = sc.census_date
-    GROUP BY ALL
+    GROUP BY sc.lsoa_code, l.extract_date, sc.sex, sc.year_num, sc.ethnic_group  -- bands summed below
 )
 SELECT lsoa_code, extract_date, sex, age_band, ethnic_group, sum(n) AS n
-FROM (SELECT * FROM gp UNION ALL SELECT * FROM school)
-GROUP BY ALL
+FROM (SELECT * FROM gp UNION ALL SELECT * FROM school) AS u
+GROUP BY lsoa_code, extract_date, sex, age_band, ethnic_group

@@ -1,0 +1,205 @@
+"""Engine adapters for the SQL steps: one set of SQL, run on DuckDB (the default) or on Spark.
+
+Modelled on MoJ's Splink, which keeps one set of SQL and a small adapter per backend
+(``DuckDBAPI``, ``SparkAPI``). The SQL steps are written once, in DuckDB's dialect (what analysts
+run locally), and translated with sqlglot for other engines. Every dialect difference lives in this
+module:
+
+* ``to_dialect`` transpiles a statement from DuckDB to another sqlglot dialect, raising on any
+  construct sqlglot cannot carry across (``ErrorLevel.RAISE``) rather than silently dropping it;
+* ``find_unportable`` lists the constructs that transpile without complaint but fail or mean
+  something else on Spark (date - date is an interval there, ``row_number() OVER ()`` has no
+  defined order, ...). The steps are kept free of them (tests/test_sql_portability.py);
+* ``DuckDBEngine`` and ``SparkEngine`` run a SELECT into a named table and hand tables back as
+  Arrow, so record-level data moves between engines without pandas.
+
+Why sqlglot and not Ibis: the steps are plain SQL files that analysts read and edit; sqlglot
+keeps them as SQL and only rewrites the text, where Ibis would mean rewriting them as Python.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol
+
+import sqlglot
+from sqlglot import exp
+
+SOURCE_DIALECT = "duckdb"
+
+# Functions that exist only in DuckDB (no Spark equivalent that sqlglot maps them to): a step
+# using one of them would fail on Spark. Checked on the source text (case-insensitive).
+DUCKDB_ONLY_FUNCTIONS = (
+    "try_strptime", "strptime", "regexp_full_match", "list_value", "list_transform", "list_filter",
+    "list_aggregate", "list_sort", "list_distinct", "list_contains", "list_extract", "list_concat",
+    "struct_pack", "struct_extract", "struct_insert", "string_split_regex", "read_csv", "read_csv_auto",
+    "read_parquet", "file_row_number", "epoch_ms", "strftime", "arg_max_null",
+)
+_FUNCTION_CALL = re.compile(r"\b(" + "|".join(DUCKDB_ONLY_FUNCTIONS) + r")\s*\(", re.IGNORECASE)
+_GROUP_BY_ALL = re.compile(r"\bGROUP\s+BY\s+ALL\b", re.IGNORECASE)
+_REGEXP_REPLACE_G = re.compile(r"regexp_replace\s*\((?:[^()]|\([^()]*\))*,\s*'[a-z]*g[a-z]*'\s*\)", re.IGNORECASE)
+_COMMENT = re.compile(r"--[^\n]*")
+# Column names that hold dates in our tables (schemas/): used to spot date - date subtraction.
+_DATE_NAME = re.compile(r"(date|period_start|period_end|prev_census|^dob$)", re.IGNORECASE)
+
+
+def to_dialect(sql: str, dialect: str) -> str:
+    """Translate one DuckDB statement to `dialect` (a sqlglot dialect name, e.g. "spark").
+
+    Raises ``sqlglot.errors.UnsupportedError`` naming the construct when sqlglot cannot translate it.
+    """
+    if dialect == SOURCE_DIALECT:
+        return sql
+    statements = sqlglot.transpile(sql, read=SOURCE_DIALECT, write=dialect,
+                                   unsupported_level=sqlglot.ErrorLevel.RAISE)
+    statements = [s for s in statements if s.strip()]
+    if len(statements) != 1:
+        raise ValueError(f"expected one SQL statement, found {len(statements)}")
+    return statements[0]
+
+
+def _is_date_like(node: exp.Expression) -> bool:
+    """True when `node` is (very probably) a DATE: a DATE literal or cast, or a date-named column."""
+    if isinstance(node, exp.Paren):
+        return _is_date_like(node.this)
+    if isinstance(node, (exp.Date, exp.DateFromParts, exp.CurrentDate, exp.TsOrDsToDate, exp.StrToDate)):
+        return True
+    if isinstance(node, exp.Cast):
+        return node.to.this in (exp.DataType.Type.DATE,)
+    if isinstance(node, exp.Column):
+        return bool(_DATE_NAME.search(node.name))
+    if isinstance(node, (exp.Greatest, exp.Least, exp.Coalesce)):
+        return any(_is_date_like(a) for a in [node.this, *node.expressions] if a is not None)
+    if isinstance(node, (exp.Add, exp.Sub)):
+        # date + n and date - n are dates; date - date is caught where it occurs
+        return _is_date_like(node.left) and not _is_date_like(node.right)
+    return False
+
+
+def find_unportable(sql: str) -> list[str]:
+    """The constructs in one DuckDB statement that would fail or mean something else on Spark.
+
+    Each finding says what to write instead. An empty list means the statement is portable as far
+    as these checks go (sqlglot's own RAISE catches the rest when transpiling).
+    """
+    problems: list[str] = []
+    text = _COMMENT.sub("", sql)
+    if _GROUP_BY_ALL.search(text):
+        problems.append("GROUP BY ALL (Spark 3.4+ only): list the grouping columns")
+    for match in _FUNCTION_CALL.finditer(text):
+        problems.append(f"{match.group(1)}() is DuckDB-only: use a portable function")
+    if _REGEXP_REPLACE_G.search(text):
+        problems.append("regexp_replace with the 'g' flag is DuckDB-only (Spark replaces every match)")
+    for tree in sqlglot.parse(sql, read=SOURCE_DIALECT):
+        if tree is None:
+            continue
+        if isinstance(tree, exp.Query) and tree.args.get("order") is not None:
+            problems.append("ORDER BY on the step's outer SELECT (meaningless in CREATE TABLE AS): drop it")
+        if isinstance(tree, exp.Create) and isinstance(tree.expression, exp.Query) \
+                and tree.expression.args.get("order") is not None:
+            problems.append("ORDER BY inside CREATE TABLE AS: drop it")
+        for window in tree.find_all(exp.Window):
+            func = window.this
+            if isinstance(func, exp.RowNumber) and window.args.get("order") is None:
+                problems.append("row_number() OVER () without ORDER BY: order it by a key")
+            name = func.sql_name().lower() if isinstance(func, exp.Func) else ""
+            if isinstance(func, exp.Median) or name in ("median", "quantile_cont", "quantile"):
+                problems.append("median(...) OVER (Spark 3.4+ only, not a window function before): "
+                                "aggregate in a subquery and join")
+        for table in tree.find_all(exp.Table):
+            if isinstance(table.this, (exp.Func, exp.Anonymous)) or isinstance(table.this, exp.GenerateSeries):
+                problems.append(f"table function {table.this.sql(SOURCE_DIALECT)} (e.g. range(n) AS r(i)) "
+                                "is DuckDB-only: join a reference table")
+        for node in tree.find_all(exp.GenerateSeries, exp.ExplodingGenerateSeries):
+            if node.find_ancestor(exp.Select) is not None and not isinstance(node.parent, exp.Table):
+                problems.append("range()/generate_series() is DuckDB-only: join a reference table")
+        for sub in tree.find_all(exp.Sub):
+            if _is_date_like(sub.left) and _is_date_like(sub.right):
+                problems.append(f"date - date ({sub.sql(SOURCE_DIALECT)}) is an interval on Spark: "
+                                "use date_diff('day', a, b)")
+        for func in tree.find_all(exp.Anonymous):
+            if func.name.lower().startswith(("list_", "struct_")):
+                problems.append(f"{func.name}() is DuckDB-only")
+        for node in tree.find_all(exp.DataType):
+            if node.this in (exp.DataType.Type.LIST, exp.DataType.Type.STRUCT, exp.DataType.Type.MAP):
+                problems.append(f"{node.sql(SOURCE_DIALECT)} type: keep tables flat")
+    return list(dict.fromkeys(problems))
+
+
+class Engine(Protocol):
+    """What `pipeline.sql` needs from an engine."""
+
+    dialect: str
+
+    def create_table_as(self, table: str, select_sql: str, *, temp: bool = False) -> None: ...
+
+    def count_rows(self, table: str) -> int: ...
+
+    def to_arrow(self, sql: str): ...
+
+
+class DuckDBEngine:
+    """The default engine: a DuckDB connection (SQL runs as written)."""
+
+    dialect = "duckdb"
+
+    def __init__(self, con):
+        self.con = con
+
+    def create_table_as(self, table: str, select_sql: str, *, temp: bool = False) -> None:
+        kind = "TEMP TABLE" if temp else "TABLE"
+        self.con.execute(f"CREATE OR REPLACE {kind} {table} AS\n{select_sql}")
+
+    def count_rows(self, table: str) -> int:
+        return self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+
+    def to_arrow(self, sql: str):
+        return self.con.execute(sql).fetch_arrow_table()
+
+    def load_arrow(self, table: str, data) -> None:
+        self.con.register("_engine_arrow_in", data)
+        try:
+            self.con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _engine_arrow_in")
+        finally:
+            self.con.unregister("_engine_arrow_in")
+
+
+class SparkEngine:
+    """Spark SQL through a SparkSession: each step's SELECT is transpiled from DuckDB to Spark SQL.
+
+    Each step's result is materialised (``localCheckpoint``: computed once, lineage cut) and
+    registered as a temporary view named after the step, so the next step reads it by name as on
+    DuckDB. With ``database`` set, results are saved as tables in that Spark database instead
+    (``CREATE OR REPLACE TABLE db.table USING parquet AS ...``), for clusters with a metastore.
+    """
+
+    dialect = "spark"
+
+    def __init__(self, spark, *, database: str | None = None):
+        self.spark = spark
+        self.database = database
+
+    def create_table_as(self, table: str, select_sql: str, *, temp: bool = False) -> None:
+        query = to_dialect(select_sql, self.dialect)
+        if self.database and not temp:
+            self.spark.sql(f"CREATE OR REPLACE TABLE {self.database}.{table} USING parquet AS {query}")
+            return
+        frame = self.spark.sql(query).localCheckpoint(eager=True)
+        frame.createOrReplaceTempView(table)
+
+    def count_rows(self, table: str) -> int:
+        return self.spark.table(table).count()
+
+    def to_arrow(self, sql: str):
+        return self.spark.sql(to_dialect(sql, self.dialect)).toArrow()
+
+    def load_arrow(self, table: str, data) -> None:
+        """Register an Arrow table as a view (no pandas on the way: createDataFrame takes Arrow in 4.x)."""
+        self.spark.createDataFrame(data).createOrReplaceTempView(table)
+
+
+def engine_for(con_or_engine) -> Engine:
+    """An Engine for a DuckDB connection, or the engine itself."""
+    if hasattr(con_or_engine, "create_table_as"):
+        return con_or_engine
+    return DuckDBEngine(con_or_engine)
