@@ -39,6 +39,7 @@ _FUNCTION_CALL = re.compile(r"\b(" + "|".join(DUCKDB_ONLY_FUNCTIONS) + r")\s*\("
 _GROUP_BY_ALL = re.compile(r"\bGROUP\s+BY\s+ALL\b", re.IGNORECASE)
 _REGEXP_REPLACE_G = re.compile(r"regexp_replace\s*\((?:[^()]|\([^()]*\))*,\s*'[a-z]*g[a-z]*'\s*\)", re.IGNORECASE)
 _COMMENT = re.compile(r"--[^\n]*")
+_DATE_DIFF_UNIT = re.compile(r"\bdate_?diff\s*\(\s*'(\w+)'", re.IGNORECASE)
 # Column names that hold dates in our tables (schemas/): used to spot date - date subtraction.
 _DATE_NAME = re.compile(r"(date|period_start|period_end|prev_census|^dob$)", re.IGNORECASE)
 
@@ -50,12 +51,22 @@ def to_dialect(sql: str, dialect: str) -> str:
     """
     if dialect == SOURCE_DIALECT:
         return sql
-    statements = sqlglot.transpile(sql, read=SOURCE_DIALECT, write=dialect,
-                                   unsupported_level=sqlglot.ErrorLevel.RAISE)
+    trees = [t for t in sqlglot.parse(sql, read=SOURCE_DIALECT) if t is not None]
+    if dialect in ("spark", "spark2", "databricks"):
+        trees = [t.transform(_decimal_literal_as_double) for t in trees]
+    statements = [t.sql(dialect=dialect, unsupported_level=sqlglot.ErrorLevel.RAISE) for t in trees]
     statements = [s for s in statements if s.strip()]
     if len(statements) != 1:
         raise ValueError(f"expected one SQL statement, found {len(statements)}")
     return statements[0]
+
+
+def _decimal_literal_as_double(node: exp.Expression) -> exp.Expression:
+    """A literal such as 365.25 is DECIMAL on both engines, but DuckDB divides decimals in DOUBLE while
+    Spark keeps DECIMAL (rounded to 6 places): on Spark such literals are made DOUBLE."""
+    if isinstance(node, exp.Literal) and not node.is_string and re.fullmatch(r"\d*\.\d+", node.this or ""):
+        return exp.cast(node.copy(), exp.DataType.build("DOUBLE"))
+    return node
 
 
 def _is_date_like(node: exp.Expression) -> bool:
@@ -88,6 +99,10 @@ def find_unportable(sql: str) -> list[str]:
         problems.append("GROUP BY ALL (Spark 3.4+ only): list the grouping columns")
     for match in _FUNCTION_CALL.finditer(text):
         problems.append(f"{match.group(1)}() is DuckDB-only: use a portable function")
+    for match in _DATE_DIFF_UNIT.finditer(text):
+        if match.group(1).lower() != "day":
+            problems.append(f"date_diff('{match.group(1)}', ...) counts boundaries on DuckDB but whole units on "
+                            "Spark: use year(b) - year(a) (or date_diff('day', a, b))")
     if _REGEXP_REPLACE_G.search(text):
         problems.append("regexp_replace with the 'g' flag is DuckDB-only (Spark replaces every match)")
     for tree in sqlglot.parse(sql, read=SOURCE_DIALECT):
@@ -154,7 +169,7 @@ class DuckDBEngine:
         return self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
     def to_arrow(self, sql: str):
-        return self.con.execute(sql).fetch_arrow_table()
+        return self.con.sql(sql).to_arrow_table()
 
     def load_arrow(self, table: str, data) -> None:
         self.con.register("_engine_arrow_in", data)

@@ -69,17 +69,18 @@ def code_version() -> str:
     return f"{__version__}+{commit}" if commit else __version__
 
 
-def configure_engine(con: duckdb.DuckDBPyConnection, settings: Settings, staging: Path) -> None:
+def configure_engine(con: duckdb.DuckDBPyConnection, settings: Settings, staging: Path) -> Path:
     """Bound DuckDB's memory and let it spill to disk ([engine] in config.toml): national extracts
     then run on a 24 GiB machine, tables larger than memory going to the spill directory."""
     engine = settings.engine
-    spill = Path(engine.temp_directory) if engine.temp_directory else staging.parent / ".processed-spill"
+    spill = (Path(engine.temp_directory) if engine.temp_directory else staging) / ".spill"
     spill.mkdir(parents=True, exist_ok=True)
     con.execute(f"SET temp_directory = '{spill.as_posix()}'")
     if engine.memory_limit:
         con.execute(f"SET memory_limit = '{engine.memory_limit}'")
     if engine.threads:
         con.execute(f"SET threads = {int(engine.threads)}")
+    return spill
 
 
 def run_pipeline(settings: Settings, last_stage: str = "outputs", progress_factory=None,
@@ -135,7 +136,7 @@ def _run_locked(settings: Settings, stages: list[Stage], target: str, progress_f
         prints = fingerprint_stages(stages, settings, hash_raw_files(settings.raw_dir))
         reused = reuse_previous(data_dir / "processed", staging, stages, prints, target, report) if reuse else []
         con = duckdb.connect(str(staging / DATABASE))
-        configure_engine(con, settings, staging)
+        spill = configure_engine(con, settings, staging)
         try:
             if reused:
                 drop_tables_not_from(con, reused, report)
@@ -144,6 +145,7 @@ def _run_locked(settings: Settings, stages: list[Stage], target: str, progress_f
                 run_stage(stage, ctx, prints[stage.name])
         finally:
             con.close()
+            shutil.rmtree(spill, ignore_errors=True)
         report["status"] = "succeeded"
         report["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         _write_json(staging / "run_report.json", report)

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
+# With pyspark installed (the optional `spark` extra), great-expectations imports pyspark.sql.connect,
+# which calls sys.exit(0) when __main__ has neither __spec__ nor __file__ - as in pytest-xdist workers.
+_main = sys.modules.get("__main__")
+if _main is not None and getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
+    _main.__file__ = "<pytest-xdist worker>"
+
 import shutil
 from pathlib import Path
 

@@ -70,6 +70,8 @@ def test_every_sql_file_is_portable(path: Path):
     ("SELECT period_end - period_start AS days FROM t", "date - date"),
     ("SELECT least(e.extract_date, a.period_end) - greatest(a.period_start, e.prev_date + 1) FROM t", "date - date"),
     ("SELECT try_strptime(s, '%d/%m/%Y') FROM t", "try_strptime"),
+    # found by tests/test_spark_equivalence.py: DuckDB counts year boundaries, Spark whole years
+    ("SELECT date_diff('year', date_of_birth, extract_date) AS age FROM t", "date_diff('year'"),
     ("SELECT * FROM t WHERE regexp_full_match(s, '[0-9]+')", "regexp_full_match"),
     ("SELECT regexp_replace(s, '[^A-Z]', '', 'g') FROM t", "'g' flag"),
     ("SELECT list_value(a, b) FROM t", "list_value"),
@@ -96,3 +98,5 @@ def test_portable_forms_translate_to_spark():
     assert to_dialect("SELECT date_diff('day', a, b) AS d FROM t", "spark").upper() \
         .replace(" ", "") == "SELECTDATEDIFF(DAY,A,B)ASDFROMT"
     assert "CAST(x AS DOUBLE)" in to_dialect("SELECT x::DOUBLE FROM t", "spark")
+    # DuckDB divides by a decimal literal in DOUBLE; Spark would keep DECIMAL(.., 6): made DOUBLE there
+    assert to_dialect("SELECT d / 365.25 AS y FROM t", "spark") == "SELECT d / CAST(365.25 AS DOUBLE) AS y FROM t"

@@ -10,7 +10,7 @@ FROM (
     SELECT
         ward_code,
         sex,
-        date_diff('year', date_of_birth, extract_date)
+        year(extract_date) - year(date_of_birth)
             - CASE WHEN month(extract_date) * 100 + day(extract_date)
                         < month(date_of_birth) * 100 + day(date_of_birth) THEN 1 ELSE 0 END AS age
     FROM gp_register
