@@ -9,4 +9,9 @@ a statistic, it is used; the tests pin each statistic to published reference val
 |---|---|
 | `proportion` | proportions with Wilson score limits |
 | `compare` | significance against a comparator (Fingertips: higher / similar / lower) |
+| `rate` | crude rates with Byar's (x >= 10) or exact Poisson limits |
+| `funnel` | funnel-plot limits around the pooled value, with Spiegelhalter's overdispersion option |
+| `segregation` | dissimilarity, isolation, exposure, entropy, with expected values under random allocation; diversity |
+| `trend` | score tests for a linear trend across periods (rates; proportions as Cochran-Armitage) |
+| `early_warning` | a period beyond what the area's history makes plausible (Farrington thresholds) |
 """
