@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +63,23 @@ class EstimateSettings(BaseModel):
     margin_overrides: dict[str, float] = Field(default_factory=dict)  # e.g. {rho = 0.5}: beats margin_model.json
 
 
+class BasketSettings(BaseModel):
+    """The local basket of indicators and its early warnings (pipeline/indicators/basket)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    definition_path: str = ""  # "" = pipeline/indicators/basket/basket.toml
+    baseline_period: dt.date | None = None  # the period_end of the baseline; None = each indicator's first
+    chinese_under_asian: bool = True  # DfE CHNE / NHS R under Asian (2011/2021 census); False = "Other"
+    funnel_overdispersion: bool = True  # Spiegelhalter's additive random-effects funnel limits
+    segregation_iterations: int = Field(200, ge=0)  # random allocations for the expected segregation
+    segregation_seed: int = 1
+    alert_confidence: float = Field(0.998, ge=0.9, lt=1)  # two-sided; 0.998 = the 99.8% limits
+    alert_min_history: int = Field(3, ge=2)  # earlier periods an area needs before it can alert
+    alert_min_count: float = Field(5.0, ge=0)  # a rise needs at least this many events
+    alert_levels: list[Literal["lsoa", "ward", "la"]] = Field(default_factory=lambda: ["ward", "la"])
+
+
 class OutputSettings(BaseModel):
     min_cell_count: int = Field(10, ge=0)
 
@@ -77,6 +94,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     validation: ValidationSettings = ValidationSettings()
     estimates: EstimateSettings = EstimateSettings()
+    basket: BasketSettings = BasketSettings()
     outputs: OutputSettings = OutputSettings()
 
     @classmethod

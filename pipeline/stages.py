@@ -32,6 +32,7 @@ BUILT_IN = (
     "pipeline.validate.stage",
     "pipeline.estimates.stage",
     # indicator stages (target "indicators") go here
+    "pipeline.indicators.basket.stage",
     "pipeline.outputs.stage",
 )
 
