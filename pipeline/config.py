@@ -78,6 +78,8 @@ class BasketSettings(BaseModel):
     alert_min_history: int = Field(3, ge=2)  # earlier periods an area needs before it can alert
     alert_min_count: float = Field(5.0, ge=0)  # a rise needs at least this many events
     alert_levels: list[Literal["lsoa", "ward", "la"]] = Field(default_factory=lambda: ["ward", "la"])
+    imd_path: str = ""  # IMD 2019 LSOA file (lsoa_code, IMD_rank): "" = no deprivation breakdowns
+    imd_lookup_path: str = ""  # ONS 2011 -> 2021 LSOA lookup (lsoa11_code, change_code, lsoa21_code)
 
 
 class OutputSettings(BaseModel):

@@ -148,3 +148,45 @@ def test_a_planted_surge_of_young_migrant_workers_is_flagged_with_few_other_aler
     # anything else: the same surge seen at LA level or in churn (registrations are churn), plus at most 2
     related = (alerts["area_code"] == planted["ward_code"]) | (alerts["area_type"] == "la")
     assert (~related).sum() <= 2, alerts[~related][["indicator_id", "area_code", "period_end"]]
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_deprivation_quintiles_and_sii_when_an_imd_file_is_supplied(demo_run, tmp_path):
+    """IMD 2019 (2011 LSOAs; Trafford's rows of shared/data/real/imd2019_england_lsoa.csv) carried to
+    2021 LSOAs by the ONS lookup (Trafford's rows of ons_lsoa11_lsoa21_lad22_lookup.csv)."""
+    settings, _ = demo_run
+    db = tmp_path / "cohesion.duckdb"
+    shutil.copy(settings.processed_dir / "cohesion.duckdb", db)
+    custom = load_settings(data_dir=settings.data_dir, basket={
+        "imd_path": str(FIXTURES / "imd2019_trafford_lsoa.csv"),
+        "imd_lookup_path": str(FIXTURES / "ons_lsoa11_lsoa21_trafford.csv")})
+    con = duckdb.connect(str(db))
+    summary = build_basket(con, custom)
+    imd = con.execute("SELECT * FROM ind_basket_imd").df()
+    rows = con.execute("SELECT * FROM basket_indicators WHERE indicator_id = 'births_per_1000_women' "
+                       "AND area_type = 'la'").df()
+    con.close()
+    # the quintile from the rank agrees with MHCLG's published decile for every unchanged LSOA
+    published = pd.read_csv(FIXTURES / "imd2019_trafford_lsoa.csv").set_index("lsoa_code")["IMD_decile"]
+    unchanged = imd[imd["change_code"] == "U"].set_index("lsoa_code")
+    assert len(unchanged) > 100
+    assert (unchanged["imd_quintile"] == ((published.reindex(unchanged.index) + 1) // 2)).all()
+    # a split 2011 LSOA's 2021 children share its rank
+    lookup = pd.read_csv(FIXTURES / "ons_lsoa11_lsoa21_trafford.csv")
+    split = lookup[lookup["change_code"] == "S"]
+    assert len(split) > 0
+    ranks = pd.read_csv(FIXTURES / "imd2019_trafford_lsoa.csv").set_index("lsoa_code")["IMD_rank"]
+    parent = split.iloc[0]["lsoa11_code"]
+    children = split[split["lsoa11_code"] == parent]["lsoa21_code"]
+    assert len(children) >= 2
+    assert (imd.set_index("lsoa_code").loc[children, "imd_rank"] == ranks[parent]).all()
+    assert summary["basket"]["imd_lsoas_matched"].startswith("12 of")
+    for period, part in rows.groupby("period_end"):
+        quint = part[part["breakdown"].str.startswith("Deprivation quintile")]
+        total = part[part["breakdown"] == "All"].iloc[0]
+        assert quint["numerator"].sum() == pytest.approx(total["numerator"])
+        assert (quint["comparator_value"] == total["value"]).all()
+        sii = part[part["breakdown"].str.startswith("Deprivation: slope index")]
+        assert len(sii) == 1 and sii.iloc[0]["lower_95"] <= sii.iloc[0]["value"] <= sii.iloc[0]["upper_95"]

@@ -143,3 +143,16 @@ def test_dispersion_is_pearsons_and_never_below_one():
     # hand: counts 5, 15 around 10, 10 -> (25 + 25)/10 / (2 - 1) = 5
     assert estimate_dispersion([5, 15], [10, 10]) == pytest.approx(5.0)
     assert estimate_dispersion([10, 10, 9, 11], [10, 10, 10, 10], n_series=2) == 1.0
+
+
+def test_sii_is_the_weighted_line_from_most_to_least_deprived():
+    from pipeline.stats.sii import calculate_sii
+    # hand: equal populations, ridits 0.1, 0.3, 0.5, 0.7, 0.9; values 50, 40, 30, 20, 10 fall by 50 per
+    # unit ridit, so the most deprived end (0) is 50 above the least deprived end (1): SII = 50
+    out = calculate_sii([50, 40, 30, 20, 10], [100] * 5, variance=[1] * 5)
+    assert out["sii"] == pytest.approx(50)
+    assert out["lower"] < 50 < out["upper"]
+    # unequal populations: the line is weighted. hand: shares 0.5, 0.25, 0.25 -> ridits 0.25, 0.625, 0.875;
+    # values 10, 20, 20: x mean 0.5, y mean 15; Sxy = 0.5*(-0.25)(-5) + 0.25*0.125*5 + 0.25*0.375*5 = 1.25;
+    # Sxx = 0.5*0.0625 + 0.25*0.015625 + 0.25*0.140625 = 0.0703125; slope = 17.777...; SII = -17.777...
+    assert calculate_sii([10, 20, 20], [200, 100, 100])["sii"] == pytest.approx(-1.25 / 0.0703125)

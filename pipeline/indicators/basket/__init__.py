@@ -38,6 +38,7 @@ from pipeline.indicators.basket.alerts import find_alerts
 from pipeline.indicators.basket.compute import (compute_count_rows, compute_diversity_rows, compute_rate_rows,
                                                 compute_segregation_rows, name_variants, roll_up)
 from pipeline.indicators.basket.definition import BasketError, load_basket
+from pipeline.indicators.basket.deprivation import add_quintile_rows, compute_sii_rows, load_imd_quintiles
 from pipeline.sql import render, run_steps
 from schemas.published import ALERT_COLUMNS, INDICATOR_COLUMNS
 
@@ -58,6 +59,16 @@ def build_basket(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict:
     definitions = load_basket(cfg.definition_path or None)
     run_steps(con, PREPARE, {"chinese_group": "Asian" if cfg.chinese_under_asian else "Other"})
     lookup = con.execute("SELECT lsoa_code, ward_code, la_code, ward_share FROM lsoa_lookup").df()
+    imd = load_imd_quintiles(con, cfg.imd_path, cfg.imd_lookup_path)
+    summary = {}
+    if imd is not None:
+        lsoas = set(lookup["lsoa_code"])
+        matched = lsoas & set(imd["lsoa_code"])
+        summary["imd_lsoas_matched"] = f"{len(matched)} of {len(lsoas)}"
+        if len(matched) < len(lsoas):
+            log.warning("basket: %d of the district's LSOAs have no IMD 2019 rank (not in the IMD file or "
+                        "the 2011->2021 lookup); they are left out of the deprivation quintiles",
+                        len(lsoas) - len(matched))
     names = dict(con.execute("SELECT area_code, max(area_name) FROM area_names GROUP BY area_code").fetchall())
     frames, rate_rows, cache, segregation_cache = [], [], {}, {}
     for definition in definitions:
@@ -74,10 +85,18 @@ def build_basket(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict:
         for column in ("period_start", "period_end"):
             rows[column] = pd.to_datetime(rows[column]).dt.date
         if definition.statistic in ("rate", "proportion"):
-            rows = roll_up(name_variants(rows, definition), lookup, definition.levels)
-            out = compute_rate_rows(rows, definition, names, cfg.baseline_period, cfg.funnel_overdispersion)
+            named = name_variants(rows, definition)
+            rows = roll_up(named, lookup, definition.levels)
+            if imd is not None and "la" in definition.levels:
+                rows = pd.concat([rows, add_quintile_rows(named, imd, lookup)], ignore_index=True)
+            out = compute_rate_rows(rows, definition, names, cfg.baseline_period, cfg.funnel_overdispersion, lookup)
             out["base_id"] = definition.id
             rate_rows.append(out)
+            if imd is not None:
+                sii = compute_sii_rows(out, definition.statistic, definition.multiplier)
+                if not sii.empty:
+                    sii["unit"], sii["domain"], sii["polarity"] = definition.unit, definition.domain, definition.polarity
+                    frames.append(sii)
         elif definition.statistic == "count":
             out = compute_count_rows(name_variants(rows, definition), definition)
         elif definition.statistic == "segregation":
@@ -103,7 +122,7 @@ def build_basket(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict:
     log.info("basket: %d indicator rows (%d indicators), %d alerts", len(table), table["indicator_id"].nunique(),
              len(alerts))
     return {"basket": {"indicators": int(table["indicator_id"].nunique()), "rows": int(len(table)),
-                       "alerts": int(len(alerts))}}
+                       "alerts": int(len(alerts)), **summary}}
 
 
 def shape_indicators(table: pd.DataFrame) -> pd.DataFrame:

@@ -63,9 +63,9 @@ def roll_up(rows: pd.DataFrame, lookup: pd.DataFrame, levels: tuple[str, ...]) -
 
 
 def compute_rate_rows(rows: pd.DataFrame, definition: IndicatorDefinition, la_names: dict,
-                      baseline_period, overdispersion: bool) -> pd.DataFrame:
-    """Values, 95% and 99.8% limits, significance against the LA (or, for the LA, the baseline),
-    change from the baseline, trend so far and funnel limits among areas of the same type."""
+                      baseline_period, overdispersion: bool, lookup: pd.DataFrame) -> pd.DataFrame:
+    """Values, 95% and 99.8% limits, significance against the LA (or, for the LA's own 'All' row,
+    the baseline), change from the baseline, trend so far and funnel limits among areas of a type."""
     rows = rows.copy().reset_index(drop=True)
     rows["note"] = ""
     ok = rows["denominator"] > 0
@@ -78,11 +78,16 @@ def compute_rate_rows(rows: pd.DataFrame, definition: IndicatorDefinition, la_na
     rows.loc[~ok, "note"] = "no population to divide by"
     rows["unit"], rows["domain"], rows["polarity"] = definition.unit, definition.domain, definition.polarity
     rows = add_baseline(rows, baseline_period)
-    # the LA's value beside every smaller area
-    la = rows[rows["area_type"] == "la"][["indicator_id", "breakdown", "period_start", "period_end", "area_code", "value"]]
-    la = la.rename(columns={"area_code": "la_code", "value": "la_value"})
-    rows = rows.merge(la, on=["indicator_id", "breakdown", "period_start", "period_end"], how="left")
-    smaller = rows["area_type"] != "la"
+    # each area's LA, and the LA's overall value beside every smaller area and every LA breakdown
+    la_of = pd.concat([lookup[["lsoa_code", "la_code"]].rename(columns={"lsoa_code": "area_code"}),
+                       lookup[["ward_code", "la_code"]].rename(columns={"ward_code": "area_code"}),
+                       lookup[["la_code"]].assign(area_code=lookup["la_code"])]).drop_duplicates("area_code")
+    rows = rows.merge(la_of, on="area_code", how="left")
+    la = rows[(rows["area_type"] == "la") & (rows["breakdown"] == "All")]
+    la = la[["indicator_id", "period_start", "period_end", "area_code", "value"]].rename(
+        columns={"area_code": "la_code", "value": "la_value"})
+    rows = rows.merge(la, on=["indicator_id", "period_start", "period_end", "la_code"], how="left")
+    smaller = (rows["area_type"] != "la") | (rows["breakdown"] != "All")
     rows["comparator"] = np.where(smaller, rows["la_code"].map(la_names).fillna(rows["la_code"]) + " (local authority)",
                                   np.where(rows["is_baseline"], "", "baseline period to " + rows["baseline_period_end"].astype(str)))
     rows["comparator_value"] = np.where(smaller, rows["la_value"], np.where(rows["is_baseline"], np.nan, rows["baseline_value"]))
