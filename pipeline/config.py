@@ -70,7 +70,6 @@ class BasketSettings(BaseModel):
 
     definition_path: str = ""  # "" = pipeline/indicators/basket/basket.toml
     baseline_period: dt.date | None = None  # the period_end of the baseline; None = each indicator's first
-    chinese_under_asian: bool = True  # DfE CHNE / NHS R under Asian (2011/2021 census); False = "Other"
     funnel_overdispersion: bool = True  # Spiegelhalter's additive random-effects funnel limits
     segregation_iterations: int = Field(200, ge=0)  # random allocations for the expected segregation
     segregation_seed: int = 1
@@ -80,6 +79,12 @@ class BasketSettings(BaseModel):
     alert_levels: list[Literal["lsoa", "ward", "la"]] = Field(default_factory=lambda: ["ward", "la"])
     imd_path: str = ""  # IMD 2019 LSOA file (lsoa_code, IMD_rank): "" = no deprivation breakdowns
     imd_lookup_path: str = ""  # ONS 2011 -> 2021 LSOA lookup (lsoa11_code, change_code, lsoa21_code)
+
+
+class VocabularySettings(BaseModel):
+    # where the Chinese codes (NHS R, DfE CHNE) go: "Asian" as in the 2011 and 2021 censuses,
+    # or "Other" as in the 2001 census (schemas/vocabulary.py)
+    chinese_ethnic_group: Literal["Asian", "Other"] = "Asian"
 
 
 class OutputSettings(BaseModel):
@@ -97,6 +102,7 @@ class Settings(BaseSettings):
     validation: ValidationSettings = ValidationSettings()
     estimates: EstimateSettings = EstimateSettings()
     basket: BasketSettings = BasketSettings()
+    vocabulary: VocabularySettings = VocabularySettings()
     outputs: OutputSettings = OutputSettings()
 
     @classmethod

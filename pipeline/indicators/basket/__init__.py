@@ -57,7 +57,7 @@ def build_basket(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict:
     """Compute every indicator of the basket and the alerts; return a summary for the run report."""
     cfg = settings.basket
     definitions = load_basket(cfg.definition_path or None)
-    run_steps(con, PREPARE, {"chinese_group": "Asian" if cfg.chinese_under_asian else "Other"})
+    run_steps(con, PREPARE)
     lookup = con.execute("SELECT lsoa_code, ward_code, la_code, ward_share FROM lsoa_lookup").df()
     imd = load_imd_quintiles(con, cfg.imd_path, cfg.imd_lookup_path)
     summary = {}

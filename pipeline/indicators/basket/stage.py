@@ -9,7 +9,7 @@ from pipeline.stages import Stage, StageContext
 log = logging.getLogger(__name__)
 
 READS = ("population_flows", "population_estimates", "ethnicity_estimates", "school_census", "vital_events",
-         "incidents", "lsoa_lookup", "area_names")
+         "incidents", "lsoa_lookup", "area_names", "ref_ethnic_code")
 
 
 def run_basket(ctx: StageContext) -> dict:
@@ -25,7 +25,7 @@ STAGE = Stage(
     run=run_basket,
     reads=READS,
     publishes=("basket_indicators", "alerts"),
-    config=("basket",),
+    config=("basket", "vocabulary"),
     code=("pipeline/indicators/basket", "pipeline/stats"),
     description="local basket of indicators against a baseline, with early warnings",
 )
