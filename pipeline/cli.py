@@ -133,7 +133,7 @@ def estimates(config: Optional[Path] = ConfigOption, data_dir: Optional[Path] = 
 
 @app.command()
 def indicators(config: Optional[Path] = ConfigOption, data_dir: Optional[Path] = DataDirOption) -> None:
-    """PSA 21 cohesion indicators, the local basket and early warnings (not built yet)."""
+    """The indicator stages: the local basket of indicators and early warnings (alerts)."""
     _run("indicators", config, data_dir)
 
 

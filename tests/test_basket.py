@@ -132,7 +132,8 @@ def test_a_planted_surge_of_young_migrant_workers_is_flagged_with_few_other_aler
     from pipeline.run import run_pipeline
 
     data = tmp_path / "data"
-    settings = load_settings(data_dir=data, demo={"n_lsoas": 12, "scale": 0.3, "quarters": 6, "survey_size": 0})
+    settings = load_settings(data_dir=data, demo={"n_lsoas": 12, "scale": 0.3, "quarters": 6, "survey_size": 0},
+                             basket={"segregation_iterations": 20})
     generate_district(settings.demo, data, dataclasses.replace(RATES, incident_spike_factor=1.0,
                                                                asylum_step_up_per_quarter=0.0))
     planted = plant_migrant_surge(data / "raw", per_quarter=20, quarters=2)
