@@ -15,6 +15,10 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_BASKET = HERE / "basket.toml"
 SQL_DIR = HERE / "sql" / "indicators"
 UNITS = ("%", "per 1,000", "per 100,000", "index 0-1", "count")
+# the interval method each statistic uses: Byar's (exact below 10 events), Wilson score, the range
+# random allocation gives (segregation), none (counts, diversity)
+INTERVALS = {"rate": "byars", "proportion": "wilson", "segregation": "random allocation", "count": "none",
+             "diversity": "none"}
 
 
 class BasketError(Exception):
@@ -37,6 +41,7 @@ class IndicatorDefinition(BaseModel):
     alert: bool = False
     advice: str = ""
     index: Literal["dissimilarity", "isolation", "exposure", "entropy"] | None = None
+    interval: Literal["byars", "wilson", "random allocation", "none"] | None = None  # None = the statistic's own
     base_dir: Path = Field(default=SQL_DIR, exclude=True)
 
     @field_validator("id")
@@ -66,6 +71,9 @@ class IndicatorDefinition(BaseModel):
             raise ValueError("a segregation indicator needs index = dissimilarity, isolation, exposure or entropy")
         if self.alert and self.statistic != "rate":
             raise ValueError("alerts (alert = true) are for rate indicators only")
+        own = INTERVALS[self.statistic]
+        if self.interval is not None and self.interval != own:
+            raise ValueError(f"interval for a {self.statistic} is '{own}' (the method the statistic uses)")
         if self.statistic in ("rate", "proportion") and self.multiplier <= 0:
             raise ValueError("multiplier must be positive (1000 for per 1,000, 100 for a percentage)")
         if not self.sql_path.is_file():

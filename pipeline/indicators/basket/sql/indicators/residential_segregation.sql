@@ -1,20 +1,18 @@
--- The same pupils by the LSOA they live in (the units of residential segregation), so that school
--- and residential segregation are measured on one population (Burgess, Wilson & Lupton 2005).
-WITH groups AS (
-    SELECT census_date, la_code, lsoa_code, 'Ethnic group: ' || g.ethnic_group AS breakdown,
-           CASE WHEN p.ethnic_group = g.ethnic_group THEN 1 ELSE 0 END AS member
-    FROM ind_basket_pupils p
-    CROSS JOIN (SELECT DISTINCT ethnic_group FROM ind_basket_pupils WHERE ethnic_group IS NOT NULL) g
-    WHERE p.ethnic_group IS NOT NULL AND p.lsoa_code IS NOT NULL
-    UNION ALL
-    SELECT census_date, la_code, lsoa_code, 'Free school meals: eligible', CASE WHEN fsm_eligible THEN 1 ELSE 0 END
-    FROM ind_basket_pupils WHERE fsm_eligible IS NOT NULL AND lsoa_code IS NOT NULL
-    UNION ALL
-    SELECT census_date, la_code, lsoa_code, 'First language: other than English', CASE WHEN eal THEN 1 ELSE 0 END
-    FROM ind_basket_pupils WHERE eal IS NOT NULL AND lsoa_code IS NOT NULL
-)
-SELECT la_code AS area_code, 'la' AS area_type, census_date AS period_start, census_date AS period_end,
-       breakdown, lsoa_code AS unit_code, sum(member) AS group_count, count(*) AS unit_total
-FROM groups
-WHERE la_code IS NOT NULL
-GROUP BY la_code, census_date, breakdown, lsoa_code
+-- Residents of each ethnic group in each LSOA (the units of residential segregation), from the
+-- estimated composition (ethnicity_estimates, LSOA rows) on each estimate date, rounded to whole
+-- people so that random allocation can deal them out; each group against everyone else.
+WITH counts AS (
+    SELECT e.reference_date, e.area_code AS lsoa_code, e.ethnic_group, round(e.estimate) AS people
+    FROM ethnicity_estimates e
+    WHERE e.area_type = 'lsoa' AND e.estimate IS NOT NULL
+),
+totals AS (
+    SELECT reference_date, lsoa_code, sum(people) AS unit_total FROM counts GROUP BY reference_date, lsoa_code
+),
+la AS (SELECT DISTINCT lsoa_code, la_code FROM lsoa_lookup)
+SELECT la.la_code AS area_code, 'la' AS area_type, c.reference_date AS period_start, c.reference_date AS period_end,
+       'Ethnic group: ' || c.ethnic_group AS breakdown, c.lsoa_code AS unit_code, c.people AS group_count,
+       t.unit_total
+FROM counts c
+JOIN totals t ON t.reference_date = c.reference_date AND t.lsoa_code = c.lsoa_code
+JOIN la ON la.lsoa_code = c.lsoa_code
