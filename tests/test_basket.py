@@ -96,6 +96,9 @@ def test_a_mistake_in_the_basket_file_names_the_indicator_and_key(tmp_path):
     path.write_text(path.read_text().replace("up is good", "no judgement").replace("new_migrant_registrations.sql", "nope.sql"))
     with pytest.raises(BasketError, match="indicator my_rate: .*nope.sql does not exist"):
         load_basket(path)
+    path.write_text(path.read_text().replace("nope.sql", "new_migrant_registrations.sql") + 'interval = "wilson"\n')
+    with pytest.raises(BasketError, match="interval for a rate is 'byars'"):
+        load_basket(path)
 
 
 def test_an_analyst_adds_an_indicator_with_a_toml_entry_and_a_sql_file(demo_run, tmp_path):
