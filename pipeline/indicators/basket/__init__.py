@@ -41,6 +41,7 @@ from pipeline.indicators.basket.definition import BasketError, load_basket
 from pipeline.indicators.basket.deprivation import add_quintile_rows, compute_sii_rows, load_imd_quintiles
 from pipeline.sql import render, run_steps
 from schemas.published import ALERT_COLUMNS, INDICATOR_COLUMNS
+from schemas.vocabulary import AREA_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def shape_indicators(table: pd.DataFrame) -> pd.DataFrame:
     for column in TEXT_COLUMNS:
         table[column] = table[column].fillna("").astype(str)
     table["significance"] = table["significance"].replace("", "not compared")
-    order = table["area_type"].map({"la": 0, "ward": 1, "lsoa": 2})
+    order = table["area_type"].map({a: i for i, a in enumerate(AREA_TYPES)})
     table = table.assign(_o=order).sort_values(["indicator_id", "_o", "area_code", "breakdown", "period_end"])
     return table[[*INDICATOR_COLUMNS, *EXTRA_COLUMNS]].reset_index(drop=True)
 

@@ -8,6 +8,7 @@ import pandas as pd
 
 from pipeline.indicators.basket.definition import IndicatorDefinition
 from pipeline.stats.compare import compare_to_comparator
+from schemas.vocabulary import AREA_TYPES
 from pipeline.stats.funnel import calculate_funnel_limits
 from pipeline.stats.proportion import calculate_proportion
 from pipeline.stats.rate import calculate_rate
@@ -15,7 +16,7 @@ from pipeline.stats.segregation import calculate_diversity, calculate_segregatio
 from pipeline.stats.trend import calculate_trend_in_proportions, calculate_trend_in_rates
 
 KEY = ["indicator_id", "area_code", "breakdown", "period_start", "period_end"]
-LEVEL_ORDER = {"lsoa": 0, "ward": 1, "la": 2}
+LEVEL_ORDER = {a: -i for i, a in enumerate(AREA_TYPES)}  # larger areas higher: lsoa < msoa < ward < la
 
 
 def name_variants(rows: pd.DataFrame, definition: IndicatorDefinition) -> pd.DataFrame:
