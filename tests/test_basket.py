@@ -164,7 +164,7 @@ def test_deprivation_quintiles_and_sii_when_an_imd_file_is_supplied(demo_run, tm
     db = tmp_path / "cohesion.duckdb"
     shutil.copy(settings.processed_dir / "cohesion.duckdb", db)
     custom = load_settings(data_dir=settings.data_dir, basket={
-        "imd_path": str(FIXTURES / "imd2019_trafford_lsoa.csv"),
+        "segregation_iterations": 0, "imd_path": str(FIXTURES / "imd2019_trafford_lsoa.csv"),
         "imd_lookup_path": str(FIXTURES / "ons_lsoa11_lsoa21_trafford.csv")})
     con = duckdb.connect(str(db))
     summary = build_basket(con, custom)
