@@ -25,7 +25,12 @@ def name_variants(rows: pd.DataFrame, definition: IndicatorDefinition) -> pd.Dat
     if "variant" in rows and rows["variant"].notna().any():
         variant = rows["variant"].fillna("other").astype(str)
         rows["indicator_id"] = definition.id + "_" + variant.str.replace(r"[^a-z0-9_]", "_", regex=True)
-        rows["indicator_name"] = definition.name + ": " + variant.str.replace("_", " ")
+        label = variant.str.replace("_", " ")
+        if " per " in definition.name:  # "Incidents recorded (hate crime race) per 1,000 ..."
+            head, tail = definition.name.split(" per ", 1)
+            rows["indicator_name"] = head + " (" + label + ") per " + tail
+        else:
+            rows["indicator_name"] = definition.name + " (" + label + ")"
     else:
         rows["indicator_id"] = definition.id
         rows["indicator_name"] = definition.name
