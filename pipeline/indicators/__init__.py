@@ -1,4 +1,1 @@
-"""Indicator stages: each publishes a ``<something>_indicators`` table (spec/outputs.md indicators.csv).
-
-- `basket`: the local basket of objective indicators, baselines, trends and early warnings (alerts).
-"""
+"""Indicator stages: each publishes a <name>_indicators table (schemas/published.py)."""
