@@ -9,6 +9,10 @@ a statistic, it is used; the tests pin each statistic to published reference val
 |---|---|
 | `proportion` | proportions with Wilson score limits |
 | `compare` | significance against a comparator (Fingertips: higher / similar / lower) |
+| `design_effect` | Kish's design effect of unequal weights and the effective sample size |
+| `weighted_proportion` | weighted survey shares with Wilson limits on the effective sample size (one group, or many) |
+| `raking` | raking survey weights to population margins (svy), trimming, thin cells pooled |
+| `fay_herriot` | area-level Fay-Herriot EBLUP with Prasad-Rao MSE; for proportions on the logit scale |
 | `rate` | crude rates with Byar's (x >= 10) or exact Poisson limits |
 | `funnel` | funnel-plot limits around the pooled value, with Spiegelhalter's overdispersion option |
 | `segregation` | dissimilarity, isolation, exposure, entropy, with expected values under random allocation; diversity |
