@@ -152,7 +152,7 @@ def write_snapshots(world: World, folder: Path) -> dict:
             "extract_date": iso(day).item(), "patient_id": patient_ids(world, snap["person"].to_numpy()),
             "practice_code": codes[snap["practice"].to_numpy()],
             "postcode": _untidy_postcodes(pcs[snap["postcode"].to_numpy()], rng), "sex": sex,
-            "date_of_birth": dob, "registration_date": iso(np.minimum(snap["reg_date"].to_numpy(), day)),
+            "date_of_birth": dob, "registration_date": iso(np.clip(snap["reg_date"].to_numpy(), snap["dob"].to_numpy(), day)),
             "from_abroad": np.where(snap["flag4"].to_numpy(), "Y", "N"), "ethnic_category": eth})
         written.update(_csv(out, folder / f"gp_register_{iso(day).item()}.csv"))
     return written

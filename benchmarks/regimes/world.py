@@ -233,7 +233,7 @@ def simulate(settings: RegimeSettings) -> World:
         sx.append(np.full(counts.sum(), 0 if row["sex"] == "Males" else 1))
         ag.append(np.repeat(np.arange(91), counts))
     li, sx, ag = np.concatenate(li), np.concatenate(sx), np.concatenate(ag)
-    ag = np.where(ag == 90, 90 + rng.geometric(0.25, len(ag)) - 1, ag)
+    ag = np.where(ag == 90, 90 + np.minimum(rng.geometric(0.25, len(ag)) - 1, 14), ag)
     dob = base_day - (ag * 365.25 + rng.random(len(ag)) * 365.25).astype(np.int32)
     home = random_postcodes(geo, rng, li)
     eth = rng.choice(len(NHS_ETHNIC), len(li), p=NHS_ETHNIC_P / NHS_ETHNIC_P.sum())
@@ -267,7 +267,7 @@ def simulate(settings: RegimeSettings) -> World:
     prac = choose_rows(rng, pw, li).astype(np.int16)
     on = ~unreg
     r = st["registration"]
-    since = np.minimum(ag * 365.25, r.exponential(8 * 365.25, len(li))).astype(np.int32)
+    since = np.minimum(base_day - dob, r.exponential(8 * 365.25, len(li))).astype(np.int32)
     people.a["on_list"][res] = on
     people.a["practice"][res] = np.where(on, prac, -1)
     people.a["reg_practice"][res] = prac
