@@ -10,7 +10,7 @@ WHERE := --data-dir $(DATA_DIR)
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup all demo-data ingest validate estimates indicators outputs test bench clean
+.PHONY: help setup all demo-data ingest validate estimates indicators outputs test bench bench-regimes clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ test: setup ## set up and run the test suite
 bench: setup ## benchmarks: ingest speed, estimate accuracy (results in benchmarks/results/)
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/backtest_estimates.py
+
+bench-regimes: setup ## back-test the estimates on the independent regimes simulator (benchmarks/regimes; results in benchmarks/results/regimes_backtest.md)
+	$(BIN)/python benchmarks/backtest_regimes.py --seeds 2
 
 clean: ## remove $(DATA_DIR)/processed (raw data is never touched)
 	rm -rf $(DATA_DIR)/processed $(DATA_DIR)/.processed-* $(DATA_DIR)/failed-runs

@@ -152,9 +152,9 @@ class People:
             "on_list": bool, "practice": np.int16, "reg_pc": np.int32, "reg_date": np.int32, "flag4": bool,
             "reg_due": np.int32, "reg_reason": np.int8, "reg_practice": np.int16,
             "dereg_due": np.int32, "dereg_reason": np.int8, "addr_due": np.int32, "addr_pc": np.int32,
-            "ghost": np.int8, "student": np.int8, "never_register": bool}
+            "ghost": np.int8, "student": np.int8, "never_register": bool, "left": np.int32}
     DEFAULTS = {"home": -1, "reg_pc": -1, "reg_date": NEVER, "reg_due": NEVER, "dereg_due": NEVER,
-                "addr_due": NEVER, "addr_pc": -1, "practice": -1, "reg_practice": -1}
+                "addr_due": NEVER, "addr_pc": -1, "practice": -1, "reg_practice": -1, "left": NEVER}
 
     def __init__(self, capacity: int):
         self.n = 0
@@ -282,6 +282,8 @@ def simulate(settings: RegimeSettings) -> World:
     leavers_m = np.bincount(li, weights=(out_uk + emig) * on, minlength=n_l) / 12
     r_eff = F.GHOST_HAZARD_MONTHLY + F.SWEEP_SHARE / F.SWEEP_EVERY_MONTHS
     p_ghost = np.clip(ghost_share * n_res * r_eff / np.maximum(leavers_m, 1e-9), 0, 1)
+    # where leavers are too few to keep the ghosts at their level, duplicate records make up the rest
+    duplicates_m = np.maximum(ghost_share * n_res * r_eff - leavers_m * p_ghost, 0)
     arrivals_uk = np.bincount(li, weights=out_uk, minlength=n_l) / 12 * F.IN_UK_FACTOR
     arrivals_abroad = np.bincount(li, weights=emig, minlength=n_l) / 12 * F.IN_ABROAD_FACTOR
     mover_ages = np.bincount(ag, weights=out_uk, minlength=100)[:100]
@@ -299,7 +301,7 @@ def simulate(settings: RegimeSettings) -> World:
                eth=rng.choice(len(NHS_ETHNIC), len(gl), p=NHS_ETHNIC_P / NHS_ETHNIC_P.sum()),
                status=np.where(rng.random(len(gl)) < 0.8, GONE_UK, GONE_ABROAD), on_list=True, practice=gprac,
                reg_practice=gprac, reg_pc=gpc, reg_date=base_day - (365 + rng.random(len(gl)) * 3000).astype(np.int32),
-               ghost=1)
+               ghost=1, left=base_day - 1)
 
     # --- registrants living elsewhere in the borough
     rng = st["outside"]
@@ -362,7 +364,7 @@ def simulate(settings: RegimeSettings) -> World:
         month_of_year = (EPOCH + np.timedelta64(d0, "D")).astype(object).month
         step_month(world, d0, d1, m, month_of_year, dict(
             churn=churn, pw=pw, p_ghost=p_ghost, arrivals_uk=arrivals_uk, arrivals_abroad=arrivals_abroad,
-            mover_ages=mover_ages, sweep_month=sweep_month, sweeps_on=sweeps_on, student_lsoas=student_lsoas,
+            mover_ages=mover_ages, duplicates=duplicates_m, sweep_month=sweep_month, sweeps_on=sweeps_on, student_lsoas=student_lsoas,
             student_practice=student_practice, intake=intake))
         if d1 in extract_days:
             truth_l.append(record_truth(world, d1))
@@ -384,6 +386,7 @@ def schedule_leaving(world: World, idx: np.ndarray, day: np.ndarray, status: int
     r, g = world.streams["registration"], world.streams["ghost_fate"]
     origin = world.geo.pc_lsoa[np.maximum(p.home[idx], 0)]
     p.a["status"][idx] = status
+    p.a["left"][idx] = day
     p.a["home"][idx] = -1
     p.a["reg_due"][idx] = NEVER                        # a pending registration lapses
     p.a["addr_due"][idx] = NEVER
@@ -558,6 +561,23 @@ def step_month(world: World, d0: int, d1: int, m: int, month_of_year: int, ctx: 
             hit = gone[srng.random(len(gone)) < F.STUDENT_SWEEP_SHARE]
             p.a["dereg_due"][hit] = d0 + 14
             p.a["dereg_reason"][hit] = DEREG_REASONS.index("list_cleaning")
+
+    # duplicate records (a second registration of someone already listed): ghosts from the start
+    drng = st["ghost_fate"]
+    n_d = drng.poisson(ctx["duplicates"])
+    if n_d.sum():
+        listed = np.flatnonzero((p.status == RESIDENT) & p.on_list & (p.reg_pc >= 0))
+        listed_l = geo.pc_lsoa[p.reg_pc[listed]]
+        order = np.argsort(listed_l, kind="stable")
+        counts = np.bincount(listed_l, minlength=n_l)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        dl = np.repeat(np.arange(n_l), n_d)
+        dl = dl[counts[dl] > 0]
+        src = listed[order[starts[dl] + (drng.random(len(dl)) * counts[dl]).astype(int)]]
+        dday = random_days(drng, d0, d1, len(src))
+        idx = p.add(len(src), sex=p.sex[src], dob=p.dob[src], eth=p.eth[src], status=GONE_UK, left=dday, ghost=1,
+                    reg_due=dday, reg_reason=REG_REASONS.index("other"), reg_practice=p.practice[src])
+        p.a["home"][idx] = p.reg_pc[src]         # the listed address, taken as reg_pc when it is applied
 
     # registrants living elsewhere in the borough: turnover
     orng = st["outside"]
