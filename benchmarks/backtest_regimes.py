@@ -197,11 +197,29 @@ def headline(cells: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).round(2)
 
 
+def draws_table(cells: pd.DataFrame, work: Path) -> pd.DataFrame:
+    """What each simulated district drew: the base's LA-wide error, the list / truth ratio (the
+    pipeline's own raw list over the true residents, LA) at the first and last extract."""
+    rows = []
+    la = cells[(cells["area_type"] == "la") & (cells["sex"] == "All") & (cells["age_band"] == "All")
+               & (cells["mode"] == cells["mode"].iloc[0])]
+    for (regime, seed), d in la.groupby(["regime", "seed"]):
+        d = d.sort_values("reference_date")
+        facts_file = next(iter(sorted(work.glob(f"{regime}_s{seed}_*/truth/lsoa_facts.csv"))), None)
+        base_err = pd.read_csv(facts_file)["base_error_la"].iloc[0] if facts_file else np.nan
+        rows.append({"regime": regime, "seed": seed, "base_la_error_pct": np.expm1(base_err) * 100,
+                     "list_ratio_first": d["raw_list"].iloc[0] / d["truth"].iloc[0],
+                     "list_ratio_last": d["raw_list"].iloc[-1] / d["truth"].iloc[-1],
+                     "true_growth_pct": (d["truth"].iloc[-1] / d["truth"].iloc[0] - 1) * 100})
+    return pd.DataFrame(rows).round(3)
+
+
 # ------------------------------------------------------------------------------------ main
 
-def markdown(head: pd.DataFrame, summary: pd.DataFrame, meta: dict) -> str:
+def markdown(head: pd.DataFrame, summary: pd.DataFrame, meta: dict, draws: pd.DataFrame | None = None) -> str:
     lines = ["# Back-test on independently simulated regimes (benchmarks/regimes)", "",
-             f"Model: the pipeline (`pipeline/`, `schemas/`, `config.toml`) as last changed in commit `{meta['commit']}` ({meta['date']}). Command: `{meta['command']}`.",
+             f"Model: the pipeline on `main` at `{meta.get('main', '?')}` (`pipeline/`, `schemas/`, `config.toml` last changed in "
+             f"commit `{meta['commit']}`), run {meta['date']}. Command: `{meta['command']}`.",
              f"Districts: {meta['n_lsoas']} LSOAs of real Trafford geography each, real ONS mid-2022 residents; "
              f"seeds {meta['seeds']} (fresh: never the demo's 101-106/201-206, never used to choose a model); "
              "nine quarterly extracts from 2022-10-01 after a base dated 2022-06-30. Horizons are years after the "
@@ -209,6 +227,10 @@ def markdown(head: pd.DataFrame, summary: pd.DataFrame, meta: dict) -> str:
              "coverage of the published 95% intervals, width = mean (upper - lower) / truth. High churn = the third "
              "of LSOAs with the highest churn multiplier (the simulator's, from the real share aged 20-34).", "",
              "What the simulator assumes and where each size comes from: `benchmarks/regimes/facts.py`.", ""]
+    if draws is not None and len(draws):
+        lines += ["## What each district drew", "",
+                  "The published base's LA-wide error (estimate / truth - 1), and the district's list over its true "
+                  "residents (in-district postcodes) at the first and last extract.", "", _table(draws), ""]
     if meta.get("failures"):
         lines += ["## Runs that did not complete", ""] + [f"- {f}" for f in meta["failures"]] + [""]
     lines += ["## Issue 9's figures (cohdmap against ratio change, per regime and data mode)", ""]
@@ -222,9 +244,8 @@ def markdown(head: pd.DataFrame, summary: pd.DataFrame, meta: dict) -> str:
                  & (summary["age_band"] != "All")].copy()
     if len(la):
         la["cell"] = la["bias"].map("{:+.1f}".format) + " / " + la["bias_ratio_change"].map("{:+.1f}".format)
-        piv = la.pivot_table(index="age_band", columns=["regime", "mode", "sex"], values="cell", aggfunc="first")
-        piv = piv.reindex(BANDS)
-        piv.columns = [" ".join(c) for c in piv.columns]
+        piv = la.pivot_table(index=["regime", "mode", "sex"], columns="age_band", values="cell", aggfunc="first")
+        piv = piv[[b for b in BANDS if b in piv.columns]]
         lines += [_table(piv.reset_index())]
     lines += ["", "## By level at two years, all ages both sexes (MAPE / bias / coverage / width, %)", ""]
     lv = summary[(summary["horizon"] == "2y") & (summary["sex"] == "All") & (summary["age_band"] == "All")]
@@ -256,11 +277,18 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=Path, default=WORK)
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--keep", action="store_true", help="keep each run's data folder")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rebuild the results from the last run's cell_errors.csv without simulating or estimating")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "log", "-1", "--format=%h", "--", "pipeline", "schemas", "config.toml"],
                             capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    main_commit = subprocess.run(["git", "rev-parse", "--short", "main"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     all_cells, failures, seeds = [], [], []
+    if args.report_only:
+        previous = json.loads((args.work / "run.json").read_text())
+        cells = pd.read_csv(args.work / "cell_errors.csv")
+        return report(cells, args, previous)
     for r_i, regime in enumerate(args.regimes):
         for s_i in range(args.seeds):
             seed = FIRST_SEED + 100 * REGIMES.index(regime) + s_i
@@ -296,15 +324,21 @@ def main(argv=None) -> int:
         return 1
     cells = pd.concat(all_cells, ignore_index=True)
     cells.to_csv(args.work / "cell_errors.csv", index=False)
+    cmd = "python benchmarks/backtest_regimes.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    meta = {"commit": commit, "main": main_commit, "date": dt.date.today().isoformat(), "command": cmd.strip(), "n_lsoas": args.n_lsoas,
+            "seeds": ", ".join(map(str, seeds)), "failures": failures}
+    (args.work / "run.json").write_text(json.dumps(meta, indent=2))
+    return report(cells, args, meta)
+
+
+def report(cells: pd.DataFrame, args, meta: dict) -> int:
     summary = summarise(cells)
     head = headline(cells)
     args.results.mkdir(parents=True, exist_ok=True)
     summary.to_csv(args.results / "regimes_backtest.csv", index=False)
     head.to_csv(args.results / "regimes_backtest_headline.csv", index=False)
-    cmd = "python benchmarks/backtest_regimes.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    meta = {"commit": commit, "date": dt.date.today().isoformat(), "command": cmd.strip(), "n_lsoas": args.n_lsoas,
-            "seeds": ", ".join(map(str, seeds)), "failures": failures}
-    (args.results / "regimes_backtest.md").write_text(markdown(head, summary, meta))
+    draws = draws_table(cells, args.work)
+    (args.results / "regimes_backtest.md").write_text(markdown(head, summary, meta, draws))
     print(head.to_string())
     return 0
 
