@@ -53,7 +53,7 @@ bench: setup ## benchmarks: ingest speed, estimate accuracy (results in benchmar
 	$(BIN)/python benchmarks/backtest_estimates.py
 
 bench-regimes: setup ## back-test the estimates on the independent regimes simulator (benchmarks/regimes; results in benchmarks/results/regimes_backtest.md)
-	$(BIN)/python benchmarks/backtest_regimes.py --seeds 2
+	$(BIN)/python benchmarks/backtest_regimes.py --seeds 3
 
 clean: ## remove $(DATA_DIR)/processed (raw data is never touched)
 	rm -rf $(DATA_DIR)/processed $(DATA_DIR)/.processed-* $(DATA_DIR)/failed-runs

@@ -277,6 +277,9 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=Path, default=WORK)
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--keep", action="store_true", help="keep each run's data folder")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep the last run's results for regime x seed x mode already in cell_errors.csv "
+                         "(only valid when neither the simulator nor the pipeline changed since)")
     ap.add_argument("--report-only", action="store_true",
                     help="rebuild the results from the last run's cell_errors.csv without simulating or estimating")
     args = ap.parse_args(argv)
@@ -289,16 +292,26 @@ def main(argv=None) -> int:
         previous = json.loads((args.work / "run.json").read_text())
         cells = pd.read_csv(args.work / "cell_errors.csv")
         return report(cells, args, previous)
+    done = set()
+    if args.reuse and (args.work / "cell_errors.csv").exists():
+        old = pd.read_csv(args.work / "cell_errors.csv")
+        all_cells.append(old)
+        done = set(old[["regime", "seed", "mode"]].drop_duplicates().itertuples(index=False, name=None))
     for r_i, regime in enumerate(args.regimes):
         for s_i in range(args.seeds):
             seed = FIRST_SEED + 100 * REGIMES.index(regime) + s_i
             seeds.append(seed)
+            if all((regime, seed, mode) in done for mode in args.modes):
+                print(f"{regime} seed {seed}: reused", flush=True)
+                continue
             t = time.perf_counter()
             settings = RegimeSettings(regime=regime, seed=seed, n_lsoas=args.n_lsoas)
             world = simulate(settings)
             print(f"{regime} seed {seed}: simulated in {time.perf_counter() - t:.1f}s", flush=True)
             truth = None
             for mode in args.modes:
+                if (regime, seed, mode) in done:
+                    continue
                 folder = args.work / f"{regime}_s{seed}_{mode}"
                 if folder.exists():
                     shutil.rmtree(folder)
