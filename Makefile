@@ -10,7 +10,7 @@ WHERE := --data-dir $(DATA_DIR)
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup all demo-data ingest validate estimates indicators outputs test bench bench-real clean
+.PHONY: help setup all demo-data ingest validate estimates indicators outputs test bench bench-real bench-regimes clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ bench: setup ## benchmarks: ingest speed, estimate accuracy (results in benchmar
 
 bench-real: setup ## real back-test of the counts-only estimates against Census 2021 (needs ../shared/data/real/census2021_backtest)
 	$(BIN)/python benchmarks/backtest_real.py
+
+bench-regimes: setup ## back-test the estimates on the independent regimes simulator (benchmarks/regimes; results in benchmarks/results/regimes_backtest.md)
+	$(BIN)/python benchmarks/backtest_regimes.py --seeds 3
 
 clean: ## remove $(DATA_DIR)/processed (raw data is never touched)
 	rm -rf $(DATA_DIR)/processed $(DATA_DIR)/.processed-* $(DATA_DIR)/failed-runs
