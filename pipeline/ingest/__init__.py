@@ -56,6 +56,7 @@ class FileReport:
     rows_read: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
+    blank_lines: int = 0  # blank lines (not data lines; not counted in rows_read)
     skipped: str | None = None  # why the file was not loaded (duplicate of another file, unreadable)
     quarantined_by_rule: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -148,6 +149,7 @@ def load_file(con, path: Path, source: str, report: FileReport, settings: Settin
     layout = choose_layout(source, raw.columns, path)
     report.layout = layout.name
     report.rows_read = raw.rows_read
+    report.blank_lines = raw.blank_lines
     contract = layout.contract
     contract_columns = set(layout.columns)
     extra = [c for c in raw.columns if c not in contract_columns] if contract.keep_extra_columns else []
