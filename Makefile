@@ -52,5 +52,5 @@ bench: setup ## benchmarks: ingest speed, estimate accuracy (results in benchmar
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/backtest_estimates.py
 
-clean: ## remove $(DATA_DIR)/processed (raw data is never touched)
-	rm -rf $(DATA_DIR)/processed $(DATA_DIR)/.processed-* $(DATA_DIR)/failed-runs
+clean: ## remove $(DATA_DIR)/processed (raw data is never touched; refused while a run holds the lock)
+	$(PYTHON) -m pipeline.clean $(DATA_DIR)
