@@ -86,20 +86,28 @@ def _run(last_stage: str, config: Optional[Path], data_dir: Optional[Path], verb
                       f"{escape(str(settings.processed_dir))} are unchanged; the run's log is in "
                       f"{escape(str(settings.data_dir / 'failed-runs'))}.")
         raise typer.Exit(1)
-    console.print(final_line(summary))
+    console.print(final_line(summary), highlight=False, markup=False)
 
 
 def final_line(summary) -> str:
-    """The last line of a run: done, the balance over data lines, and every warning (markup-safe)."""
-    totals = summary.report.get("totals", {})
-    warnings = summary.report.get("warnings", [])
-    head = "[yellow]Done with warnings[/]" if warnings else "[green]Done[/]"
-    line = (f"{head} ({summary.run_id}): {totals.get('rows_read', 0):,} rows read, "
-            f"{totals.get('rows_loaded', 0):,} loaded, {totals.get('rows_quarantined', 0):,} quarantined. "
-            f"Results in {escape(str(summary.processed_dir))}")
+    """The last line of every run: rows, warnings (files not read or skipped), failed expectations,
+    what was reused, where the results are. Printed without markup, so bracketed text is kept."""
+    report = summary.report
+    totals = report.get("totals", {})
+    warnings = report.get("warnings", [])
+    failed = report.get("expectations", {}).get("failed", [])
+    reused = [name for name, run in report.get("stage_runs", {}).items() if run.get("reused")]
+    head = "Done with warnings" if warnings else "Done"
+    parts = [f"{head} ({summary.run_id}): {totals.get('rows_read', 0):,} rows read, {totals.get('rows_loaded', 0):,} "
+             f"loaded, {totals.get('rows_quarantined', 0):,} quarantined"]
     if warnings:
-        line += f". {len(warnings)} warning(s) (run_report.json): " + escape("; ".join(warnings))
-    return line
+        parts.append(f"{len(warnings)} warning(s): " + "; ".join(warnings))
+    if failed:
+        names = sorted({r["expectation"] for r in failed})
+        parts.append(f"{len(failed)} batch expectation(s) FAILED ({', '.join(names)}: see validation_results.json)")
+    if reused:
+        parts.append(f"reused unchanged {', '.join(reused)}")
+    return "; ".join(parts) + f". Results in {summary.processed_dir}"
 
 
 @app.command("demo-data")

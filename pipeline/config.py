@@ -106,6 +106,8 @@ class ValidationSettings(Section):
     max_list_change: float = Field(0.10, gt=0)
     min_list_for_change_check: int = Field(500, ge=0)
     list_change_mostly: float = Field(0.95, gt=0, le=1)
+    # expectations (short names, see pipeline/validate) whose failure stops the run before estimates
+    critical_expectations: list[str] = Field(default_factory=lambda: ["rows_accounted_for", "one_row_per_patient"])
 
 
 class EstimateSettings(Section):

@@ -1,7 +1,9 @@
 """A run of the pipeline: one data folder, one lock, one staging directory, one atomic swap.
 
-Stages run in order (ingest -> validate -> estimates -> outputs) and each run rebuilds from
-``raw/``, so re-running is idempotent. Everything is built in ``.processed-staging-<run id>/``
+Stages are declared in `pipeline.stages` and run in their registered order; the runner knows
+none of them by name. A run rebuilds every stage whose code, settings or inputs changed since
+the last good run and reuses the database of the unchanged stages before the requested one,
+so re-running is idempotent and re-running one late stage is cheap. Everything is built in ``.processed-staging-<run id>/``
 beside ``processed/``; only when every stage has succeeded is it swapped in. A failed or killed
 run therefore leaves the previous ``processed/`` exactly as it was. A file lock on the data
 folder stops two runs from interleaving.
@@ -10,12 +12,14 @@ folder stops two runs from interleaving.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import shutil
 import signal
 import subprocess
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +28,17 @@ import duckdb
 from filelock import FileLock, Timeout
 
 from pipeline import __version__
+from pipeline.checks import check_published_tables
 from pipeline.config import PROJECT_ROOT, Settings
+from pipeline.stages import Stage, StageContext, fingerprint_stages, stages_up_to, targets
 
 log = logging.getLogger("pipeline")
 
-STAGES = ("ingest", "validate", "estimates", "outputs")
-NOT_BUILT = {"indicators": "the PSA 21 indicators, local basket and alerts are a later issue"}
 DATABASE = "cohesion.duckdb"
+DEMO_MANIFEST = "demo_manifest.json"  # written at the root of raw/ by the demo generator
+# what a reused stage leaves in processed/ besides the database (the rest is rebuilt every run)
+NOT_CARRIED_OVER = {"logs", "outputs", "run_report.json", "config_used.json"}
+NOT_BUILT = {"indicators": "the PSA 21 indicators, local basket and alerts are a later issue"}
 
 
 class RunError(Exception):
@@ -53,12 +61,13 @@ class RunSummary:
     report: dict = field(default_factory=dict)
 
 
-def stages_up_to(last: str) -> list[str]:
-    if last in NOT_BUILT:
-        raise RunError(f"The '{last}' stage is not built yet: {NOT_BUILT[last]}. Nothing was written.")
-    if last not in STAGES:
-        raise RunError(f"Unknown stage '{last}'; choose one of {', '.join(STAGES)}")
-    return list(STAGES[: STAGES.index(last) + 1])
+def stages_for(target: str) -> list[Stage]:
+    try:
+        return stages_up_to(target)
+    except KeyError as exc:
+        if target in NOT_BUILT:
+            raise RunError(f"The '{target}' stage is not built yet: {NOT_BUILT[target]}. Nothing was written.") from exc
+        raise RunError(f"Unknown stage '{target}'; choose one of {', '.join(targets())}") from exc
 
 
 def code_version() -> str:
@@ -70,9 +79,14 @@ def code_version() -> str:
     return f"{__version__}+{commit}" if commit else __version__
 
 
-def run_pipeline(settings: Settings, last_stage: str = "outputs", progress_factory=None) -> RunSummary:
-    """Run every stage up to `last_stage` on `settings.data_dir` and swap the result in."""
-    stages = stages_up_to(last_stage)
+def run_pipeline(settings: Settings, last_stage: str = "outputs", progress_factory=None,
+                 reuse: bool = True) -> RunSummary:
+    """Run every stage up to `last_stage` on `settings.data_dir` and swap the result in.
+
+    With `reuse`, the stages before `last_stage`'s own are taken from the last good run when their
+    fingerprints (code, settings, raw files, upstream) are unchanged.
+    """
+    stages = stages_for(last_stage)
     data_dir = settings.data_dir
     if not settings.raw_dir.is_dir():
         raise RunError(f"No raw data folder at {settings.raw_dir}. Put extracts in raw/<source>/ "
@@ -86,7 +100,7 @@ def run_pipeline(settings: Settings, last_stage: str = "outputs", progress_facto
     try:
         recover_interrupted_swap(data_dir)
         with _stop_on_sigterm():
-            return _run_locked(settings, stages, progress_factory)
+            return _run_locked(settings, stages, last_stage, progress_factory, reuse)
     finally:
         lock.release()
 
@@ -145,7 +159,7 @@ def _keep_failed_log(run_log: Path, data_dir: Path, note: str = "") -> Path | No
         return None
 
 
-def _run_locked(settings: Settings, stages: list[str], progress_factory) -> RunSummary:
+def _run_locked(settings: Settings, stages: list[Stage], target: str, progress_factory, reuse: bool) -> RunSummary:
     data_dir = settings.data_dir
     run_id = dt.datetime.now().strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     staging = data_dir / f".processed-staging-{run_id}"
@@ -157,14 +171,21 @@ def _run_locked(settings: Settings, stages: list[str], progress_factory) -> RunS
         raise
     started = dt.datetime.now(dt.timezone.utc)
     report: dict = {"run_id": run_id, "started": started.isoformat(timespec="seconds"), "code_version": code_version(),
-                    "data_dir": str(data_dir), "stages": stages, "status": "running"}
+                    "data_dir": str(data_dir), "stages": [s.name for s in stages], "status": "running",
+                    "synthetic": read_demo_manifest(settings.raw_dir)}
     try:
-        log.info("run %s: stages %s on %s", run_id, " -> ".join(stages), data_dir)
+        log.info("run %s: stages %s on %s", run_id, " -> ".join(s.name for s in stages), data_dir)
         log.info("configuration: %s (written to config_used.json)", settings.as_json().replace("\n", " "))
         (staging / "config_used.json").write_text(settings.as_json(), encoding="utf-8")
+        prints = fingerprint_stages(stages, settings, hash_raw_files(settings.raw_dir))
+        reused = reuse_previous(data_dir / "processed", staging, stages, prints, target, report) if reuse else []
         con = duckdb.connect(str(staging / DATABASE))
         try:
-            _run_stages(con, settings, stages, staging, report, progress_factory)
+            if reused:
+                drop_tables_not_from(con, reused, report)
+            ctx = StageContext(con, settings, staging, report, progress_factory)
+            for stage in stages[len(reused):]:
+                run_stage(stage, ctx, prints[stage.name])
         finally:
             con.close()
         report["status"] = "succeeded"
@@ -186,35 +207,91 @@ def _run_locked(settings: Settings, stages: list[str], progress_factory) -> RunS
         raise
 
 
-def _run_stages(con, settings: Settings, stages: list[str], staging: Path, report: dict, progress_factory) -> None:
-    if "ingest" in stages:
-        from pipeline.ingest import ingest_raw
-        from pipeline.outputs import write_quarantine
+def run_stage(stage: Stage, ctx: StageContext, fingerprint: str) -> None:
+    """Run one stage, record what it made, and check every table it publishes."""
+    before = set(list_tables(ctx.con))
+    started = time.perf_counter()
+    log.info("stage %s: %s", stage.name, stage.description or "running")
+    added = stage.run(ctx) or {}
+    ctx.report.update(added)
+    made = sorted(set(list_tables(ctx.con)) - before)
+    missing = [t for t in stage.publishes if t not in set(list_tables(ctx.con))]
+    if missing:
+        raise RunError(f"stage '{stage.name}' declares it publishes {', '.join(missing)} but did not create them")
+    check_published_tables(ctx.con, stage.publishes)
+    seconds = round(time.perf_counter() - started, 2)
+    ctx.report.setdefault("stage_runs", {})[stage.name] = {
+        "fingerprint": fingerprint, "seconds": seconds, "reused": False, "tables": made, "report_keys": sorted(added)}
+    log.info("stage %s done in %.1f s (%d tables)", stage.name, seconds, len(made))
 
-        progress = progress_factory("Ingest") if progress_factory else None
-        try:
-            result = ingest_raw(con, settings, progress)
-        finally:
-            if progress:
-                progress.stop()
-        report.update(result.report_fields())  # files, totals, files_skipped, not_read, warnings
-        write_quarantine(result, staging / "quarantine")
-        report["ingest_files"] = result.files  # kept in memory for validation; dropped before writing
-    if "validate" in stages:
-        from pipeline.validate import validate_batches
 
-        results = validate_batches(con, settings, report.get("ingest_files", []), staging)
-        report["expectations"] = {"evaluated": len(results), "failed": [r for r in results if not r["success"]]}
-    report.pop("ingest_files", None)
-    if "estimates" in stages:
-        from pipeline.estimates import estimate_populations
+def reuse_previous(processed: Path, staging: Path, stages: list[Stage], prints: dict[str, str], target: str,
+                   report: dict) -> list[Stage]:
+    """Carry over the last good run's work for the unchanged stages before `target`'s own; return them."""
+    previous = _read_json(processed / "run_report.json")
+    if not previous or previous.get("status") != "succeeded" or not (processed / DATABASE).exists():
+        return []
+    runs = previous.get("stage_runs", {})
+    reused: list[Stage] = []
+    for stage in stages:
+        if stage.target_name == target or stage.name == target:
+            break
+        if runs.get(stage.name, {}).get("fingerprint") != prints[stage.name]:
+            changed = "its first run" if stage.name not in runs else "its code, settings or inputs changed"
+            log.info("stage %s runs again (%s)", stage.name, changed)
+            break
+        reused.append(stage)
+    if not reused:
+        return []
+    for item in processed.iterdir():
+        if item.name in NOT_CARRIED_OVER:
+            continue
+        (shutil.copytree if item.is_dir() else shutil.copy2)(item, staging / item.name)
+    for stage in reused:
+        entry = dict(runs[stage.name], reused=previous["run_id"])
+        report.setdefault("stage_runs", {})[stage.name] = entry
+        report.update({key: previous[key] for key in entry.get("report_keys", []) if key in previous})
+    log.info("reusing %s from run %s (unchanged raw files, settings and code)",
+             ", ".join(s.name for s in reused), previous["run_id"])
+    return reused
 
-        log.info("estimating small-area populations")
-        estimate_populations(con, settings.estimates)
-    if "outputs" in stages:
-        from pipeline.outputs import publish_outputs
 
-        report["outputs"] = publish_outputs(con, settings, staging / "outputs")
+def drop_tables_not_from(con: duckdb.DuckDBPyConnection, reused: list[Stage], report: dict) -> None:
+    """Drop every table in a carried-over database that the reused stages did not make."""
+    keep = {t for s in reused for t in report["stage_runs"][s.name]["tables"]}
+    for table in list_tables(con):
+        if table not in keep:
+            con.execute(f'DROP TABLE "{table}"')
+
+
+def list_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' AND table_type = 'BASE TABLE'"
+    ).fetchall()]
+
+
+def hash_raw_files(raw_dir: Path) -> dict[str, str]:
+    """sha256 of every file under raw/ (what the ingest stage's fingerprint depends on)."""
+    hashes = {}
+    for path in sorted(p for p in raw_dir.rglob("*") if p.is_file()):
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        hashes[str(path.relative_to(raw_dir))] = digest.hexdigest()
+    return hashes
+
+
+def read_demo_manifest(raw_dir: Path) -> dict | None:
+    """The demo generator's manifest when raw/ holds the synthetic district (None for real extracts)."""
+    return _read_json(raw_dir / DEMO_MANIFEST)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def swap_in(staging: Path, processed: Path, run_id: str) -> None:

@@ -84,6 +84,21 @@ def generate_district(settings: DemoSettings, data_dir: Path, rates: DemoRates =
     return summary
 
 
+MANIFEST = "demo_manifest.json"  # read by pipeline.run: outputs made from this raw/ say they are synthetic
+
+
+def write_manifest(raw_dir: Path) -> None:
+    """Mark raw/ as the synthetic demo district (at the root of raw/, outside every source folder)."""
+    import json
+
+    from pipeline import __version__
+
+    (raw_dir / MANIFEST).write_text(json.dumps({
+        "synthetic": True, "generator": "pipeline.demo", "version": __version__,
+        "note": "SYNTHETIC DEMO DATA: made-up people over Trafford's real geography; no real person",
+    }, indent=2), encoding="utf-8")
+
+
 def publish_staging(staging: Path, raw_dir: Path, truth_dir: Path) -> None:
     """Move the staged raw sources into raw/ (which may exist, empty) and replace truth/."""
     raw_dir.mkdir(parents=True, exist_ok=True)
@@ -92,6 +107,7 @@ def publish_staging(staging: Path, raw_dir: Path, truth_dir: Path) -> None:
         if target.is_dir() and not any(target.iterdir()):
             target.rmdir()
         os.replace(item, target)
+    write_manifest(raw_dir)
     if truth_dir.exists():
         shutil.rmtree(truth_dir)
     os.replace(staging / "truth", truth_dir)

@@ -40,7 +40,7 @@ from schemas.contracts import KNOWN_LANGUAGES, SOURCES, Layout, layouts_for
 from schemas.types import redact_nhs_numbers_sql
 
 __all__ = ["IngestError", "IngestResult", "FileReport", "RawFolderError", "UnreadableFile", "NothingLoaded",
-           "DuplicateAcrossFiles", "ingest_raw"]
+           "DuplicateAcrossFiles", "ingest_raw", "write_quarantine"]
 
 log = logging.getLogger(__name__)
 SQL = Path(__file__).parent / "sql"
@@ -78,6 +78,9 @@ class FileReport:
         return asdict(self)
 
 
+QUARANTINE_COLUMNS = ["file", "line", "column", "rule", "message", "value"]
+
+
 class NothingLoaded(IngestError):
     """A file gave no rows to load: empty, or every row quarantined."""
 
@@ -103,6 +106,17 @@ class IngestResult:
             "not_read": [item.as_dict() for item in self.not_read],
             "warnings": list(self.warnings),
         }
+
+
+def write_quarantine(result: IngestResult, folder: Path) -> None:
+    """processed/quarantine/<source>.csv for every source read (header only when nothing failed).
+
+    For the analyst only: it holds raw fields, so it is never copied into the partner pack.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in sorted({f.source for f in result.files}):
+        frame = result.quarantine.get(source, pd.DataFrame(columns=QUARANTINE_COLUMNS))
+        frame.to_csv(folder / f"{source}.csv", index=False)
 
 
 # canonical tables whose rows are counted: a key loaded from two files would count twice

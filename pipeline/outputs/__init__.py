@@ -1,8 +1,9 @@
 """Outputs: the one gateway between the pipeline's tables and what partners receive.
 
 Everything written under ``processed/outputs/`` goes through `publish_frame`, where disclosure
-control is applied. Data-quality files for the analyst (``processed/quarantine/``) are written
-here too, but never copied into the partner pack.
+control is applied. Only what partners receive passes here: the quarantine (raw fields) is
+written by ingest. Whether outputs are synthetic comes from the run's own metadata
+(``run_report.json``'s ``synthetic``: the demo generator's manifest).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from pipeline.outputs.disclosure import suppress_small_counts
 
 log = logging.getLogger(__name__)
 
-QUARANTINE_COLUMNS = ["file", "line", "column", "rule", "message", "value"]
 SYNTHETIC_NOTE = "SYNTHETIC DEMO DATA: no real person"
 
 # partner tables: the table, the CSV it becomes, and its columns that are counts of people
@@ -28,23 +28,16 @@ PARTNER_TABLES = {
 }
 
 
-def write_quarantine(result, folder: Path) -> None:
-    """processed/quarantine/<source>.csv for every source read (header only when nothing failed)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for source in sorted({f.source for f in result.files}):
-        frame = result.quarantine.get(source, pd.DataFrame(columns=QUARANTINE_COLUMNS))
-        frame.to_csv(folder / f"{source}.csv", index=False)
+def is_synthetic(report: dict) -> bool:
+    """The run read the demo generator's synthetic district (its manifest is in raw/)."""
+    return bool((report.get("synthetic") or {}).get("synthetic"))
 
 
-def is_synthetic(settings: Settings) -> bool:
-    """The demo generator marks its raw folder; outputs made from it say so plainly."""
-    return any("SYNTHETIC" in p.read_text(errors="ignore") for p in settings.raw_dir.glob("README*"))
-
-
-def publish_frame(frame: pd.DataFrame, path: Path, count_columns: list[str], settings: Settings) -> Path:
+def publish_frame(frame: pd.DataFrame, path: Path, count_columns: list[str], settings: Settings,
+                  synthetic: bool) -> Path:
     """Write one partner CSV, after disclosure control."""
     safe = suppress_small_counts(frame, count_columns, settings.outputs.min_cell_count)
-    if is_synthetic(settings):
+    if synthetic:
         safe["note"] = safe["note"].where(safe["note"] == "", safe["note"] + "; ") + SYNTHETIC_NOTE
     path.parent.mkdir(parents=True, exist_ok=True)
     safe.to_csv(path, index=False, float_format="%.6g")
@@ -70,17 +63,18 @@ def sort_for_partners(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[order].reset_index(drop=True)
 
 
-def publish_outputs(con: duckdb.DuckDBPyConnection, settings: Settings, folder: Path) -> list[str]:
+def publish_outputs(con: duckdb.DuckDBPyConnection, settings: Settings, folder: Path, report: dict) -> list[str]:
     """Publish every partner table the run has built; return the files written."""
     written = []
+    synthetic = is_synthetic(report)
     for table, (filename, counts) in PARTNER_TABLES.items():
         if not table_exists(con, table):
             continue
         frame = sort_for_partners(con.execute(f"SELECT * FROM {table}").df())
-        publish_frame(frame, folder / filename, counts, settings)
+        publish_frame(frame, folder / filename, counts, settings, synthetic)
         written.append(filename)
         log.info("published %s (%d rows)", filename, len(frame))
-    if is_synthetic(settings):
+    if synthetic:
         (folder / "README.md").write_text(f"# {SYNTHETIC_NOTE}\n\nThese outputs were made from the bundled demo "
                                           "district: synthetic people laid over Trafford's real geography.\n")
     return written

@@ -1,0 +1,31 @@
+"""The estimates stage: COHDMAP small-area populations with margins, and the flows later stages use."""
+
+from __future__ import annotations
+
+import logging
+
+from pipeline.ingest.stage import CANONICAL_TABLES
+from pipeline.stages import Stage, StageContext
+
+log = logging.getLogger(__name__)
+
+PUBLISHED = ("population_estimates", "population_estimates_methods", "ethnicity_estimates", "population_flows")
+
+
+def run_estimates(ctx: StageContext) -> dict:
+    from pipeline.estimates import estimate_populations
+
+    log.info("estimating small-area populations")
+    estimate_populations(ctx.con, ctx.settings.estimates)
+    return {}
+
+
+STAGE = Stage(
+    name="estimates",
+    run=run_estimates,
+    reads=CANONICAL_TABLES,
+    publishes=PUBLISHED,
+    config=("estimates",),
+    code=("pipeline/estimates",),
+    description="COHDMAP small-area population estimates with margins of error",
+)

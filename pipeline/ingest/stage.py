@@ -1,0 +1,36 @@
+"""The ingest stage: raw/ -> canonical tables, quarantine/ and the per-file balance."""
+
+from __future__ import annotations
+
+from pipeline.stages import Stage, StageContext
+
+CANONICAL_TABLES = (
+    "postcode_directory", "area_names", "lsoa_lookup", "place_index", "gp_register", "gp_movements", "gp_counts",
+    "school_census", "school_counts", "survey_responses", "vital_events", "asylum_allocations", "asylum_support",
+    "base_population", "incidents",
+)
+
+
+def run_ingest(ctx: StageContext) -> dict:
+    from pipeline.ingest import ingest_raw, write_quarantine
+
+    progress = ctx.progress_factory("Ingest") if ctx.progress_factory else None
+    try:
+        result = ingest_raw(ctx.con, ctx.settings, progress)
+    finally:
+        if progress:
+            progress.stop()
+    write_quarantine(result, ctx.out_dir / "quarantine")
+    ctx.memory["ingest_files"] = result.files  # for validation in the same run
+    return result.report_fields()  # files, totals, files_skipped, not_read, warnings
+
+
+STAGE = Stage(
+    name="ingest",
+    run=run_ingest,
+    publishes=CANONICAL_TABLES,
+    config=("ingest",),
+    code=("pipeline/ingest",),
+    reads_raw=True,
+    description="check and load raw extracts into canonical tables, quarantining bad rows",
+)

@@ -1,0 +1,12 @@
+"""Statistics public-health analysts trust, one module per statistic (PHEindicatormethods style).
+
+Every function checks its inputs first (messages say how to fix the problem), returns fixed
+columns that name the confidence level (``lower_95``, ``upper_99_8``), and is a pure function of
+its arguments. Where DHSC's `PHStatsMethods` (the Python port of PHEindicatormethods) computes
+a statistic, it is used; the tests pin each statistic to published reference values.
+
+| module | statistic |
+|---|---|
+| `proportion` | proportions with Wilson score limits |
+| `compare` | significance against a comparator (Fingertips: higher / similar / lower) |
+"""

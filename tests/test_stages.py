@@ -1,0 +1,106 @@
+"""The stage registry, reuse of unchanged stages, and the checks on published tables."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+
+from pipeline.checks import PublishedTableError, check_published_tables
+from pipeline.config import load_settings
+from pipeline.run import run_pipeline
+from pipeline.stages import Stage, register_stage, registered_stages, stages_up_to, unregister_stage
+
+
+def test_built_in_stages_run_in_order_and_each_reads_only_what_an_earlier_one_publishes():
+    names = [s.name for s in registered_stages()]
+    assert names[:3] == ["ingest", "validate", "estimates"] and names[-1] == "outputs"
+    published: set[str] = set()
+    for stage in registered_stages():
+        assert set(stage.reads) <= published, stage.name
+        published |= set(stage.publishes)
+    assert "population_flows" in published
+
+
+def test_a_stage_reading_an_unpublished_table_is_refused():
+    with pytest.raises(ValueError, match="est_gp_flows, which no earlier stage publishes"):
+        register_stage(Stage(name="sneaky", run=lambda ctx: None, reads=("est_gp_flows",)))
+
+
+def test_a_new_stage_is_added_by_declaring_it(demo_run, tmp_path):
+    """A toy stage reading population_estimates runs after estimates, without touching the runner."""
+    settings, _ = demo_run
+
+    def count_areas(ctx):
+        ctx.con.execute("CREATE TABLE toy_area_count AS SELECT count(DISTINCT area_code) AS n FROM population_estimates")
+        return {"toy": "ran"}
+
+    register_stage(Stage(name="toy", run=count_areas, reads=("population_estimates",), publishes=("toy_area_count",)),
+                   after="estimates")
+    try:
+        assert [s.name for s in stages_up_to("toy")][-2:] == ["estimates", "toy"]
+        summary = run_pipeline(settings, "toy")
+        assert summary.report["toy"] == "ran"
+        runs = summary.report["stage_runs"]
+        # everything before the toy stage was unchanged since the demo run: reused, not rebuilt
+        assert runs["ingest"]["reused"] and runs["estimates"]["reused"] and not runs["toy"]["reused"]
+        assert summary.report["totals"]["rows_read"] > 0  # the reused stages' report entries carried over
+        con = duckdb.connect(str(settings.processed_dir / "cohesion.duckdb"), read_only=True)
+        assert con.execute("SELECT n FROM toy_area_count").fetchall()[0][0] > 0
+        con.close()
+    finally:
+        unregister_stage("toy")
+
+
+def test_an_unchanged_rerun_reuses_upstream_and_a_changed_raw_file_rebuilds(mini_data):
+    settings = load_settings(data_dir=mini_data)
+    first = run_pipeline(settings, "validate")
+    assert not first.report["stage_runs"]["ingest"]["reused"]
+    again = run_pipeline(settings, "validate")
+    assert again.report["stage_runs"]["ingest"]["reused"] == first.run_id
+    assert again.report["files"] == first.report["files"]
+    log = (mini_data / "processed" / "logs" / f"run-{again.run_id}.log").read_text()
+    assert "reusing ingest" in log
+    # one raw file changes: ingest runs again
+    path = mini_data / "raw" / "gp_register" / "gp_register_2024-04-01.csv"
+    path.write_text(path.read_text().replace("Pa0004", "Pa0005"))
+    changed = run_pipeline(settings, "validate")
+    assert not changed.report["stage_runs"]["ingest"]["reused"]
+    con = duckdb.connect(str(mini_data / "processed" / "cohesion.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM gp_register WHERE patient_id = 'Pa0005'").fetchall()[0][0] == 1
+    con.close()
+    report = json.loads((mini_data / "processed" / "run_report.json").read_text())
+    assert report["stage_runs"]["validate"]["fingerprint"]
+
+
+def _estimates(con, rows):
+    con.execute("""CREATE OR REPLACE TABLE population_estimates (area_code VARCHAR, area_name VARCHAR,
+        area_type VARCHAR, reference_date DATE, sex VARCHAR, age_band VARCHAR, estimate DOUBLE, lower_95 DOUBLE,
+        upper_95 DOUBLE, gp_list DOUBLE, base_population DOUBLE, turbulence DOUBLE, method VARCHAR)""")
+    con.executemany("INSERT INTO population_estimates VALUES (?, 'A', 'lsoa', DATE '2024-01-01', ?, ?, ?, ?, ?, 1, 1, 0, "
+                    "'cohdmap')", rows)
+
+
+GOOD = [("E01", "M", "0-4", 10, 8, 12), ("E01", "F", "0-4", 20, 18, 22), ("E01", "All", "0-4", 30, 27, 33),
+        ("E01", "M", "All", 10, 8, 12), ("E01", "F", "All", 20, 18, 22), ("E01", "All", "All", 30, 27, 33)]
+
+
+def test_published_estimates_pass_their_contract_when_sound():
+    con = duckdb.connect()
+    _estimates(con, GOOD)
+    check_published_tables(con, ["population_estimates"])
+
+
+@pytest.mark.parametrize("change, rule", [
+    (lambda rows: rows + [rows[0]], "unique key"),
+    (lambda rows: rows[1:], "every combination present"),
+    (lambda rows: [(*rows[0][:3], 10, 11, 12), *rows[1:]], "lower_95 <= estimate <= upper_95"),
+    (lambda rows: [*rows[:5], ("E01", "All", "All", 31, 27, 33)], "'All' sex = sum of the parts"),
+    (lambda rows: [(*rows[0][:3], -1, -2, 1), *rows[1:]], "estimate not negative"),
+])
+def test_a_broken_published_table_fails_the_run_naming_the_rule(change, rule):
+    con = duckdb.connect()
+    _estimates(con, change(list(GOOD)))
+    with pytest.raises(PublishedTableError, match=rule.replace("(", r"\(").replace(")", r"\)")):
+        check_published_tables(con, ["population_estimates"])
