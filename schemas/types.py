@@ -41,11 +41,14 @@ class DateForm:
     example: str
     pattern: str  # regular expression the whole trimmed text must match
     format: str  # strptime format, the same in Python and DuckDB
+    separators: tuple[str, str] = ("", "")  # characters read as the format's separator (e.g. '-.' as '/')
 
 
 DATE_FORMS: dict[str, DateForm] = {f.name: f for f in (
     DateForm("iso", "2022-06-30", r"\d{4}-\d{2}-\d{2}", "%Y-%m-%d"),
-    DateForm("dmy", "30/06/2022", r"\d{1,2}/\d{1,2}/\d{4}", "%d/%m/%Y"),  # UK order, as Excel exports it
+    # UK order, as Excel exports it; 30-06-2022 and 30.06.2022 read the same
+    DateForm("dmy", "30/06/2022", r"\d{1,2}/\d{1,2}/\d{4}|\d{1,2}-\d{1,2}-\d{4}|\d{1,2}\.\d{1,2}\.\d{4}", "%d/%m/%Y",
+             separators=("-.", "//")),
     DateForm("nhs", "30JUN2022", r"\d{2}[A-Za-z]{3}\d{4}", "%d%b%Y"),  # NHS Digital publications
 )}
 DEFAULT_DATE_FORMS: tuple[str, ...] = ("iso", "dmy")
@@ -53,8 +56,11 @@ DEFAULT_DATE_FORMS: tuple[str, ...] = ("iso", "dmy")
 
 def date_sql(x: str, forms: tuple[str, ...]) -> str:
     """SQL reading the text `x` as a date in any of `forms` (NULL when it is in none of them)."""
-    whens = " ".join(f"WHEN regexp_full_match({x}, '{DATE_FORMS[f].pattern}') "
-                     f"THEN TRY_CAST(try_strptime({x}, '{DATE_FORMS[f].format}') AS DATE)" for f in forms)
+    def read(form: DateForm) -> str:
+        text = f"translate({x}, '{form.separators[0]}', '{form.separators[1]}')" if form.separators[0] else x
+        return f"TRY_CAST(try_strptime({text}, '{form.format}') AS DATE)"
+
+    whens = " ".join(f"WHEN regexp_full_match({x}, '{DATE_FORMS[f].pattern}') THEN {read(DATE_FORMS[f])}" for f in forms)
     return f"(CASE {whens} END)"
 
 
@@ -124,6 +130,7 @@ def parse_date(value, forms: tuple[str, ...] = DEFAULT_DATE_FORMS):
         for name in forms:
             form = DATE_FORMS[name]
             if re.fullmatch(form.pattern, text):
+                text = text.translate(str.maketrans(*form.separators)) if form.separators[0] else text
                 return dt.datetime.strptime(text.title() if name == "nhs" else text, form.format).date()
         raise ValueError(f"expected a date such as {date_examples(forms)}, got {value!r}")
     return value

@@ -267,7 +267,7 @@ def quarantine_frame(con, report: FileReport, raw, redacted: list[str]) -> pd.Da
     structural = f"LEFT JOIN {raw.rejects} AS s USING (__line)" if raw.rejects else ""
     raw_line = redact_nhs_numbers_sql("s.raw_line") if raw.rejects else "NULL"
     keyed = ", ".join(_lit(c) for c in redacted) or "''"
-    value = (f"CASE WHEN f.\"column\" IN ({keyed}) OR f.rule IN ('duplicate_record', 'duplicate_across_files') "
+    value = (f"CASE WHEN f.\"column\" IS NULL OR f.\"column\" IN ({keyed}) OR f.rule IN ('duplicate_record', 'duplicate_across_files') "
              f"THEN {redact_nhs_numbers_sql('f.value')} ELSE f.value END")
     frame = con.execute(f"""
         SELECT {_lit(report.file)} AS file, f.__line AS line, f."column", f.rule,
