@@ -64,7 +64,7 @@ def _settings(config: Optional[Path], data_dir: Optional[Path]):
     try:
         return load_settings(config, data_dir=data_dir)
     except ConfigError as exc:
-        console.print(f"[bold red]Configuration error:[/] {escape(str(exc))}")
+        console.print(f"[bold red]Configuration error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2)
 
 
@@ -76,17 +76,17 @@ def _run(last_stage: str, config: Optional[Path], data_dir: Optional[Path], verb
         summary = run_pipeline(settings, last_stage, progress_factory=RichProgress)
     except RunInterrupted as exc:
         console.print(f"[bold red]Stopped:[/] {escape(str(exc))}. The previous outputs in {escape(str(settings.processed_dir))} "
-                      f"are unchanged; the run's log is in {escape(str(settings.data_dir / 'failed-runs'))}.")
+                      f"are unchanged; the run's log is in {escape(str(settings.data_dir / 'failed-runs'))}.", soft_wrap=True)
         raise typer.Exit(128 + exc.signum)
     except RunError as exc:
-        console.print(f"[bold red]Stopped:[/] {escape(str(exc))}")
+        console.print(f"[bold red]Stopped:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2)
     except Exception as exc:  # noqa: BLE001 - the message is the user's guide; the traceback is in the log
         console.print(f"[bold red]Run failed:[/] {escape(str(exc))}\nThe previous outputs in "
                       f"{escape(str(settings.processed_dir))} are unchanged; the run's log is in "
-                      f"{escape(str(settings.data_dir / 'failed-runs'))}.")
+                      f"{escape(str(settings.data_dir / 'failed-runs'))}.", soft_wrap=True)
         raise typer.Exit(1)
-    console.print(final_line(summary), highlight=False, markup=False)
+    console.print(final_line(summary), highlight=False, markup=False, soft_wrap=True)
 
 
 def final_line(summary) -> str:
