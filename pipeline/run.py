@@ -144,6 +144,13 @@ def recover_interrupted_swap(data_dir: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
+def _expected(exc: BaseException) -> bool:
+    """Stops that explain themselves (bad input, a signal): logged as one line, without a traceback."""
+    from pipeline.ingest.reader import IngestError
+
+    return isinstance(exc, (RunError, IngestError))
+
+
 def _keep_failed_log(run_log: Path, data_dir: Path, note: str = "") -> Path | None:
     """Copy a failed run's log to failed-runs/; a full disk must not stop the clean-up, so errors are reported, not raised."""
     target = data_dir / "failed-runs" / run_log.name
@@ -195,11 +202,14 @@ def _run_locked(settings: Settings, stages: list[Stage], target: str, progress_f
         _detach(handler)
         swap_in(staging, data_dir / "processed", run_id)
         return RunSummary(run_id, "succeeded", data_dir / "processed", report)
-    except BaseException:
+    except BaseException as exc:
         # every failure that leaves the process alive (an error, a full disk, SIGTERM, Ctrl-C) ends here:
         # the log is kept in failed-runs/ when it can be, and the staging folder always goes
         try:
-            log.exception("run %s failed; %s is unchanged", run_id, data_dir / "processed")
+            if _expected(exc):  # a stop with a message for the user: no traceback on the console
+                log.error("run %s stopped: %s; %s is unchanged", run_id, exc, data_dir / "processed")
+            else:
+                log.exception("run %s failed; %s is unchanged", run_id, data_dir / "processed")
             _detach(handler)
             _keep_failed_log(staging / "logs" / f"run-{run_id}.log", data_dir)
         finally:
