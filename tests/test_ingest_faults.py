@@ -353,3 +353,17 @@ def test_every_file_not_read_is_listed_with_its_reason(mini_data):
     assert len(report["warnings"]) == 6
     copy = next(f for f in report["files"] if f["file"] == "gp_register/zz_copy.CSV")  # read (then skipped: same content)
     assert copy["sha256"] and "same content" in copy["skipped"]
+
+
+def test_line_numbers_hold_on_a_large_file_read_in_parallel(tmp_path):
+    """Each of 300,000 lines keeps its own number, even when the connection does not preserve order."""
+    from pipeline.ingest.reader import read_raw_file
+
+    path = tmp_path / "big.csv"
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT i, 'x' || i AS s FROM range(300000) t(i)) TO '{path}' (HEADER)")
+    con.execute("SET threads = 2")
+    con.execute("SET preserve_insertion_order = false")
+    raw = read_raw_file(con, path, "rf", "gp_register", {})
+    assert raw.rows_read == 300000
+    assert scalar(con, "SELECT count(*) FROM rf WHERE __line <> CAST(i AS BIGINT) + 2") == 0

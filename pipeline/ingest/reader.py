@@ -154,10 +154,8 @@ def _read_csv(con, path: Path, table: str, source: str, header_map) -> RawFile:
     header = _read_header(path)
     mapped = _rename(header, source, header_map)
     n = len(header)
-    lines = f"{table}__lines"
-    _read_lines(con, path, lines)
-    blank = scalar(con, f"SELECT count(*) FROM {lines} WHERE text IS NULL OR regexp_full_match(text, '[\\s,]*')")
-    con.execute(f"DELETE FROM {lines} WHERE text IS NULL OR regexp_full_match(text, '[\\s,]*')")
+    lines = _read_lines(con, path, f"{table}__lines")
+    # fields: split on commas, or (a line with quotes) by the CSV grammar, quotes removed and "" undoubled
     fields = (f"CASE WHEN contains(text, '\"') THEN list_transform(regexp_extract_all(',' || text, {_lit(',(' + _FIELD + ')')}, 1), "
               f"lambda f: CASE WHEN starts_with(trim(f), '\"') THEN replace(substr(trim(f), 2, length(trim(f)) - 2), '\"\"', '\"') "
               f"ELSE f END) ELSE string_split(text, ',') END")
@@ -165,10 +163,12 @@ def _read_csv(con, path: Path, table: str, source: str, header_map) -> RawFile:
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {table}__parsed AS
         SELECT __line, text, problem, CASE WHEN problem IS NULL THEN {fields} END AS fields
         FROM (SELECT __line, text,
-                     CASE WHEN NOT contains(text, '"') THEN NULL
+                     CASE WHEN text IS NULL OR trim(text, ' ,' || chr(9) || chr(13)) = '' THEN 'blank'
+                          WHEN NOT contains(text, '"') THEN NULL
                           WHEN {odd} THEN 'unclosed_quote'
                           WHEN NOT regexp_full_match(text, {_lit(_LINE)}) THEN 'stray_quote' END AS problem
-              FROM {lines})""")
+              FROM {lines.table} WHERE __line > 1)""")
+    con.execute(f"DROP TABLE {lines.table}")
     select = ", ".join(f"fields[{i + 1}] AS {quote(m)}" for i, m in enumerate(mapped))
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {table} AS
         SELECT __line, {select} FROM {table}__parsed WHERE problem IS NULL AND len(fields) = {n}""")
@@ -181,47 +181,57 @@ def _read_csv(con, path: Path, table: str, source: str, header_map) -> RawFile:
                         THEN 'a quote opened on this line is not closed on it (a value may not run over a line break); only this line is quarantined, the lines after it are read as usual'
                     ELSE 'the line has ' || len(fields) || ' fields; the header has {n}' END AS message,
                text AS raw_line
-        FROM {table}__parsed WHERE problem IS NOT NULL OR len(fields) <> {n}
-        UNION ALL SELECT * FROM {lines}_encoding""")
-    rows_read = scalar(con, f"SELECT count(*) FROM {table}__parsed") + scalar(con, f"SELECT count(*) FROM {lines}_encoding")
-    for temp in (f"{table}__parsed", lines, f"{lines}_encoding"):
+        FROM {table}__parsed WHERE problem <> 'blank' OR (problem IS NULL AND len(fields) <> {n})
+        UNION ALL SELECT * FROM {lines.encoding}""")
+    counts = con.execute(f"SELECT count(*) FILTER (WHERE problem IS DISTINCT FROM 'blank'), "
+                         f"count(*) FILTER (WHERE problem = 'blank') FROM {table}__parsed").fetchall()[0]
+    rows_read = counts[0] + scalar(con, f"SELECT count(*) FROM {lines.encoding}")
+    for temp in (f"{table}__parsed", lines.encoding):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
-    return RawFile(path, table, mapped, rows_read, f"{table}_rejects", blank)
+    return RawFile(path, table, mapped, rows_read, f"{table}_rejects", counts[1])
 
 
-def _read_lines(con, path: Path, table: str) -> int:
-    """`table`: one row per physical line after the header (``__line``, ``text``), read by DuckDB.
+@dataclass
+class _Lines:
+    table: str  # __line, text: every physical line of the file (the header is line 1)
+    encoding: str  # structural rejects for lines that are not UTF-8
+
+
+def _read_lines(con, path: Path, table: str) -> _Lines:
+    """Every physical line of the file with its number, read by DuckDB in one streaming pass.
 
     DuckDB's CSV reader is used with no quote and no usable delimiter, so every physical line is one
-    value and nothing is interpreted yet. Lines DuckDB cannot decode (invalid UTF-8) come back as
-    rejects with their line numbers; the other lines keep the order of the file, so their line
-    numbers are the positions left once the rejected ones are taken out. Returns the file's number
-    of physical lines (header included).
+    value and nothing is interpreted yet (preserving insertion order, DuckDB's default, keeps the
+    rows in file order, so a line's number is its row number). Lines DuckDB cannot decode (invalid
+    UTF-8) come back as rejects with their line numbers; the other lines then take the positions
+    left once the rejected ones are taken out.
     """
     rejects, scans = f"{table}_enc_rejects", f"{table}_enc_scans"
     con.execute(f"DROP TABLE IF EXISTS {rejects}")
     con.execute(f"DROP TABLE IF EXISTS {scans}")
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE {table}__read AS
-        SELECT row_number() OVER () AS __n, l AS text
-        FROM read_csv({_lit(path)}, header = false, columns = {{'l': 'VARCHAR'}}, delim = {_NO_DELIMITER},
-                      quote = '', escape = '', auto_detect = false, strict_mode = false,
-                      store_rejects = true, rejects_table = '{rejects}', rejects_scan = '{scans}')""")
-    read = scalar(con, f"SELECT count(*) FROM {table}__read")
+    ordered = scalar(con, "SELECT current_setting('preserve_insertion_order')")
+    con.execute("SET preserve_insertion_order = true")  # line numbers depend on it
+    try:
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {table} AS
+            SELECT row_number() OVER () AS __line, l AS text
+            FROM read_csv({_lit(path)}, header = false, columns = {{'l': 'VARCHAR'}}, delim = {_NO_DELIMITER},
+                          quote = '', escape = '', auto_detect = false, strict_mode = false,
+                          store_rejects = true, rejects_table = '{rejects}', rejects_scan = '{scans}')""")
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if ordered else 'false'}")
     bad = scalar(con, f"SELECT count(DISTINCT line) FROM {rejects}")
-    total = read + bad
-    if bad == 0:
-        position = f"SELECT __n AS __line, text FROM {table}__read"
-    else:  # the k-th line read is the k-th line that was not rejected
-        position = f"""SELECT p.line AS __line, r.text FROM {table}__read AS r JOIN (
+    if bad:  # the k-th line read is the k-th line that was not rejected
+        total = scalar(con, f"SELECT count(*) FROM {table}") + bad
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {table} AS
+            SELECT p.line AS __line, r.text FROM {table} AS r JOIN (
                 SELECT line, row_number() OVER (ORDER BY line) AS __n FROM range(1, {total + 1}) AS t(line)
-                WHERE line NOT IN (SELECT line FROM {rejects})) AS p USING (__n)"""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM ({position}) WHERE __line > 1")
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE {table}_encoding AS
+                WHERE line NOT IN (SELECT line FROM {rejects})) AS p ON p.__n = r.__line""")
+    encoding = f"{table}_encoding"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {encoding} AS
         SELECT line AS __line, 'invalid_encoding' AS rule,
                'the line is not UTF-8 text (save the file as UTF-8 CSV)' AS message, min(csv_line) AS raw_line
         FROM {rejects} WHERE line > 1 GROUP BY line""")
-    con.execute(f"DROP TABLE {table}__read")
-    return total
+    return _Lines(table, encoding)
 
 
 def _lit(value) -> str:
