@@ -367,3 +367,22 @@ def test_line_numbers_hold_on_a_large_file_read_in_parallel(tmp_path):
     raw = read_raw_file(con, path, "rf", "gp_register", {})
     assert raw.rows_read == 300000
     assert scalar(con, "SELECT count(*) FROM rf WHERE __line <> CAST(i AS BIGINT) + 2") == 0
+
+
+def test_the_console_keeps_bracketed_text_and_ends_on_the_warnings(mini_data):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    runner = CliRunner()
+    (mini_data / "raw" / "gp_registers").mkdir()
+    result = runner.invoke(app, ["ingest", "--data-dir", str(mini_data)])
+    assert result.exit_code == 1
+    assert 'set [ingest] unknown_folders = "skip" in config.toml' in " ".join(result.output.split())
+    (mini_data / "raw" / "gp_registers").rmdir()
+    write(mini_data / "raw" / "gp_register" / "archive" / "old.csv", REGISTER_HEADER + "\n")
+    result = runner.invoke(app, ["ingest", "--data-dir", str(mini_data)])
+    assert result.exit_code == 0
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Done with warnings") and "raw/gp_register/archive/: not read" in last
+    assert "[ingest] read_subfolders = true" in last

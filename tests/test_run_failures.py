@@ -107,3 +107,23 @@ def test_make_clean_respects_the_lock(mini_data):
     assert made.returncode == 0, made.stderr
     assert not (mini_data / "processed").exists()
     assert (mini_data / "raw" / "gp_register").exists()  # raw data is never touched
+
+
+def test_a_swap_that_fails_halfway_puts_the_previous_outputs_back(mini_data, monkeypatch):
+    settings = load_settings(data_dir=mini_data)
+    run_pipeline(settings, "ingest")
+    before = snapshot(mini_data / "processed")
+    rename = Path.rename
+
+    def failing_rename(self, target):
+        if self.name.startswith(".processed-staging-"):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", failing_rename)
+    with pytest.raises(OSError):
+        run_pipeline(settings, "ingest")
+    monkeypatch.undo()
+    assert snapshot(mini_data / "processed") == before
+    assert not list(mini_data.glob(".processed-*"))
+    assert list((mini_data / "failed-runs").glob("run-*.log"))
