@@ -141,6 +141,11 @@ class EstimateSettings(Section):
             raise ValueError(f"no such file: {path} (leave it \"\" for the calibrated pipeline/estimates/margin_model.json)")
         return str(path)
 
+class VocabularySettings(Section):
+    # where the Chinese codes (NHS R, DfE CHNE) go: "Asian" as in the 2011 and 2021 censuses,
+    # or "Other" as in the 2001 census (schemas/vocabulary.py)
+    chinese_ethnic_group: Literal["Asian", "Other"] = "Asian"
+
 
 class OutputSettings(Section):
     min_cell_count: int = Field(10, ge=0)
@@ -165,6 +170,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     validation: ValidationSettings = ValidationSettings()
     estimates: EstimateSettings = EstimateSettings()
+    vocabulary: VocabularySettings = VocabularySettings()
     outputs: OutputSettings = OutputSettings()
 
     @classmethod

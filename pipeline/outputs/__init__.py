@@ -17,6 +17,7 @@ import pandas as pd
 from pipeline.config import Settings
 from pipeline.db import table_exists
 from pipeline.outputs.disclosure import suppress_small_counts
+from schemas.vocabulary import AREA_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def publish_frame(frame: pd.DataFrame, path: Path, count_columns: list[str], set
     return path
 
 
-AREA_ORDER = {"la": 0, "ward": 1, "msoa": 2, "lsoa": 3}
+AREA_ORDER = {area_type: i for i, area_type in enumerate(AREA_TYPES)}
 
 
 def sort_for_partners(frame: pd.DataFrame) -> pd.DataFrame:
