@@ -386,3 +386,20 @@ def test_the_console_keeps_bracketed_text_and_ends_on_the_warnings(mini_data):
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("Done with warnings") and "raw/gp_register/archive/: not read" in last
     assert "[ingest] read_subfolders = true" in last
+
+
+def test_parquet_numbers_stored_as_floats_read_as_whole_numbers(mini_data):
+    """pandas writes an integer column with gaps as floats: an NHS number is still caught, counts still load."""
+    frame = pd.read_csv(mini_data / "raw" / REGISTER_1, dtype=str, keep_default_na=False)
+    frame["extract_date"] = "2024-07-01"
+    frame["patient_id"] = [9434765919.0, 1234.0, 5678.0, float("nan")]
+    frame.to_parquet(mini_data / "raw" / "gp_register" / "floats.parquet", index=False)
+    write(mini_data / "raw" / "vital_events" / "ve.csv", "period_start,period_end,area_code,sex,age_band,births,deaths\n"
+          "2024-01-01,2024-03-31,E01006074,F,,12,\n")
+    pd.DataFrame({"period_start": ["2024-04-01"], "period_end": ["2024-06-30"], "area_code": ["E01006074"],
+                  "births": [12.0], "deaths": [float("nan")]}).to_parquet(mini_data / "raw" / "vital_events" / "q2.parquet")
+    con, result = ingest(mini_data)
+    q = result.quarantine["gp_register"].set_index("line")
+    assert q["rule"].to_dict() == {2: "nhs_number", 5: "missing_value"}
+    assert "9434765919" not in q.to_csv()
+    assert scalar(con, "SELECT births FROM vital_events WHERE period_start = DATE '2024-04-01'") == 12

@@ -15,7 +15,8 @@ non-blank data lines, and every one of them ends up loaded or quarantined:
 - a line that is not UTF-8 is ``invalid_encoding``.
 
 Blank lines (and lines of commas only, as spreadsheets export) are not data lines: they are
-counted in ``blank_lines``. Parquet columns of real DATE or TIMESTAMP type are read as ISO dates.
+counted in ``blank_lines``. Parquet columns of real DATE or TIMESTAMP type are read as ISO dates,
+and whole numbers stored as floats (as pandas writes an integer column with gaps) without ``.0``.
 A file that cannot be read at all raises `UnreadableFile` naming the file and the problem.
 """
 
@@ -118,9 +119,13 @@ def _read_parquet(con, path: Path, table: str, source: str, header_map) -> RawFi
     mapped = _rename(original, source, header_map)
 
     def as_text(column: str, sql_type: str) -> str:
+        c = quote(column)
         if sql_type.upper() in _DATE_TYPES:  # a real date or timestamp: its calendar date, as ISO text
-            return f"strftime(CAST({quote(column)} AS DATE), '%Y-%m-%d')"
-        return f"CAST({quote(column)} AS VARCHAR)"
+            return f"strftime(CAST({c} AS DATE), '%Y-%m-%d')"
+        if sql_type.upper() in ("DOUBLE", "FLOAT"):  # whole numbers stored as floats (pandas, with gaps): 12, not 12.0
+            return (f"CASE WHEN isfinite({c}) AND {c} = trunc({c}) AND abs({c}) < 1e15 "
+                    f"THEN CAST(CAST({c} AS BIGINT) AS VARCHAR) ELSE CAST({c} AS VARCHAR) END")
+        return f"CAST({c} AS VARCHAR)"
 
     select = ", ".join(f"{as_text(o, t)} AS {quote(m)}" for o, m, t in zip(original, mapped, types))
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT file_row_number + 2 AS __line, {select} "
