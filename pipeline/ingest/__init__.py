@@ -320,13 +320,14 @@ def insert_valid_rows(con, layout: Layout, file: str, extra: list[str]) -> int:
         "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position", [table]).fetchall()]
     typed_columns = [s.name for s in compile_checks(layout.contract, "raw_file").columns] + extra
     derived = DERIVED.get(table, {})
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE valid AS
+    # a view, not a copy: the rows are materialised once, by the INSERT into the canonical table
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW valid AS
         SELECT t.* EXCLUDE (__line), {_lit(file)} AS source_file, t.__line AS source_line
                {', p.area_type AS __area_type, p.lsoa_code AS __lsoa, p.msoa_code AS __msoa, p.ward_code AS __ward, p.la_code AS __la' if place else ''}
         FROM typed AS t {f'LEFT JOIN place_index AS p ON p.place = {_qualify(place)}' if place else ''}
         WHERE t.__line NOT IN (SELECT __line FROM failed)""")
-    loaded = scalar(con, "SELECT count(*) FROM valid")
     if layout.reshape:
+        loaded = scalar(con, "SELECT count(*) FROM valid")
         create_table_from(con, "reshaped", SQL / layout.reshape, temp=True)
         _refuse_reshaped_repeats(con, table, file)
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM reshaped")
@@ -344,8 +345,7 @@ def insert_valid_rows(con, layout: Layout, file: str, extra: list[str]) -> int:
             select.append(quote(column))
         elif place and column in geo:
             select.append(f"{geo[column]} AS {quote(column)}")
-    con.execute(f"INSERT INTO {table} BY NAME SELECT {', '.join(select)} FROM valid")
-    return loaded
+    return con.execute(f"INSERT INTO {table} BY NAME SELECT {', '.join(select)} FROM valid").fetchall()[0][0]
 
 
 RESHAPED_KEYS = {"base_population": ("reference_date", "lsoa_code", "sex", "age_band", "source")}

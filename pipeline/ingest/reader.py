@@ -165,33 +165,35 @@ def _read_csv(con, path: Path, table: str, source: str, header_map) -> RawFile:
               f"lambda f: CASE WHEN starts_with(trim(f), '\"') THEN replace(substr(trim(f), 2, length(trim(f)) - 2), '\"\"', '\"') "
               f"ELSE f END) ELSE string_split(text, ',') END")
     odd = "(length(text) - length(replace(text, '\"', ''))) % 2 = 1"
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE {table}__parsed AS
-        SELECT __line, text, problem, CASE WHEN problem IS NULL THEN {fields} END AS fields
-        FROM (SELECT __line, text,
-                     CASE WHEN text IS NULL OR trim(text, ' ,' || chr(9) || chr(13)) = '' THEN 'blank'
-                          WHEN NOT contains(text, '"') THEN NULL
-                          WHEN {odd} THEN 'unclosed_quote'
-                          WHEN NOT regexp_full_match(text, {_lit(_LINE)}) THEN 'stray_quote' END AS problem
-              FROM {lines.table} WHERE __line > 1)""")
-    con.execute(f"DROP TABLE {lines.table}")
     select = ", ".join(f"fields[{i + 1}] AS {quote(m)}" for i, m in enumerate(mapped))
+    # one pass: every data line split into the header's columns, with what (if anything) is wrong with it
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {table} AS
-        SELECT __line, {select} FROM {table}__parsed WHERE problem IS NULL AND len(fields) = {n}""")
+        SELECT __line, problem AS __problem, len(fields) AS __fields, {select}
+        FROM (SELECT __line, problem, CASE WHEN problem IS NULL THEN {fields} END AS fields
+              FROM (SELECT __line, text,
+                           CASE WHEN text IS NULL OR trim(text, ' ,' || chr(9) || chr(13)) = '' THEN 'blank'
+                                WHEN NOT contains(text, '"') THEN NULL
+                                WHEN {odd} THEN 'unclosed_quote'
+                                WHEN NOT regexp_full_match(text, {_lit(_LINE)}) THEN 'stray_quote' END AS problem
+                    FROM {lines.table} WHERE __line > 1))""")
+    bad = f"__problem IS NOT NULL OR __fields <> {n}"
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {table}_rejects AS
-        SELECT __line,
-               CASE WHEN problem IS NOT NULL THEN 'bad_quoting' WHEN len(fields) < {n} THEN 'short_row' ELSE 'long_row' END AS rule,
-               CASE WHEN problem = 'stray_quote'
+        SELECT t.__line,
+               CASE WHEN __problem IS NOT NULL THEN 'bad_quoting' WHEN __fields < {n} THEN 'short_row' ELSE 'long_row' END AS rule,
+               CASE WHEN __problem = 'stray_quote'
                         THEN 'quotes do not enclose whole values (a stray " inside a value?); the line cannot be split into columns'
-                    WHEN problem = 'unclosed_quote'
+                    WHEN __problem = 'unclosed_quote'
                         THEN 'a quote opened on this line is not closed on it (a value may not run over a line break); only this line is quarantined, the lines after it are read as usual'
-                    ELSE 'the line has ' || len(fields) || ' fields; the header has {n}' END AS message,
-               text AS raw_line
-        FROM {table}__parsed WHERE problem <> 'blank' OR (problem IS NULL AND len(fields) <> {n})
+                    ELSE 'the line has ' || __fields || ' fields; the header has {n}' END AS message,
+               l.text AS raw_line
+        FROM (SELECT __line, __problem, __fields FROM {table} WHERE __problem IS DISTINCT FROM 'blank' AND ({bad})) AS t
+        JOIN {lines.table} AS l USING (__line)
         UNION ALL SELECT * FROM {lines.encoding}""")
-    counts = con.execute(f"SELECT count(*) FILTER (WHERE problem IS DISTINCT FROM 'blank'), "
-                         f"count(*) FILTER (WHERE problem = 'blank') FROM {table}__parsed").fetchall()[0]
+    counts = con.execute(f"SELECT count(*) FILTER (WHERE __problem IS DISTINCT FROM 'blank'), "
+                         f"count(*) FILTER (WHERE __problem = 'blank') FROM {table}").fetchall()[0]
+    con.execute(f"DELETE FROM {table} WHERE {bad}")
     rows_read = counts[0] + scalar(con, f"SELECT count(*) FROM {lines.encoding}")
-    for temp in (f"{table}__parsed", lines.encoding):
+    for temp in (lines.table, lines.encoding):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
     return RawFile(path, table, mapped, rows_read, f"{table}_rejects", counts[1])
 
