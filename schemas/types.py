@@ -44,13 +44,18 @@ class DateForm:
     pattern: str  # regular expression the whole trimmed text must match
     format: str  # strptime format, the same in Python and DuckDB
     separators: tuple[str, str] = ("", "")  # characters read as the format's separator (e.g. '-.' as '/')
+    time: bool = False  # a time of day may follow (as spreadsheets and pandas write dates): the date is read
+
+
+# what may follow a date whose form allows a time: ' 00:00', ' 13:45:00', 'T00:00:00.000'
+TIME_SUFFIX = r"(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?"
 
 
 DATE_FORMS: dict[str, DateForm] = {f.name: f for f in (
-    DateForm("iso", "2022-06-30", r"\d{4}-\d{2}-\d{2}", "%Y-%m-%d"),
+    DateForm("iso", "2022-06-30", r"\d{4}-\d{2}-\d{2}", "%Y-%m-%d", time=True),
     # UK order, as Excel exports it; 30-06-2022 and 30.06.2022 read the same
     DateForm("dmy", "30/06/2022", r"\d{1,2}/\d{1,2}/\d{4}|\d{1,2}-\d{1,2}-\d{4}|\d{1,2}\.\d{1,2}\.\d{4}", "%d/%m/%Y",
-             separators=("-.", "//")),
+             separators=("-.", "//"), time=True),
     DateForm("nhs", "30JUN2022", r"\d{2}[A-Za-z]{3}\d{4}", "%d%b%Y"),  # NHS Digital publications
 )}
 DEFAULT_DATE_FORMS: tuple[str, ...] = ("iso", "dmy")
@@ -59,10 +64,14 @@ DEFAULT_DATE_FORMS: tuple[str, ...] = ("iso", "dmy")
 def date_sql(x: str, forms: tuple[str, ...]) -> str:
     """SQL reading the text `x` as a date in any of `forms` (NULL when it is in none of them)."""
     def read(form: DateForm) -> str:
-        text = f"translate({x}, '{form.separators[0]}', '{form.separators[1]}')" if form.separators[0] else x
+        text = f"regexp_replace({x}, '[ T].*$', '')" if form.time else x
+        text = f"translate({text}, '{form.separators[0]}', '{form.separators[1]}')" if form.separators[0] else text
         return f"TRY_CAST(try_strptime({text}, '{form.format}') AS DATE)"
 
-    whens = " ".join(f"WHEN regexp_full_match({x}, '{DATE_FORMS[f].pattern}') THEN {read(DATE_FORMS[f])}" for f in forms)
+    def pattern(form: DateForm) -> str:
+        return f"(?:{form.pattern}){TIME_SUFFIX}" if form.time else form.pattern
+
+    whens = " ".join(f"WHEN regexp_full_match({x}, '{pattern(DATE_FORMS[f])}') THEN {read(DATE_FORMS[f])}" for f in forms)
     return f"(CASE {whens} END)"
 
 
@@ -129,7 +138,8 @@ def parse_date(value, forms: tuple[str, ...] = DEFAULT_DATE_FORMS):
         text = value.strip()
         for name in forms:
             form = DATE_FORMS[name]
-            if re.fullmatch(form.pattern, text):
+            if re.fullmatch(f"(?:{form.pattern}){TIME_SUFFIX}" if form.time else form.pattern, text):
+                text = re.split(r"[ T]", text)[0] if form.time else text
                 text = text.translate(str.maketrans(*form.separators)) if form.separators[0] else text
                 return dt.datetime.strptime(text.title() if name == "nhs" else text, form.format).date()
         raise ValueError(f"expected a date such as {date_examples(forms)}, got {value!r}")

@@ -247,6 +247,9 @@ def test_uk_dates_read_in_every_date_column(mini_data):
     write(mini_data / "raw" / "gp_register" / "excel.csv", "\n".join([REGISTER_HEADER, *rows]) + "\n")
     other_separators = "30.06.2024,Pq0009,P91003,M15 4AB,M,1-7-1980,2.1.2000,N,A".replace("M15 4AB", first_postcodes(1)[0])
     write(mini_data / "raw" / "gp_register" / "dots.csv", "\n".join([REGISTER_HEADER, other_separators]) + "\n")
+    with_times = [r.replace("2024-07-01,", "2024-08-01 00:00:00,").replace(",2000-01-01,", ",01/01/2000 00:00,")
+                  .replace("Pq", "Pt") for r in register_rows(2)]  # as pandas and spreadsheets write dates
+    write(mini_data / "raw" / "gp_register" / "times.csv", "\n".join([REGISTER_HEADER, *with_times]) + "\n")
     write(mini_data / "raw" / "vital_events" / "ve.csv", "period_start,period_end,area_code,sex,age_band,births,deaths\n"
           "01/01/2024,31/03/2024,E01006074,F,,12,\n")
     pc = first_postcodes(1)[0]
@@ -257,6 +260,8 @@ def test_uk_dates_read_in_every_date_column(mini_data):
     assert str(scalar(con, "SELECT min(date_of_birth) FROM gp_register WHERE source_file LIKE '%excel.csv'")) == "1980-01-01"
     assert str(scalar(con, "SELECT date_of_birth FROM gp_register WHERE patient_id = 'Pq0009' AND extract_date = DATE '2024-06-30'")) == "1980-07-01"
     assert str(scalar(con, "SELECT period_end FROM vital_events")) == "2024-03-31"
+    assert scalar(con, "SELECT count(*) FROM gp_register WHERE extract_date = DATE '2024-08-01' "
+                       "AND registration_date = DATE '2000-01-01'") == 2
     assert str(scalar(con, "SELECT entry_date FROM school_census")) == "2021-09-01"
 
 
