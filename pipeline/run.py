@@ -110,19 +110,24 @@ class _stop_on_sigterm:
     the staging folder is removed and the run's log kept in failed-runs/ (SIGKILL cannot be caught:
     the next run keeps the killed run's log, see `recover_interrupted_swap`)."""
 
+    received: int | None = None  # the signal, once received (DuckDB turns it into its own "interrupted" error)
+
     def __enter__(self):
         self.previous = None
+        _stop_on_sigterm.received = None
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(signal.SIGTERM, self._raise)
         return self
 
     @staticmethod
     def _raise(signum, frame):
+        _stop_on_sigterm.received = signum
         raise RunInterrupted(signum)
 
     def __exit__(self, *exc):
         if self.previous is not None:
             signal.signal(signal.SIGTERM, self.previous)
+        _stop_on_sigterm.received = None
         return False
 
 
@@ -205,15 +210,21 @@ def _run_locked(settings: Settings, stages: list[Stage], target: str, progress_f
     except BaseException as exc:
         # every failure that leaves the process alive (an error, a full disk, SIGTERM, Ctrl-C) ends here:
         # the log is kept in failed-runs/ when it can be, and the staging folder always goes
+        signalled = _stop_on_sigterm.received
+        converted = None
+        if signalled and not isinstance(exc, RunInterrupted):  # a query DuckDB interrupted on the signal
+            converted = RunInterrupted(signalled)
         try:
-            if _expected(exc):  # a stop with a message for the user: no traceback on the console
-                log.error("run %s stopped: %s; %s is unchanged", run_id, exc, data_dir / "processed")
+            if converted or _expected(exc):  # a stop with a message for the user: no traceback on the console
+                log.error("run %s stopped: %s; %s is unchanged", run_id, converted or exc, data_dir / "processed")
             else:
                 log.exception("run %s failed; %s is unchanged", run_id, data_dir / "processed")
             _detach(handler)
             _keep_failed_log(staging / "logs" / f"run-{run_id}.log", data_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        if converted:
+            raise converted from exc
         raise
 
 

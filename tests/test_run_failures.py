@@ -20,13 +20,15 @@ from pipeline.ingest import UnreadableFile
 from pipeline.run import run_pipeline
 from test_run import snapshot
 
-# a run whose ingest stage hangs, so that it can be signalled mid-run
+# a run whose ingest stage hangs (in Python, or in a long DuckDB query), so that it can be signalled mid-run
+HANGS = {"python": "time.sleep(120)",
+         "duckdb": "con.execute('CREATE TEMP TABLE hang AS SELECT count(*) FROM range(100000000000) t(i) WHERE i % 7 = 3')"}
 HANGING_RUN = """
 import sys, time
 import pipeline.ingest
 def hang(con, settings, progress=None):
     print("started", flush=True)
-    time.sleep(120)
+    {hang}
 pipeline.ingest.ingest_raw = hang
 sys.argv = ["cohesion", "ingest", "--data-dir", sys.argv[1]]
 from pipeline.cli import app
@@ -34,8 +36,8 @@ app()
 """
 
 
-def start_hanging_run(data: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HANGING_RUN, str(data)], stdout=subprocess.PIPE,
+def start_hanging_run(data: Path, hang: str = "python") -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", HANGING_RUN.replace("{hang}", HANGS[hang]), str(data)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=PROJECT_ROOT)
     assert proc.stdout.readline().strip() == "started", proc.stderr.read()
     assert list(data.glob(".processed-staging-*"))
@@ -68,10 +70,12 @@ def test_full_disk_before_the_log_opens_removes_staging(mini_data, monkeypatch):
     assert not list(mini_data.glob(".processed-*"))
 
 
-def test_sigterm_keeps_the_failed_run_log_and_removes_staging(mini_data):
+@pytest.mark.parametrize("hang", ["python", "duckdb"])
+def test_sigterm_keeps_the_failed_run_log_and_removes_staging(mini_data, hang):
     run_pipeline(load_settings(data_dir=mini_data), "ingest")
     before = snapshot(mini_data / "processed")
-    proc = start_hanging_run(mini_data)
+    proc = start_hanging_run(mini_data, hang)
+    time.sleep(0.5)  # inside the hang
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM
