@@ -26,6 +26,8 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 from schemas.contracts import SOURCES, layouts_for
 from schemas.types import DATE_FORMS, DEFAULT_DATE_FORMS
 
+from pipeline.indicators.psa21.settings import Psa21Settings
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config.toml"
 ENV_PREFIX = "COHESION_"
@@ -172,6 +174,7 @@ class Settings(BaseSettings):
     estimates: EstimateSettings = EstimateSettings()
     vocabulary: VocabularySettings = VocabularySettings()
     outputs: OutputSettings = OutputSettings()
+    psa21: Psa21Settings = Psa21Settings()  # PSA 21 survey indicators (pipeline/indicators/psa21/settings.py)
 
     @classmethod
     def settings_customise_sources(
