@@ -121,7 +121,7 @@ def write_quarantine(result: IngestResult, folder: Path) -> None:
 
 
 # canonical tables whose rows are counted: a key loaded from two files would count twice
-CROSS_FILE_KEYS = ("gp_register", "gp_movements", "gp_counts", "school_census", "school_counts", "survey_responses",
+CROSS_FILE_KEYS = ("gp_register", "gp_movements", "gp_counts", "gp_practice_age", "school_census", "school_counts", "survey_responses",
                    "vital_events", "asylum_allocations", "incidents", "base_population")
 
 
