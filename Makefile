@@ -58,5 +58,5 @@ bench-real: setup ## real back-test of the counts-only estimates against Census 
 bench-regimes: setup ## back-test the estimates on the independent regimes simulator (benchmarks/regimes; results in benchmarks/results/regimes_backtest.md)
 	$(BIN)/python benchmarks/backtest_regimes.py --seeds 3
 
-clean: ## remove $(DATA_DIR)/processed (raw data is never touched)
-	rm -rf $(DATA_DIR)/processed $(DATA_DIR)/.processed-* $(DATA_DIR)/failed-runs
+clean: ## remove $(DATA_DIR)/processed (raw data is never touched; refused while a run holds the lock)
+	$(PYTHON) -m pipeline.clean $(DATA_DIR)
