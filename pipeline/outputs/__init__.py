@@ -16,7 +16,7 @@ import pandas as pd
 
 from pipeline.config import Settings
 from pipeline.db import table_exists
-from pipeline.outputs.disclosure import suppress_small_counts
+from pipeline.outputs.disclosure import protect_frame
 
 log = logging.getLogger(__name__)
 
