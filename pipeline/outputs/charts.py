@@ -316,7 +316,7 @@ def chart_indicator_by_ward(w: ChartWriter, ind: pd.DataFrame, indicator_id: str
 def chart_trend(w: ChartWriter, ind: pd.DataFrame, indicator_id: str):
     rows = _indicator_rows(ind, indicator_id)
     la = rows[rows.area_type == "la"].dropna(subset=["value"]).sort_values("period_end")
-    if la.period_end.nunique() < 2:
+    if rows.empty or la.period_end.nunique() < 2:
         return None
     name, unit, polarity = _meta(rows)
     fig = w.figure(9, 5.5)
@@ -358,11 +358,14 @@ def funnel_limits(target: float, denominators: np.ndarray, unit: str, level: flo
 @_styled
 def chart_funnel(w: ChartWriter, ind: pd.DataFrame, indicator_id: str):
     rows = _indicator_rows(ind, indicator_id)
+    if rows.empty:
+        return None
     latest = _latest(rows, "period_end")
     wards = latest[latest.area_type == "ward"].dropna(subset=["value", "denominator"])
     la = latest[latest.area_type == "la"].dropna(subset=["value"])
     name, unit, polarity = _meta(rows)
-    if len(wards) < 3 or la.empty or unit not in ("%",) and "per" not in unit:
+    if len(wards) < 3 or la.empty or (unit != "%" and "per" not in unit):
+        log.info("no funnel plot for %s: %d wards with values, unit %s", indicator_id, len(wards), unit)
         return None
     target = float(la.value.iloc[0])
     den = wards.denominator.astype(float).to_numpy()

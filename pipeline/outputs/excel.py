@@ -26,7 +26,10 @@ def _for_sheet(frame: pd.DataFrame) -> pd.DataFrame:
         elif pd.api.types.is_numeric_dtype(out[column]) and not pd.api.types.is_bool_dtype(out[column]):
             out[column] = pd.to_numeric(out[column], errors="coerce").astype(float)
         else:
-            out[column] = out[column].astype(object).where(out[column].notna(), "").astype(str)
+            text = out[column].astype(object).where(out[column].notna(), "").astype(str)
+            # the guidance refuses symbol-only cells: the unit "%" is written out as "percent"
+            text = text.replace("%", "percent")
+            out[column] = text.where(~text.str.fullmatch(r"[^a-zA-Z0-9]+"), "")
     # gptables writes NaN as an empty cell; the reason is in the note column
     return out.astype(object).where(out.notna(), None)
 
