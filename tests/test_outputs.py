@@ -277,9 +277,11 @@ def hand_made_indicators(pop: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame,
 def pack_with_indicators(demo_run, tmp_path_factory):
     """The demo run's database with hand-made indicator tables and alerts, published into a new pack."""
     settings, summary = demo_run
-    folder = tmp_path_factory.mktemp("pack")
+    folder = tmp_path_factory.mktemp("pack") / "data" / "processed"  # laid out as a data folder (notebooks)
+    folder.mkdir(parents=True)
     db = folder / "cohesion.duckdb"
     shutil.copy(summary.processed_dir / "cohesion.duckdb", db)
+    shutil.copy(summary.processed_dir / "run_report.json", folder / "run_report.json")
     report = json.loads((summary.processed_dir / "run_report.json").read_text())
     with duckdb.connect(str(db)) as con:
         psa, basket, alerts = hand_made_indicators(con.execute("SELECT * FROM population_estimates").df())
@@ -343,3 +345,16 @@ def test_notebook_settings_resolve_the_data_folder_from_the_project_root(monkeyp
         analyst_settings()
     assert str(PROJECT_ROOT / "data" / "processed") in str(error.value)
     assert "notebooks/data" not in str(error.value)
+
+
+def test_the_indicators_notebook_runs_on_a_pack_with_indicators(pack_with_indicators):
+    import os
+    import subprocess
+    import sys
+
+    _, folder, _, _ = pack_with_indicators
+    env = dict(os.environ, COHESION_DATA_DIR=str(folder.parent.parent))
+    result = subprocess.run([sys.executable, "-m", "pytest", "--nbmake", "-q", "-p", "no:xdist",
+                             "notebooks/03_indicators_and_alerts.ipynb"], cwd=PROJECT_ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:]
