@@ -63,6 +63,12 @@ class EstimateSettings(BaseModel):
     margin_overrides: dict[str, float] = Field(default_factory=dict)  # e.g. {rho = 0.5}: beats margin_model.json
 
 
+class VocabularySettings(BaseModel):
+    # where the Chinese codes (NHS R, DfE CHNE) go: "Asian" as in the 2011 and 2021 censuses,
+    # or "Other" as in the 2001 census (schemas/vocabulary.py)
+    chinese_ethnic_group: Literal["Asian", "Other"] = "Asian"
+
+
 class OutputSettings(BaseModel):
     min_cell_count: int = Field(8, ge=0)
     # disclosure control rules (pipeline/outputs/disclosure.py); see config.toml [outputs]
@@ -83,6 +89,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     validation: ValidationSettings = ValidationSettings()
     estimates: EstimateSettings = EstimateSettings()
+    vocabulary: VocabularySettings = VocabularySettings()
     outputs: OutputSettings = OutputSettings()
 
     @classmethod

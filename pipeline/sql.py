@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,11 +77,13 @@ def run_steps(con: duckdb.DuckDBPyConnection, folder: Path, params: dict | None 
     """Run every step in `folder` in order; return the names of the tables created."""
     created = []
     for step in list_steps(folder):
-        log.debug("SQL step %s", step.path.name)
+        started = time.perf_counter()
         try:
             con.execute(f"CREATE OR REPLACE TABLE {step.name} AS\n{render(step.sql, params)}")
         except duckdb.Error as exc:
             raise RuntimeError(f"SQL step {step.path} failed: {exc}") from exc
+        rows = con.execute(f"SELECT count(*) FROM {step.name}").fetchall()[0][0]
+        log.info("SQL step %s: %d rows in %.2f s", step.path.name, rows, time.perf_counter() - started)
         created.append(step.name)
     return created
 

@@ -14,18 +14,21 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, create_model
 
+from schemas.vocabulary import (
+    AGE_BANDS, RELIGIONS, SURVEY_AGE_BANDS, SURVEY_ETHNIC_NAMES, religion_names,
+)
+from schemas.vocabulary import DFE_ETHNICITY as DFE_ETHNIC_CODES, NHS_ETHNIC_CATEGORIES as NHS_ETHNIC_CODES
 from schemas.types import (
     AreaCode, Amount, BinarySex, Contract, Count, IsoDate, LaCode, LsoaCode, MsoaCode, NhsDate,
     OdsPracticeCode, PartialDate, Place, Postcode, PseudoId, RowRule, Sex, SqlForm, Text, UpperText, Urn, WardCode,
-    YesNo, answer, code_list, nhs_number_sql, normalise_sex,
+    YesNo, answer, code_list, named_code, nhs_number_sql, normalise_sex,
 )
 
-NHS_ETHNIC_CATEGORIES = tuple("ABCDEFGHJKLMNPRS") + ("Z",)
-DFE_ETHNICITY = ("WBRI", "WIRI", "WIRT", "WOTH", "WROM", "MWBC", "MWBA", "MWAS", "MOTH", "AIND", "APKN", "ABAN",
-                 "AOTH", "BCRB", "BAFR", "BOTH", "CHNE", "OOTH", "REFU", "NOBT")
+NHS_ETHNIC_CATEGORIES = tuple(NHS_ETHNIC_CODES)
+DFE_ETHNICITY = tuple(DFE_ETHNIC_CODES)
 KNOWN_LANGUAGES = ("ENG", "ENB", "OTH", "OTB", "REFU", "NOBT", "POL", "URD", "PNJ", "BNG", "SOM", "ARA", "RUM",
                    "GUJ", "TUR", "POR", "SPA", "FRN", "CHI", "TAM", "LIT", "PAT", "KUR", "FAR", "ALB", "TIG")
-AGE_BANDS_5Y = tuple(f"{a}-{a + 4}" for a in range(0, 85, 5)) + ("85+",)
+AGE_BANDS_5Y = AGE_BANDS  # the ONS 5-year bands (schemas.vocabulary)
 
 _NOT_NHS_NUMBER = RowRule(
     "nhs_number", "patient_id", nhs_number_sql("patient_id"),
@@ -153,15 +156,25 @@ class SchoolCountRow(Contract):
 
 
 # --- 5. Resident survey -------------------------------------------------------------------
+# Code lists from the shared vocabulary, so that raking can match survey groups to population margins.
+SurveyAgeBand = named_code({b.lower(): b for b in (*SURVEY_AGE_BANDS, *AGE_BANDS)},
+                           "an age band: survey bands 16-24 ... 75+ or ONS 5-year bands 0-4 ... 85+")
+# Chinese stays Chinese here; ingest places it by the configured grouping (ref_ethnic_code, scheme 'survey')
+SurveyEthnicGroup = named_code({**SURVEY_ETHNIC_NAMES, **{k.lower(): g for k, g in NHS_ETHNIC_CODES.items()}},
+                               "a census ethnic group (White, Mixed, Asian, Black, Other, Not stated; Chinese) or "
+                               "an NHS ethnic category letter A-S, Z")
+SurveyReligion = named_code(religion_names(), "a census religion: " + ", ".join(RELIGIONS))
+
+
 class SurveyRow(Contract):
     survey_id: Text
     respondent_id: Text
     interview_date: IsoDate | None = None
     area: Place
     sex: BinarySex | None = None
-    age_band: Text | None = None
-    ethnic_group: Text | None = None
-    religion: Text | None = None
+    age_band: SurveyAgeBand | None = None
+    ethnic_group: SurveyEthnicGroup | None = None
+    religion: SurveyReligion | None = None
     disability: YesNo | None = None
     weight: Annotated[float | None, Field(gt=0), SqlForm(cast="TRY_CAST({x} AS DOUBLE)", sql_type="DOUBLE", expected="a positive number")] = None
     q_get_on: answer(7) = None

@@ -18,6 +18,8 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from schemas.vocabulary import SEX_CODES
+
 
 @dataclass(frozen=True)
 class SqlForm:
@@ -74,8 +76,6 @@ def normalise_postcode(value):
     return f"{compact[:-3]} {compact[-3:]}" if len(compact) >= 5 else compact
 
 
-SEX_CODES = {"M": "M", "1": "M", "MALE": "M", "MALES": "M", "F": "F", "2": "F", "FEMALE": "F", "FEMALES": "F",
-             "0": "U", "9": "U", "I": "U", "U": "U"}
 
 
 def normalise_sex(value):
@@ -223,3 +223,17 @@ def code_list(values, expected: str, *, case: Literal["upper", "lower"] = "upper
     python = python or (_upper if case == "upper" else _lower)
     return Annotated[Literal[tuple(values)], BeforeValidator(python),  # type: ignore[valid-type]
                      SqlForm(clean=clean or f"{case}({{x}})", expected=expected)]
+
+
+def named_code(names: dict[str, str], expected: str):
+    """A column whose values are names from the shared vocabulary, read case-insensitively and
+    written in their canonical form (``names``: lower-case name as written -> canonical name)."""
+    canonical = tuple(dict.fromkeys(names.values()))
+
+    def read(value):
+        return names.get(value.strip().lower(), value) if isinstance(value, str) else value
+
+    cases = " ".join("WHEN '{}' THEN '{}'".format(k.replace("'", "''"), c.replace("'", "''")) for k, c in names.items())
+    clean = f"CASE lower({{x}}) {cases} ELSE {{x}} END"
+    return Annotated[Literal[canonical], BeforeValidator(read),  # type: ignore[valid-type]
+                     SqlForm(clean=clean, expected=expected)]

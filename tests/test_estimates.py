@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.vocabulary import load_vocabulary
 from pipeline.config import EstimateSettings
 from pipeline.estimates import estimate_populations
 from pipeline.estimates.constrain import constrain_to_total
@@ -91,6 +92,7 @@ class District:
 
     def load(self) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect()
+        load_vocabulary(con)  # published by ingest in a real run
         frames = {"gp_register": self.register, "base_population": self.base, "lsoa_lookup": self.lookup,
                   **self.tables}
         for name, rows in frames.items():
@@ -583,6 +585,7 @@ def test_runs_with_only_the_required_tables():
     d = three_lsoa_district()
     d.lookup = []   # no lookup table at all: geography from the register
     con = duckdb.connect()
+    load_vocabulary(con)
     for name, rows in {"gp_register": d.register, "base_population": d.base}.items():
         con.register("_f", pd.DataFrame(rows))
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM _f")

@@ -104,3 +104,28 @@ def test_a_broken_published_table_fails_the_run_naming_the_rule(change, rule):
     _estimates(con, change(list(GOOD)))
     with pytest.raises(PublishedTableError, match=rule.replace("(", r"\(").replace(")", r"\)")):
         check_published_tables(con, ["population_estimates"])
+
+
+def test_a_critical_expectation_stops_the_run_before_estimates(mini_data):
+    """An edited older copy of an extract left beside it doubles patients: one_row_per_patient is critical."""
+    from pipeline.validate.stage import CriticalExpectationFailed
+
+    original = mini_data / "raw" / "gp_register" / "gp_register_2024-01-01.csv"
+    copy = mini_data / "raw" / "gp_register" / "archive" / "gp_register_2024-01-01_old.csv"
+    copy.parent.mkdir()
+    copy.write_text(original.read_text().replace("P91004", "P91005"))
+    with pytest.raises(CriticalExpectationFailed, match="one_row_per_patient"):
+        run_pipeline(load_settings(data_dir=mini_data), "estimates")
+    assert not (mini_data / "processed").exists()
+
+
+def test_failed_expectations_are_on_the_final_line(mini_data):
+    from pipeline.cli import final_line
+
+    original = mini_data / "raw" / "gp_register" / "gp_register_2024-01-01.csv"
+    (mini_data / "raw" / "gp_register" / "again.csv").write_text(original.read_text().replace("P91004", "P91005"))
+    settings = load_settings(data_dir=mini_data, validation={"critical_expectations": []})
+    summary = run_pipeline(settings, "validate")
+    line = final_line(summary)
+    assert "FAILED (one_row_per_patient" in line, line
+    assert line.startswith("Done (") and str(settings.processed_dir) in line

@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import numpy as np
 
-GROUPS = ("White", "Mixed", "Asian", "Black", "Other")
+from schemas.vocabulary import ETHNIC_GROUPS
+
+GROUPS = ETHNIC_GROUPS
 NOT_STATED_ALLOWANCE = 0.5
 
 

@@ -27,6 +27,7 @@ from pipeline.db import scalar
 from pipeline.ingest.reader import UnreadableFile, file_hash, read_raw_file
 from pipeline.ingest.rules import compile_checks, quote
 from pipeline.sql import create_table_from
+from pipeline.vocabulary import load_vocabulary
 from schemas.contracts import KNOWN_LANGUAGES, SOURCES, Layout, layouts_for
 
 log = logging.getLogger(__name__)
@@ -35,12 +36,11 @@ SQL = Path(__file__).parent / "sql"
 # columns computed on load from columns of the same row
 DERIVED = {
     "school_census": {
-        "ethnic_major": """CASE WHEN ethnicity IN ('WBRI','WIRI','WIRT','WOTH','WROM') THEN 'White'
-            WHEN ethnicity IN ('MWBC','MWBA','MWAS','MOTH') THEN 'Mixed'
-            WHEN ethnicity IN ('AIND','APKN','ABAN','AOTH') THEN 'Asian'
-            WHEN ethnicity IN ('BCRB','BAFR','BOTH') THEN 'Black'
-            WHEN ethnicity = 'CHNE' THEN 'Chinese' WHEN ethnicity = 'OOTH' THEN 'Any other'
-            ELSE 'Unclassified' END""",
+        "ethnic_major": "(SELECT r.ethnic_group FROM ref_ethnic_code r WHERE r.scheme = 'dfe' AND r.code = valid.ethnicity)",
+    },
+    "survey_responses": {  # the census group, with Chinese placed as configured
+        "ethnic_group": "(SELECT r.ethnic_group FROM ref_ethnic_code r WHERE r.scheme = 'survey' "
+                        "AND r.code = lower(valid.ethnic_group))",
     },
     "gp_counts": {"patients": "number_of_patients"},
     "asylum_support": {"reference_date": "date", "la_code": "lad_code", "la_name": "local_authority"},
@@ -95,6 +95,7 @@ def list_raw_files(raw_dir: Path, source: str) -> list[Path]:
 def ingest_raw(con: duckdb.DuckDBPyConnection, settings: Settings, progress=None) -> IngestResult:
     """Load every raw file into the canonical tables of `con` (which should be a fresh database)."""
     con.execute((SQL / "canonical_tables.sql").read_text())
+    load_vocabulary(con, settings.vocabulary.chinese_ethnic_group)
     reports: list[FileReport] = []
     quarantine: dict[str, list[pd.DataFrame]] = {}
     seen: dict[str, str] = {}

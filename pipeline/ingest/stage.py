@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pipeline.stages import Stage, StageContext
+from pipeline.vocabulary import REFERENCE_TABLES
 
 CANONICAL_TABLES = (
     "postcode_directory", "area_names", "lsoa_lookup", "place_index", "gp_register", "gp_movements", "gp_counts",
     "school_census", "school_counts", "survey_responses", "vital_events", "asylum_allocations", "asylum_support",
     "base_population", "incidents",
-)
+) + REFERENCE_TABLES
 
 
 def run_ingest(ctx: StageContext) -> dict:
@@ -34,8 +35,8 @@ STAGE = Stage(
     name="ingest",
     run=run_ingest,
     publishes=CANONICAL_TABLES,
-    config=("ingest",),
-    code=("pipeline/ingest",),
+    config=("ingest", "vocabulary"),
+    code=("pipeline/ingest", "pipeline/vocabulary.py"),
     reads_raw=True,
     description="check and load raw extracts into canonical tables, quarantining bad rows",
 )

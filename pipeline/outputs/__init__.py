@@ -29,6 +29,7 @@ from pipeline.config import Settings
 from pipeline.db import table_exists
 from pipeline.outputs.disclosure import Geography, protect_frame, require_protected
 from schemas.published import ALERT_COLUMNS, INDICATOR_COLUMNS, POPULATION_ESTIMATE_COLUMNS
+from schemas.vocabulary import AREA_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def publish_frame(frame: pd.DataFrame, path: Path, synthetic: bool) -> Path:
     return path
 
 
-AREA_ORDER = {"la": 0, "ward": 1, "msoa": 2, "lsoa": 3, "school": 4}
+AREA_ORDER = {**{area_type: i for i, area_type in enumerate(AREA_TYPES)}, "school": len(AREA_TYPES)}
 
 
 def sort_for_partners(frame: pd.DataFrame) -> pd.DataFrame:

@@ -29,6 +29,7 @@ from scipy import stats
 
 from pipeline.outputs.disclosure import require_protected
 from pipeline.stats.compare import judge_significance
+from schemas.vocabulary import AGE_BANDS
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +208,7 @@ def chart_population_trend(w: ChartWriter, pop: pd.DataFrame):
     return w.save(fig, "population_trend", title, alt, "Population", ESTIMATE_SOURCE)
 
 
-BAND_ORDER = [f"{a}-{a + 4}" for a in range(0, 85, 5)] + ["85+"]
+BAND_ORDER = list(AGE_BANDS)
 
 
 @_styled

@@ -157,12 +157,7 @@ def register_check(con, settings: Settings, files, batches: list[str]) -> Check:
     frame["postcode_match"] = pd.array(matched, dtype="Float64")
     v = settings.validation
     return Check("gp_register", "gp_register", frame, [
-        Expect("one_row_per_patient", "duplicate_rows", 0, 0,
-               details="{duplicate_rows} of {rows_loaded} rows share their (extract_date, patient_id) with another row",
-               notes="One row per patient per extract: no (extract_date, patient_id) appears twice in the table."),
-        Expect("one_extract_date", "dates", 1, 1,
-               details="{dates} distinct extract date(s) ({first_date} to {last_date})",
-               notes="A register file is one snapshot: exactly one extract date."),
+        *snapshot_expectations("patient", "extract", "register"),
         Expect("postcode_match", "postcode_match", v.min_postcode_match, 1,
                details="{unknown_postcode_rows} of {rows_read} rows had a postcode not in the directory "
                        f"(share found: {{postcode_match}}; at least {v.min_postcode_match} expected)",
@@ -171,17 +166,25 @@ def register_check(con, settings: Settings, files, batches: list[str]) -> Check:
     ])
 
 
+def snapshot_expectations(unit: str, snapshot: str, file_kind: str) -> list[Expect]:
+    """One row per unit per snapshot, and one snapshot date per file (register extracts, school censuses)."""
+    key = f"({snapshot}_date, {unit}_id)"
+    return [
+        Expect(f"one_row_per_{unit}", "duplicate_rows", 0, 0,
+               details=f"{{duplicate_rows}} of {{rows_loaded}} rows share their {key} with another row",
+               notes=f"One row per {unit} per {snapshot}: no {key} appears twice in the table."),
+        Expect(f"one_{snapshot}_date", "dates", 1, 1,
+               details=f"{{dates}} distinct {snapshot} date(s) ({{first_date}} to {{last_date}})",
+               notes=f"A {file_kind} file is one snapshot: exactly one {snapshot} date."),
+    ]
+
+
 def census_check(con, batches: list[str]) -> Check:
     frame = _snapshot_summary(con, "school_census", "census_date", "pupil_id")
     frame = _with_batches(frame, batches, {"rows_loaded": 0, "duplicate_rows": 0, "dates": 0,
                                            "first_date": None, "last_date": None})
     return Check("school_census", "school_census", frame, [
-        Expect("one_row_per_pupil", "duplicate_rows", 0, 0,
-               details="{duplicate_rows} of {rows_loaded} rows share their (census_date, pupil_id) with another row",
-               notes="One row per pupil per census: no (census_date, pupil_id) appears twice in the table."),
-        Expect("one_census_date", "dates", 1, 1,
-               details="{dates} distinct census date(s) ({first_date} to {last_date})",
-               notes="A census file is one snapshot: exactly one census date."),
+        *snapshot_expectations("pupil", "census", "census"),
     ])
 
 

@@ -19,10 +19,10 @@ WITH long AS (
 aged AS (
     SELECT *, CAST(replace(replace(age_column, 'age_', ''), 'plus', '') AS INTEGER) AS age FROM long
 )
-SELECT reference_date, lsoa_code, sex,
-       CASE WHEN age >= 85 THEN '85+' ELSE CAST(age // 5 * 5 AS VARCHAR) || '-' || CAST(age // 5 * 5 + 4 AS VARCHAR) END AS age_band,
-       sum(population) AS population,
-       'ons-mye-' || CAST(year(reference_date) AS VARCHAR) AS source,
-       source_file
-FROM aged
-GROUP BY ALL
+SELECT a.reference_date, a.lsoa_code, a.sex, r.age_band,
+       sum(a.population) AS population,
+       'ons-mye-' || CAST(year(a.reference_date) AS VARCHAR) AS source,
+       a.source_file
+FROM aged a
+JOIN ref_age r ON r.age = a.age
+GROUP BY a.reference_date, a.lsoa_code, a.sex, r.age_band, a.source_file

@@ -1,5 +1,5 @@
--- One row per patient per extract, with age at the extract date, the ONS 5-year band and the
--- broad ethnic group. Sex other than M/F (U: not known / indeterminate) is kept as 'U' here and
+-- One row per patient per extract, with age at the extract date, the ONS 5-year band (ref_age) and
+-- the census ethnic group of the NHS ethnic category (ref_ethnic_code). Sex other than M/F (U: not known / indeterminate) is kept as 'U' here and
 -- apportioned to M/F pro rata in est_gp_cells. Patients without a usable date of birth (missing,
 -- or after the extract date) cannot be banded and are left out (counted in the run log).
 -- Patients whose postcode did not map were already quarantined by ingest.
@@ -17,16 +17,9 @@ WITH p AS (
     WHERE lsoa_code IS NOT NULL AND extract_date IS NOT NULL
 )
 SELECT
-    extract_date, patient_id, practice_code, lsoa_code, ward_code, msoa_code, la_code, sex,
-    date_of_birth, age,
-    CASE WHEN age >= 85 THEN '85+'
-         ELSE CAST(age // 5 * 5 AS VARCHAR) || '-' || CAST(age // 5 * 5 + 4 AS VARCHAR) END AS age_band,
-    from_abroad,
-    CASE WHEN eth IN ('A', 'B', 'C') THEN 'White'
-         WHEN eth IN ('D', 'E', 'F', 'G') THEN 'Mixed'
-         WHEN eth IN ('H', 'J', 'K', 'L') THEN 'Asian'
-         WHEN eth IN ('M', 'N', 'P') THEN 'Black'
-         WHEN eth IN ('R', 'S') THEN 'Other'
-         ELSE 'Not stated' END AS ethnic_group
+    p.extract_date, p.patient_id, p.practice_code, p.lsoa_code, p.ward_code, p.msoa_code, p.la_code, p.sex,
+    p.date_of_birth, p.age, a.age_band, p.from_abroad,
+    coalesce(e.ethnic_group, 'Not stated') AS ethnic_group
 FROM p
-WHERE age IS NOT NULL AND age >= 0
+JOIN ref_age a ON a.age = least(p.age, 120)
+LEFT JOIN ref_ethnic_code e ON e.scheme = 'nhs' AND e.code = p.eth

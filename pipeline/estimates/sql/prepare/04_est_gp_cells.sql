@@ -22,12 +22,11 @@ SELECT
 FROM c CROSS JOIN (VALUES ('M'), ('F')) AS s(sex)
 WHERE NOT {{ list_from_counts }}
 UNION ALL
-SELECT lsoa_code, extract_date, upper(sex) AS sex,
-       CASE WHEN trim(age_band) IN ('85-89', '90-94', '90+', '95+') THEN '85+' ELSE trim(age_band) END AS age_band,
-       sum(patients)::DOUBLE AS list_count
-FROM est_src_gp_counts
-WHERE {{ list_from_counts }} AND upper(sex) IN ('M', 'F') AND age_band IS NOT NULL AND trim(age_band) <> ''
-GROUP BY ALL
+SELECT g.lsoa_code, g.extract_date, upper(g.sex) AS sex, l.age_band, sum(g.patients)::DOUBLE AS list_count
+FROM est_src_gp_counts g
+JOIN ref_age_label l ON l.label = trim(g.age_band)
+WHERE {{ list_from_counts }} AND upper(g.sex) IN ('M', 'F')
+GROUP BY g.lsoa_code, g.extract_date, upper(g.sex), l.age_band
 UNION ALL
 SELECT u.lsoa_code, u.extract_date, u.sex, b.age_band,
        u.patients * (b.population + 1e-9) / sum(b.population + 1e-9) OVER (PARTITION BY u.lsoa_code, u.extract_date, u.sex)

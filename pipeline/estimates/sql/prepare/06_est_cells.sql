@@ -2,12 +2,7 @@
 -- with the list on that date (list_count), the list at the first extract (list_t0) and the base.
 -- LSOAs with registered patients but no base population (neighbouring areas whose residents use
 -- the area's practices) are outside the frame: a partial list says nothing about their residents.
-WITH bands AS (
-    SELECT
-        CAST(i AS INTEGER) AS band_order,
-        CASE WHEN i = 17 THEN '85+' ELSE CAST(i * 5 AS VARCHAR) || '-' || CAST(i * 5 + 4 AS VARCHAR) END AS age_band
-    FROM range(18) AS r(i)
-),
+WITH bands AS (SELECT age_band, band_order FROM ref_age_band),
 lsoas AS (SELECT DISTINCT lsoa_code FROM est_base),
 frame AS (
     SELECT l.lsoa_code, e.extract_date, e.k, e.years_since_base, s.sex, b.age_band, b.band_order

@@ -10,13 +10,11 @@ WITH ev AS (
         row_number() OVER () AS ev_id,
         period_start, period_end, area_code, lower(area_type) AS area_type,
         upper(coalesce(sex, '')) AS sex,
-        CASE WHEN trim(coalesce(age_band, '')) IN ('', 'All', 'all') THEN NULL
-             WHEN trim(age_band) IN ('85-89', '90+', '90-94', '95+') THEN '85+'
-             ELSE trim(age_band) END AS age_band,
+        (SELECT l.age_band FROM ref_age_label l WHERE l.label = trim(v.age_band)) AS age_band,
         coalesce(births, 0)::DOUBLE AS births,
         coalesce(deaths, 0)::DOUBLE AS deaths,
         (period_end - period_start + 1)::DOUBLE AS period_days
-    FROM est_src_vital_events
+    FROM est_src_vital_events v
     WHERE period_start IS NOT NULL AND period_end IS NOT NULL AND period_end >= period_start
       AND (coalesce(births, 0) > 0 OR coalesce(deaths, 0) > 0)
 ),

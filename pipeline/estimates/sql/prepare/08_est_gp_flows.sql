@@ -94,13 +94,12 @@ aged AS (
 ),
 sexed AS (
     SELECT a.lsoa_code, a.extract_date, s.sex,
-           CASE WHEN a.age IS NULL OR a.age < 0 THEN NULL
-                WHEN a.age >= 85 THEN '85+'
-                ELSE CAST(a.age // 5 * 5 AS VARCHAR) || '-' || CAST(a.age // 5 * 5 + 4 AS VARCHAR) END AS age_band,
+           r.age_band,
            CASE WHEN coalesce(a.sex, 'U') IN ('M', 'F') THEN 1.0 ELSE 0.5 END AS w,
            a.reg, a.abroad, a.dereg, a.clean
     FROM aged a
     JOIN (VALUES ('M'), ('F')) AS s(sex) ON coalesce(a.sex, 'U') NOT IN ('M', 'F') OR a.sex = s.sex
+    LEFT JOIN ref_age r ON r.age = least(a.age, 120)
 ),
 summed AS (
     SELECT lsoa_code, extract_date, sex, age_band,

@@ -23,51 +23,50 @@ pairs AS (
            (make_date(year(c.census_date), 9, 1) > c.prev_census AND make_date(year(c.census_date), 9, 1) <= c.census_date)
            OR (make_date(year(c.census_date) - 1, 9, 1) > c.prev_census
                AND make_date(year(c.census_date) - 1, 9, 1) <= c.census_date) AS spans_september,
-           (c.census_date - c.prev_census) / 365.25 AS years,
+           date_diff('day', c.prev_census, c.census_date) / 365.25 AS years,
            e.extract_date
     FROM cen c
     JOIN est_extracts e ON e.k > 0 AND c.census_date > e.prev_date AND c.census_date <= e.extract_date
     WHERE c.prev_census IS NOT NULL
 ),
-joiners AS (
-    SELECT p.extract_date, cur.lsoa_code,
-           CASE WHEN cur.nc_year IN ('N1', 'N2')
-                  OR (p.spans_september AND cur.nc_year IN ('R', '0', '7', '12')) THEN 0 ELSE 1 END AS mobile
-    FROM pairs p
-    JOIN sc cur ON cur.census_date = p.census_date
-    WHERE NOT EXISTS (SELECT 1 FROM sc b
-                      WHERE b.census_date = p.prev_census AND b.pupil_id = cur.pupil_id AND b.urn = cur.urn)
+-- each pair of censuses seen from both ends: a pupil on a roll at one end and not on that school's
+-- roll at the other joined (seen at the later census) or left (seen at the earlier one)
+sides AS (
+    SELECT extract_date, spans_september, census_date AS at_census, prev_census AS other_census, 'joiner' AS kind
+    FROM pairs
+    UNION ALL
+    SELECT extract_date, spans_september, prev_census, census_date, 'leaver' FROM pairs
 ),
-leavers AS (
-    SELECT p.extract_date, prev.lsoa_code,
-           CASE WHEN prev.nc_year IN ('N1', 'N2')
-                  OR (p.spans_september AND prev.nc_year IN ('6', '11', '13', '14')) THEN 0 ELSE 1 END AS mobile
-    FROM pairs p
-    JOIN sc prev ON prev.census_date = p.prev_census
-    WHERE NOT EXISTS (SELECT 1 FROM sc a
-                      WHERE a.census_date = p.census_date AND a.pupil_id = prev.pupil_id AND a.urn = prev.urn)
+changes AS (
+    SELECT s.extract_date, s.kind, x.lsoa_code,
+           CASE WHEN x.nc_year IN ('N1', 'N2')
+                  OR (s.spans_september AND s.kind = 'joiner' AND x.nc_year IN ('R', '0', '7', '12'))
+                  OR (s.spans_september AND s.kind = 'leaver' AND x.nc_year IN ('6', '11', '13', '14'))
+                THEN 0 ELSE 1 END AS mobile
+    FROM sides s
+    JOIN sc x ON x.census_date = s.at_census
+    WHERE NOT EXISTS (SELECT 1 FROM sc o
+                      WHERE o.census_date = s.other_census AND o.pupil_id = x.pupil_id AND o.urn = x.urn)
 ),
 exposure AS (
     SELECT p.extract_date, prev.lsoa_code, sum(p.years) AS pupil_years, count(*) AS pupils
     FROM pairs p
     JOIN sc prev ON prev.census_date = p.prev_census
-    GROUP BY ALL
-),
-moves AS (
-    SELECT extract_date, lsoa_code, sum(mobile) AS joiners, 0 AS leavers FROM joiners GROUP BY ALL
-    UNION ALL
-    SELECT extract_date, lsoa_code, 0 AS joiners, sum(mobile) AS leavers FROM leavers GROUP BY ALL
+    GROUP BY p.extract_date, prev.lsoa_code
 ),
 m AS (
-    SELECT extract_date, lsoa_code, sum(joiners)::DOUBLE AS joiners, sum(leavers)::DOUBLE AS leavers
-    FROM moves GROUP BY ALL
+    SELECT extract_date, lsoa_code,
+           CAST(sum(CASE WHEN kind = 'joiner' THEN mobile ELSE 0 END) AS DOUBLE) AS joiners,
+           CAST(sum(CASE WHEN kind = 'leaver' THEN mobile ELSE 0 END) AS DOUBLE) AS leavers
+    FROM changes
+    GROUP BY extract_date, lsoa_code
 )
 SELECT coalesce(x.lsoa_code, m.lsoa_code) AS lsoa_code,
        coalesce(x.extract_date, m.extract_date) AS extract_date,
        coalesce(m.joiners, 0) AS joiners,
        coalesce(m.leavers, 0) AS leavers,
        coalesce(m.joiners, 0) + coalesce(m.leavers, 0) AS pupil_moves,
-       coalesce(x.pupil_years, 0)::DOUBLE AS pupil_years
+       CAST(coalesce(x.pupil_years, 0) AS DOUBLE) AS pupil_years
 FROM exposure x
 FULL JOIN m ON m.lsoa_code = x.lsoa_code AND m.extract_date = x.extract_date
 WHERE coalesce(x.lsoa_code, m.lsoa_code) IN (SELECT lsoa_code FROM est_base)

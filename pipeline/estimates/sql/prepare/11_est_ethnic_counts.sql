@@ -1,7 +1,6 @@
--- Recorded ethnicity per LSOA x extract x sex x band x broad group: GP registrations (NHS ethnic
--- category: A-C White, D-G Mixed, H-L Asian, M-P Black, R-S Other, Z or blank not stated) plus,
--- for school ages, pupils of the latest school census on or before the extract date (DfE major
--- group; Chinese and any other -> Other; unclassified -> not stated). School years map to bands
+-- Recorded ethnicity per LSOA x extract x sex x band x census group: GP registrations (NHS ethnic
+-- category) plus, for school ages, pupils of the latest school census on or before the extract
+-- date (DfE ethnicity code); both grouped by the shared vocabulary (ref_ethnic_code). School years map to bands
 -- by age at the start of the year: nursery 0-4, Reception-Year 4 5-9, Years 5-9 10-14,
 -- Years 10-14 15-19. Unknown sex on the GP list is split equally.
 WITH gp AS (
@@ -18,19 +17,8 @@ sc AS (
                 THEN CAST(regexp_extract(upper(trim(CAST(nc_year AS VARCHAR))), '([0-9]+)', 1) AS INTEGER)
                 WHEN upper(trim(CAST(nc_year AS VARCHAR))) = 'R' THEN 0
                 ELSE -1 END AS year_num,
-           CASE
-               WHEN lower(trim(coalesce(ethnic_major, ''))) = 'white' THEN 'White'
-               WHEN lower(trim(coalesce(ethnic_major, ''))) = 'mixed' THEN 'Mixed'
-               WHEN lower(trim(coalesce(ethnic_major, ''))) = 'asian' THEN 'Asian'
-               WHEN lower(trim(coalesce(ethnic_major, ''))) = 'black' THEN 'Black'
-               WHEN lower(trim(coalesce(ethnic_major, ''))) IN ('chinese', 'any other', 'other', 'any other ethnic group') THEN 'Other'
-               WHEN lower(trim(coalesce(ethnic_major, ''))) NOT IN ('', 'unclassified') THEN 'Not stated'
-               WHEN upper(ethnicity) LIKE 'W%' THEN 'White'
-               WHEN upper(ethnicity) LIKE 'M%' THEN 'Mixed'
-               WHEN upper(ethnicity) LIKE 'A%' THEN 'Asian'
-               WHEN upper(ethnicity) LIKE 'B%' THEN 'Black'
-               WHEN upper(ethnicity) IN ('CHNE', 'OOTH') THEN 'Other'
-               ELSE 'Not stated' END AS ethnic_group
+           coalesce((SELECT r.ethnic_group FROM ref_ethnic_code r WHERE r.scheme = 'dfe' AND r.code = upper(ethnicity)),
+                    'Not stated') AS ethnic_group
     FROM est_src_school_census
     WHERE upper(sex) IN ('M', 'F') AND lsoa_code IN (SELECT lsoa_code FROM est_base)
 ),

@@ -27,6 +27,3 @@ SELECT
 FROM est_area_rows a
 LEFT JOIN (SELECT area_code, any_value(area_name) AS area_name FROM est_src_area_names GROUP BY area_code) n
     ON n.area_code = a.area_code
-ORDER BY CASE a.area_type WHEN 'la' THEN 0 WHEN 'ward' THEN 1 WHEN 'msoa' THEN 2 ELSE 3 END,
-         a.area_code, a.reference_date, CASE a.sex WHEN 'All' THEN 0 WHEN 'F' THEN 1 ELSE 2 END,
-         CASE WHEN a.age_band = 'All' THEN -1 ELSE a.band_order END

@@ -42,6 +42,3 @@ SELECT
         AS share_upper_95,
     sqrt(v_share) / nullif(total_estimate, 0) AS share_sampling_se
 FROM a
-ORDER BY CASE area_type WHEN 'la' THEN 0 WHEN 'ward' THEN 1 WHEN 'msoa' THEN 2 ELSE 3 END,
-         area_code, reference_date,
-         CASE ethnic_group WHEN 'White' THEN 1 WHEN 'Mixed' THEN 2 WHEN 'Asian' THEN 3 WHEN 'Black' THEN 4 ELSE 5 END
