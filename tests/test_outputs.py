@@ -325,12 +325,23 @@ def test_no_maps_and_no_error_without_coordinates(pack_with_indicators, tmp_path
     settings, _, db, _ = pack_with_indicators
     copy = tmp_path / "nocoords.duckdb"
     shutil.copy(db, copy)
+    from pipeline.outputs import read_partner_tables
+    from pipeline.outputs.charts import draw_charts
+    from pipeline.outputs.report import write_report
+
     with duckdb.connect(str(copy)) as con:
         con.execute("UPDATE postcode_directory SET lat = NULL, lon = NULL")
-        publish_outputs(con, settings, tmp_path / "outputs", {"run_id": "t", "synthetic": None})
-    stems = {Path(f).stem for f in pd.read_csv(tmp_path / "outputs" / "charts" / "index.csv").file}
-    assert stems and not any(s.startswith("map_") for s in stems)
-    assert "SYNTHETIC" not in (tmp_path / "outputs" / "report.html").read_text()  # real runs are not marked
+        tables = read_partner_tables(con, settings, {"run_id": "t", "synthetic": None})
+    charts = draw_charts(tables, tmp_path / "charts")
+    stems = {Path(c.file).stem for c in charts}
+    assert "spine_" + tables.indicators.loc[tables.indicators.area_type == "ward", "area_code"].iloc[0].lower() in stems
+    assert not any(s.startswith("map_") for s in stems)
+    assert not any(c.alt.startswith("Synthetic") for c in charts)  # real runs are not marked
+    dictionary = tables.population.head(0).assign(item=[])
+    dictionary.attrs = dict(tables.population.attrs)
+    write_report(tmp_path / "report.html", tables, charts, dictionary,
+                 {"run_id": "t", "code_version": "x", "disclosure_control": settings.outputs.model_dump()})
+    assert "SYNTHETIC" not in (tmp_path / "report.html").read_text()
 
 
 def test_notebook_settings_resolve_the_data_folder_from_the_project_root(monkeypatch, tmp_path):
