@@ -86,8 +86,9 @@ def ward_findings(tables) -> dict[str, list[str]]:
                      f"(95% margin {last.lower_95:,.0f} to {last.upper_95:,.0f})."]
             if first_date != last_date and first.estimate:
                 change = (last.estimate / first.estimate - 1) * 100
-                lines.append(f"The population {'grew' if change >= 0 else 'fell'} by about {abs(change):.1f}% since "
-                             f"{pd.Timestamp(first_date):%B %Y}.")
+                since = f"{pd.Timestamp(first_date):%B %Y}"
+                lines.append(f"The population is about the same as in {since}." if abs(change) < 0.05 else
+                             f"The population {'grew' if change > 0 else 'fell'} by about {abs(change):.1f}% since {since}.")
             if pd.notna(last.turbulence) and len(la_turb) and pd.notna(la_turb.iloc[0]):
                 more = "more" if last.turbulence > la_turb.iloc[0] else "less"
                 lines.append(f"Population turbulence is {last.turbulence:,.0f} moves per 1,000 a year, {more} than the "
@@ -127,8 +128,8 @@ def write_report(path: Path, tables, charts: list[Chart], dictionary: pd.DataFra
         parts.append("<div class='banner' role='note'>SYNTHETIC DEMO DATA: made-up people over real geography. "
                      "No figure in this report describes a real person or place's real population.</div>")
     parts.append(f"<h1>Community cohesion indicators: {_esc(la_name)}</h1>")
-    parts.append(f"<p class='meta'>Run {_esc(metadata['run_id'])} · code {_esc(metadata['code_version'])} · finished "
-                 f"{_esc(metadata.get('finished'))}</p>")
+    parts.append(f"<p class='meta'>Run {_esc(metadata['run_id'])} · code {_esc(metadata['code_version'])} · started "
+                 f"{_esc(metadata.get('started'))}</p>")
     sections = [("findings", "Key findings by ward")]
     order = ["Population", "Indicators", "Ward profiles", "Trends", "Comparisons", "Segregation", "Maps"]
     present = [s for s in order if any(c.section == s for c in charts)]
