@@ -115,9 +115,12 @@ def indicator_row(indicator_id, area, area_type, breakdown, num, den, domain="Mi
 def test_indicator_counts_and_survey_bases_are_suppressed_with_their_complements():
     rows = [indicator_row("new_migrant_registrations", a, t, "All", n, 1000.0)
             for a, t, n in (("L", "la", 45.0), ("W1", "ward", 5.0), ("W2", "ward", 40.0))]
-    rows += [indicator_row("psa21_get_on", "L", "la", b, n, d, domain="PSA 21", unit="%")
+    rows += [indicator_row("psa21_get_on", "L", "la", b, n, d, domain="PSA 21", unit="%", respondents=d,
+                           unweighted_value=n / d * 100, estimate_type="direct")
              for b, n, d in (("All", 300.0, 400.0), ("Sex: F", 180.0, 230.0), ("Sex: M", 100.0, 140.0),
                              ("Sex: X", 20.0, 30.0))]
+    rows += [indicator_row("psa21_get_on_modelled", "W1", "ward", "All", 20.0, 30.0, domain="PSA 21", unit="%",
+                           respondents=30.0, estimate_type="model-based (Fay-Herriot, logit scale)")]
     out = protect_frame(pd.DataFrame(rows), "indicators", RULES, GEO)
     mig = out[out.indicator_id == "new_migrant_registrations"].set_index("area_code")
     assert pd.isna(mig.loc["W1", "value"]) and pd.isna(mig.loc["W1", "numerator"])
@@ -125,6 +128,8 @@ def test_indicator_counts_and_survey_bases_are_suppressed_with_their_complements
     assert mig.loc["W1", "significance"] == "not compared"
     psa = out[out.indicator_id == "psa21_get_on"].set_index("breakdown")
     assert pd.isna(psa.loc["Sex: X", "value"]) and "fewer than 50 respondents" in psa.loc["Sex: X", "note"]
+    assert pd.isna(psa.loc["Sex: X", "unweighted_value"]) and pd.isna(psa.loc["Sex: X", "respondents"])
+    assert pd.notna(out.loc[out.indicator_id == "psa21_get_on_modelled", "value"]).all()  # modelled: not a direct value
     assert psa[["value"]].isna().sum().iloc[0] >= 2  # a second group hides it from All minus the others
     assert pd.notna(psa.loc["All", "value"])
     relations = relate_indicators(out, GEO)

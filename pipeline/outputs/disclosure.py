@@ -9,7 +9,9 @@ from ``[outputs]`` in config.toml (`pipeline.config.OutputSettings`):
   ``note``. Zero is published (a known empty cell identifies nobody).
 - **survey bases**: survey values (indicators whose domain is in ``survey_domains``) resting on
   fewer than ``min_survey_base`` respondents (unweighted; the ``unweighted_base`` column when the
-  table has one, else the denominator) are blanked.
+  table has one - ``respondents`` as the PSA 21 stage names it - else the denominator) are blanked;
+  model-based estimates (``estimate_type`` naming a model) are not direct survey values and are
+  exempt. Every figure of a suppressed row is blanked except the comparators' own values.
 - **secondary suppression**: a table's cells are tied by additive relations - the ``All`` row of a
   dimension is the sum of its groups (sex, age band, a breakdown such as ``Sex: F``), an MSOA and
   the LA are sums of their LSOAs, the LA is the sum of its wards, and a ward is the share-weighted
@@ -46,6 +48,7 @@ POPULATION_COUNTS = ("gp_list",)
 POPULATION_MODELLED = ("estimate", "lower_95", "upper_95", "base_population", "published_base")
 INDICATOR_SUPPRESS = ("numerator", "denominator", "value", "lower_95", "upper_95", "lower_99_8", "upper_99_8")
 BASE_COLUMNS = ("unweighted_base", "respondents", "sample_size")
+KEEP_ON_SUPPRESSED_ROWS = ("comparator_value", "benchmark_value")
 
 
 class DisclosureError(Exception):
@@ -386,18 +389,22 @@ def _protect_indicators(out: pd.DataFrame, rules, geography: Geography) -> pd.Da
     base = pd.to_numeric(out[base_column], errors="coerce").to_numpy(dtype=float) if base_column else denominator
     small_count = ((numerator > 0) & (numerator < rules.min_cell_count)) | (
         (denominator > 0) & (denominator < rules.min_cell_count))
-    small_base = survey & ~np.isnan(base) & (base < rules.min_survey_base)
+    modelled = out["estimate_type"].fillna("").astype(str).str.contains("model", case=False).to_numpy() \
+        if "estimate_type" in out else np.zeros(len(out), bool)
+    # a model-based small-area estimate is not a direct survey value: the base rule is for direct ones
+    small_base = survey & ~modelled & ~np.isnan(base) & (base < rules.min_survey_base)
     primary = np.where(survey, small_base, small_count & ~np.isnan(numerator))
     mask = primary
     if rules.secondary_suppression and primary.any():
         relations = relate_indicators(out, geography)
         order = np.where(np.isnan(numerator), denominator, numerator)
         mask = suppress_secondary(order, primary, relations)
-    for column in INDICATOR_SUPPRESS:
-        if column in out:
-            out[column] = pd.to_numeric(out[column], errors="coerce").astype("Float64").mask(mask)
-    if base_column:
-        out[base_column] = pd.to_numeric(out[base_column], errors="coerce").astype("Float64").mask(mask)
+    # every figure of a suppressed row goes (unweighted shares, effective sizes and funnel limits would
+    # let the counts be worked back), except the comparators' own values
+    numeric = [c for c in out.columns if c not in KEEP_ON_SUPPRESSED_ROWS
+               and (c in INDICATOR_SUPPRESS or pd.api.types.is_numeric_dtype(out[c]) and not pd.api.types.is_bool_dtype(out[c]))]
+    for column in numeric:
+        out[column] = pd.to_numeric(out[column], errors="coerce").astype("Float64").mask(mask)
     if "significance" in out:
         out.loc[mask, "significance"] = "not compared"
     notes = out["note"]
