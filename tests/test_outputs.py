@@ -374,3 +374,12 @@ def test_the_indicators_notebook_runs_on_a_pack_with_indicators(pack_with_indica
                              "notebooks/03_indicators_and_alerts.ipynb"], cwd=PROJECT_ROOT, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_only_published_indicator_tables_are_stacked_never_working_tables():
+    from pipeline.outputs import indicator_table_names
+
+    with duckdb.connect() as con:
+        for table in ("psa21_indicators", "ind_school_indicators", "basket_indicators", "alerts", "est_cells"):
+            con.execute(f"CREATE TABLE {table} (a INTEGER)")
+        assert indicator_table_names(con) == ["basket_indicators", "psa21_indicators"]

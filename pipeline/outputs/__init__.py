@@ -97,14 +97,26 @@ def sort_for_partners(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[order].reset_index(drop=True)
 
 
+def published_table_names() -> set[str]:
+    """Tables some stage publishes (or that have a published contract): never a stage's working tables."""
+    from pipeline.stages import registered_stages
+    from schemas.published import PUBLISHED_TABLES
+
+    return {t for stage in registered_stages() for t in stage.publishes} | set(PUBLISHED_TABLES)
+
+
+def indicator_table_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The published indicator tables this run built: ``indicators`` and every ``*_indicators``."""
+    existing = [r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY table_name").fetchall()]
+    published = published_table_names()
+    return [n for n in existing if (n == "indicators" or n.endswith("_indicators")) and n in published]
+
+
 def read_indicators(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Every published table whose name ends in ``_indicators``, stacked: the contract's columns
-    first, then any further columns (e.g. 99.8% limits) in the order first seen."""
-    names = [r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
-        "AND table_name LIKE '%\\_indicators' ESCAPE '\\' ORDER BY table_name").fetchall()]
-    frames = [con.execute(f'SELECT * FROM "{n}"').df() for n in names]
-    return stack_indicators(frames)
+    """Every published indicator table, stacked: the contract's columns first, then any further
+    columns (e.g. 99.8% limits beside the 95% ones) in the order first seen."""
+    return stack_indicators([con.execute(f'SELECT * FROM "{n}"').df() for n in indicator_table_names(con)])
 
 
 def stack_indicators(frames: list[pd.DataFrame]) -> pd.DataFrame:
