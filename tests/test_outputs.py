@@ -130,6 +130,12 @@ def test_indicator_counts_and_survey_bases_are_suppressed_with_their_complements
     assert pd.isna(psa.loc["Sex: X", "value"]) and "fewer than 50 respondents" in psa.loc["Sex: X", "note"]
     assert pd.isna(psa.loc["Sex: X", "unweighted_value"]) and pd.isna(psa.loc["Sex: X", "respondents"])
     assert pd.notna(out.loc[out.indicator_id == "psa21_get_on_modelled", "value"]).all()  # modelled: not a direct value
+    # a row the indicator stage suppressed itself gets its complements suppressed here
+    upstream = pd.DataFrame(rows[3:7]).assign(respondents=[400.0, 230.0, 140.0, 60.0], note="")
+    upstream.loc[3, ["value", "numerator", "denominator", "respondents"]] = None
+    upstream.loc[3, "note"] = "suppressed: fewer than 50 respondents in the base"
+    safe = protect_frame(upstream, "indicators", RULES, GEO)
+    assert safe.value.isna().sum() >= 2
     assert psa[["value"]].isna().sum().iloc[0] >= 2  # a second group hides it from All minus the others
     assert pd.notna(psa.loc["All", "value"])
     relations = relate_indicators(out, GEO)

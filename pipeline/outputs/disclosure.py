@@ -393,7 +393,10 @@ def _protect_indicators(out: pd.DataFrame, rules, geography: Geography) -> pd.Da
         if "estimate_type" in out else np.zeros(len(out), bool)
     # a model-based small-area estimate is not a direct survey value: the base rule is for direct ones
     small_base = survey & ~modelled & ~np.isnan(base) & (base < rules.min_survey_base)
-    primary = np.where(survey, small_base, small_count & ~np.isnan(numerator))
+    # rows an indicator stage already suppressed (value empty, note says so) are protected like ours
+    upstream = (pd.to_numeric(out["value"], errors="coerce").isna()
+                & out["note"].str.contains("suppress", case=False)).to_numpy() if "value" in out else np.zeros(len(out), bool)
+    primary = np.where(survey, small_base, small_count & ~np.isnan(numerator)) | upstream
     mask = primary
     if rules.secondary_suppression and primary.any():
         relations = relate_indicators(out, geography)
@@ -408,8 +411,8 @@ def _protect_indicators(out: pd.DataFrame, rules, geography: Geography) -> pd.Da
     if "significance" in out:
         out.loc[mask, "significance"] = "not compared"
     notes = out["note"]
-    notes = _append_note(notes, primary & ~survey, SUPPRESSED_COUNT.format(column="count", n=rules.min_cell_count))
-    notes = _append_note(notes, primary & survey, SUPPRESSED_SURVEY.format(n=rules.min_survey_base))
+    notes = _append_note(notes, primary & ~survey & ~upstream, SUPPRESSED_COUNT.format(column="count", n=rules.min_cell_count))
+    notes = _append_note(notes, primary & survey & ~upstream, SUPPRESSED_SURVEY.format(n=rules.min_survey_base))
     notes = _append_note(notes, mask & ~primary, SUPPRESSED_SECONDARY.format(column="value"))
     out["note"] = notes
     return out
