@@ -282,6 +282,7 @@ def chart_indicator_by_ward(w: ChartWriter, ind: pd.DataFrame, indicator_id: str
     rows = _indicator_rows(ind, indicator_id)
     latest = _latest(rows, "period_end")
     wards = latest[latest.area_type == "ward"].dropna(subset=["value"]).sort_values("value")
+    hidden = sorted(latest.loc[(latest.area_type == "ward") & latest.value.isna(), "area_name"].astype(str))
     la = latest[latest.area_type == "la"]
     if wards.empty:
         return None
@@ -307,9 +308,12 @@ def chart_indicator_by_ward(w: ChartWriter, ind: pd.DataFrame, indicator_id: str
     finding = (f"{len(worse)} ward(s) significantly worse than the LA" if len(worse) else
                f"no ward significantly worse than the LA") + (f", {len(better)} better" if len(better) else "")
     title = f"{name}: {finding} ({period:%b %Y})"
+    not_shown = f"Not shown (suppressed: too few people or respondents): {', '.join(hidden)}." if hidden else ""
+    if hidden:
+        fig.text(0.01, 0.06, not_shown, fontsize=9, color=AF_GREY, ha="left", wrap=True)
     alt = (f"Dot plot of '{name}' ({unit}) for {len(wards)} wards with 95% confidence intervals and the LA value as a "
            f"dashed line. Highest: {wards.iloc[-1].area_name} {wards.iloc[-1].value:.1f}; lowest: "
-           f"{wards.iloc[0].area_name} {wards.iloc[0].value:.1f}. {finding.capitalize()}.")
+           f"{wards.iloc[0].area_name} {wards.iloc[0].value:.1f}. {finding.capitalize()}. {not_shown}").strip()
     return w.save(fig, f"indicator_{slug(indicator_id)}_by_ward", title, alt, "Indicators", "Local resident survey")
 
 
