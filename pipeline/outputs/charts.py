@@ -298,6 +298,9 @@ def chart_indicator_by_ward(w: ChartWriter, ind: pd.DataFrame, indicator_id: str
                         color=colour, ecolor=AF_GREY, markeredgecolor=AF_GREY, capsize=3, markersize=9, label=label)
     if len(la) and pd.notna(la.value.iloc[0]):
         ax.axvline(la.value.iloc[0], color=AF_GREY, linestyle="--", label=f"{la.area_name.iloc[0]} (LA) {la.value.iloc[0]:.1f}{unit if unit == '%' else ''}")
+    elif wards.comparator_value.notna().any():  # e.g. model-based ward estimates compared with the LA's direct value
+        ref = float(pd.to_numeric(wards.comparator_value, errors="coerce").dropna().iloc[0])
+        ax.axvline(ref, color=AF_GREY, linestyle="--", label=f"{wards.comparator.dropna().astype(str).iloc[0]} {ref:.1f}")
     ax.set_yticks(y, wards.area_name)
     ax.set_xlabel(f"{unit} (95% confidence interval)")
     ax.grid(axis="x")
