@@ -10,7 +10,7 @@ WHERE := --data-dir $(DATA_DIR)
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup all demo-data ingest validate estimates indicators outputs test bench clean
+.PHONY: help setup all demo-data ingest validate estimates indicators outputs test bench bench-real clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
@@ -39,7 +39,7 @@ validate: setup ## ingest, then batch expectations (great-expectations) and data
 estimates: setup ## ... then COHDMAP small-area population estimates with margins of error
 	$(COHESION) estimates $(WHERE)
 
-indicators: setup ## PSA 21 indicators, local basket, alerts (not built yet: fails, writes nothing)
+indicators: setup ## PSA 21 indicators from the resident survey (local basket, alerts: later)
 	$(COHESION) indicators $(WHERE)
 
 outputs: setup ## every built stage, then publish partner outputs through disclosure control
@@ -51,6 +51,9 @@ test: setup ## set up and run the test suite
 bench: setup ## benchmarks: ingest speed, estimate accuracy (results in benchmarks/results/)
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/backtest_estimates.py
+
+bench-real: setup ## real back-test of the counts-only estimates against Census 2021 (needs ../shared/data/real/census2021_backtest)
+	$(BIN)/python benchmarks/backtest_real.py
 
 clean: ## remove $(DATA_DIR)/processed (raw data is never touched)
 	rm -rf $(DATA_DIR)/processed $(DATA_DIR)/.processed-* $(DATA_DIR)/failed-runs

@@ -87,6 +87,9 @@ class Run:
 
 # ----------------------------------------------------------------------------------- districts
 
+REGISTER_CHECKED_ON = ("demo districts only (synthetic, pipeline/demo; registers with movement records): "
+                       "benchmarks/results/estimates_backtest.md. Not yet checked against real data.")
+
 def prepare(run: Run, work: Path, fresh: bool = False) -> Path:
     """Generate the district and ingest it (cached in `work`); returns its folder."""
     folder = work / run.name
@@ -600,6 +603,10 @@ def calibrate(runs: list[Run], folders: dict, args) -> dict:
             "date": dt.date.today().isoformat(),
         },
     }
+    # keep the other modes' entries (counts_only: benchmarks/backtest_real.py) and mark this mode as checked
+    previous = json.loads(MODEL_PATH.read_text(encoding="utf-8")) if MODEL_PATH.exists() else {}
+    doc["modes"] = previous.get("modes", {})
+    doc["modes"]["register_movements"] = {"checked_on": REGISTER_CHECKED_ON}
     MODEL_PATH.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     log.info("wrote %s", MODEL_PATH)
     return params

@@ -133,7 +133,7 @@ def estimates(config: Optional[Path] = ConfigOption, data_dir: Optional[Path] = 
 
 @app.command()
 def indicators(config: Optional[Path] = ConfigOption, data_dir: Optional[Path] = DataDirOption) -> None:
-    """PSA 21 cohesion indicators, the local basket and early warnings (not built yet)."""
+    """Up to the indicators: the PSA 21 cohesion indicators from the resident survey (local basket and early warnings: later)."""
     _run("indicators", config, data_dir)
 
 

@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from pipeline.indicators.psa21.settings import Psa21Settings
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config.toml"
 
@@ -91,6 +93,7 @@ class Settings(BaseSettings):
     estimates: EstimateSettings = EstimateSettings()
     vocabulary: VocabularySettings = VocabularySettings()
     outputs: OutputSettings = OutputSettings()
+    psa21: Psa21Settings = Psa21Settings()  # PSA 21 survey indicators (pipeline/indicators/psa21/settings.py)
 
     @classmethod
     def settings_customise_sources(

@@ -31,6 +31,7 @@ BUILT_IN = (
     "pipeline.ingest.stage",
     "pipeline.validate.stage",
     "pipeline.estimates.stage",
+    "pipeline.indicators.psa21.stage",
     # indicator stages (target "indicators") go here
     "pipeline.outputs.stage",
 )

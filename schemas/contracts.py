@@ -99,18 +99,51 @@ class GpMovementRow(Contract):
 
 
 # --- 3. GP registration counts (NHS Digital, published) -----------------------------------
+# NHS Digital publishes practice x LSOA counts by sex (MALE/FEMALE) and, in the persons files, SEX = ALL
+_COUNT_SEX_SQL = ("CASE upper({x}) WHEN 'MALE' THEN 'M' WHEN 'MALES' THEN 'M' WHEN '1' THEN 'M' WHEN 'FEMALE' THEN 'F' "
+                  "WHEN 'FEMALES' THEN 'F' WHEN '2' THEN 'F' WHEN 'PERSONS' THEN 'ALL' ELSE upper({x}) END")
+CountSex = code_list(["M", "F", "ALL"], "MALE, FEMALE or ALL (persons)", clean=_COUNT_SEX_SQL,
+                     python=lambda v: ({"PERSONS": "ALL", "ALL": "ALL"}.get(v.strip().upper()) or normalise_sex(v))
+                     if isinstance(v, str) else v)
+
+
 class GpCountRow(Contract):
+    """Practice x LSOA registrations (NHS Digital "Patients Registered at a GP Practice", as published).
+
+    SEX is MALE/FEMALE, or ALL in the persons files; EXTRACT_DATE as published (01JUL2019) or ISO;
+    LSOA codes of the 2011 or the 2021 boundaries (whichever the area lookup holds).
+    """
+
     publication: Text | None = None
     extract_date: NhsDate
     practice_code: OdsPracticeCode
     practice_name: Text | None = None
     lsoa_code: LsoaCode
-    sex: BinarySex
+    sex: CountSex
     age_band: Text | None = None
     number_of_patients: Count
 
     unique_key: ClassVar = ("extract_date", "practice_code", "lsoa_code", "sex", "age_band")
     place_by: ClassVar = "lsoa_code"
+
+
+class GpPracticeAgeRow(Contract):
+    """The same publication's practice x sex x single year of age file (``gp_practice_age/``).
+
+    All of each practice's patients, wherever they live. AGE is ``0`` ... ``95+`` (the open top).
+    """
+
+    publication: Text | None = None
+    extract_date: NhsDate
+    practice_code: Annotated[OdsPracticeCode, Field(alias="org_code")]
+    org_type: Text | None = None
+    sex: CountSex  # the full publication also has SEX = ALL and AGE = ALL total rows: loaded, not used
+    age: Annotated[str, BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v),
+                   Field(pattern=r"^(\d{1,3}\+?|ALL)$"),
+                   SqlForm(clean="upper({x})", expected="a single year of age 0 ... 95+ (or ALL)")]
+    number_of_patients: Count
+
+    unique_key: ClassVar = ("extract_date", "practice_code", "sex", "age")
 
 
 # --- 4. School census ---------------------------------------------------------------------
@@ -277,9 +310,34 @@ class OnsMidYearWideRow(Contract):
 
 
 SINGLE_YEAR_COLUMNS = tuple([str(a) for a in range(90)] + ["90+"])
+
+
+class OnsSapeWideRow(Contract):
+    """ONS small-area population estimates as in the SAPE workbooks: one sheet per sex (or Persons),
+    ``LSOA Code, LSOA Name, LA Code (… boundaries), All Ages, 0, 1, … 90+``.
+
+    The sheet has no date or sex column: the reference date is 30 June of the year in the file's
+    name (``sape-mid-2019-lsoa11-persons.csv``; a ``period`` column, where present, wins) and the
+    sex comes from the name (``males`` / ``females``; otherwise persons). Persons-only files load
+    with sex ``P``: the estimates then split them by sex from the GP list (and say so).
+    """
+
+    period: IsoDate | None = None
+    lsoa_code: LsoaCode
+    lsoa_name: Text | None = None
+    all_ages: Amount | None = None
+
+    place_by: ClassVar = "lsoa_code"
+    unique_key: ClassVar = ("lsoa_code",)
 # the 91 single-year columns, each a count of people (Python names age_0 … age_90plus, raw names 0 … 90+)
 OnsMidYearWideRow = create_model(
     "OnsMidYearWideRow", __base__=OnsMidYearWideRow, __module__=__name__,
+    **{"age_" + c.replace("+", "plus"): (Amount, Field(alias=c)) for c in SINGLE_YEAR_COLUMNS},
+)
+
+
+OnsSapeWideRow = create_model(
+    "OnsSapeWideRow", __base__=OnsSapeWideRow, __module__=__name__,
     **{"age_" + c.replace("+", "plus"): (Amount, Field(alias=c)) for c in SINGLE_YEAR_COLUMNS},
 )
 
@@ -299,6 +357,23 @@ class PostcodeDirectoryRow(Contract):
     la_name: Text | None = None
 
     unique_key: ClassVar = ("postcode",)
+
+
+class AreaLookupRow(Contract):
+    """An area lookup without postcodes (``lsoa11cd`` or ``lsoa21cd``, optionally ``msoa..cd``,
+    ``wd..cd``, ``lad..cd`` and names), for an analyst who holds only published counts. Levels it
+    lacks are simply not produced."""
+
+    lsoa_code: LsoaCode
+    msoa_code: MsoaCode | None = None
+    ward_code: WardCode | None = None
+    la_code: LaCode | None = None
+    lsoa_name: Text | None = None
+    msoa_name: Text | None = None
+    ward_name: Text | None = None
+    la_name: Text | None = None
+
+    unique_key: ClassVar = ("lsoa_code", "ward_code")
 
 
 class AreaNameRow(Contract):
@@ -334,6 +409,7 @@ class Layout:
     contract: type[Contract]
     table: str  # the canonical table its rows end up in
     reshape: str | None = None  # SQL file in pipeline/ingest/sql/ turning valid rows into `table`
+    also: tuple[tuple[str, str], ...] = ()  # further (table, SQL file) each layout's valid rows load into
 
     @property
     def required(self) -> set[str]:
@@ -348,17 +424,23 @@ class Layout:
 LAYOUTS: tuple[Layout, ...] = (
     Layout("geography", "postcode_directory", PostcodeDirectoryRow, "postcode_directory"),
     Layout("geography", "area_names", AreaNameRow, "area_names"),
+    Layout("geography", "area_lookup", AreaLookupRow, "area_lookup"),
     Layout("gp_register", "gp_register", GpRegisterRow, "gp_register"),
     Layout("gp_movements", "gp_movements", GpMovementRow, "gp_movements"),
     Layout("gp_counts", "nhsd_lsoa", GpCountRow, "gp_counts"),
+    Layout("gp_practice_age", "nhsd_practice_single_year", GpPracticeAgeRow, "gp_practice_age"),
     Layout("school_census", "pupil_level", SchoolCensusRow, "school_census"),
     Layout("school_census", "school_level_counts", SchoolCountRow, "school_counts"),
     Layout("survey", "canonical", SurveyRow, "survey_responses"),
     Layout("vital_events", "canonical", VitalEventsRow, "vital_events"),
     Layout("asylum", "allocations", AsylumAllocationRow, "asylum_allocations"),
     Layout("asylum", "home_office_asy_d11", AsylumSupportRow, "asylum_support"),
-    Layout("base_population", "long", BasePopulationRow, "base_population", reshape="base_population_long.sql"),
-    Layout("base_population", "ons_mye_wide", OnsMidYearWideRow, "base_population", reshape="base_population_wide.sql"),
+    Layout("base_population", "long", BasePopulationRow, "base_population", reshape="base_population_long.sql",
+           also=(("base_population_sya", "base_population_long_sya.sql"),)),
+    Layout("base_population", "ons_mye_wide", OnsMidYearWideRow, "base_population", reshape="base_population_wide.sql",
+           also=(("base_population_sya", "base_population_wide_sya.sql"),)),
+    Layout("base_population", "ons_sape_wide", OnsSapeWideRow, "base_population", reshape="base_population_sape.sql",
+           also=(("base_population_sya", "base_population_sape_sya.sql"),)),
     Layout("incidents", "canonical", IncidentRow, "incidents"),
 )
 

@@ -42,9 +42,34 @@ PINNED = {"cleaning_addback": 1.0, "registration_uplift": 0.0, "deregistration_u
 Z95 = 1.959963984540054
 
 
+def checked_model_path() -> str:
+    """The committed margin model with every run mode marked as checked.
+
+    These districts have patient registers without movement records (register_snapshots mode),
+    whose margins the back-test has not checked, so the pipeline publishes no intervals for them;
+    the margin arithmetic tests below need intervals, so they run with this copy of the model.
+    (test_unchecked_mode_publishes_no_interval checks the real behaviour.)"""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from pipeline.estimates.margins import MODEL_PATH
+
+    doc = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    for mode in ("register_movements", "register_snapshots", "counts_only"):
+        doc.setdefault("modes", {}).setdefault(mode, {})["checked_on"] = "unit tests: margin arithmetic only"
+    path = Path(tempfile.mkdtemp(prefix="margin-model-")) / "margin_model.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return str(path)
+
+
+CHECKED_MODEL = checked_model_path()
+
+
 def settings(**kw) -> EstimateSettings:
     overrides = dict(PINNED)
     overrides.update(kw.pop("overrides", {}))
+    kw.setdefault("margin_model_path", CHECKED_MODEL)
     return EstimateSettings(margin_overrides=overrides, **kw)
 
 
@@ -283,7 +308,7 @@ def test_cohdmap_roll_forward_end_to_end():
     assert row(con, A, T1, "F")["estimate"] == pytest.approx(0.0)
     assert row(con, A, T1)["gp_list"] == pytest.approx(20)
     assert row(con, A, T1)["base_population"] == pytest.approx(10)
-    assert row(con, A, T1)["method"] == "cohdmap"
+    assert row(con, A, T1)["method"] == "cohdmap:register_snapshots"  # the run mode is part of the tag
     assert row(con, A, T1)["area_name"] == "Trafford 001A"
     # methods table: ratio change 10 x 20 / 14 = 14.285714; raw list 20; base carried 10
     m = "population_estimates_methods"
@@ -482,6 +507,48 @@ def test_turbulence_from_gp_school_and_asylum_by_hand():
     assert row(con, A, T0)["turbulence"] == pytest.approx(expected)
     # and the LA's is the residents-weighted mean of its one LSOA
     assert row(con, LA, t1)["turbulence"] == pytest.approx(expected)
+
+
+def test_counts_only_turbulence_from_list_change_school_and_asylum_by_hand():
+    """Counts-only mode: gross practice x LSOA change per list-year, pooled with pupil moves, plus asylum."""
+    d = District()
+    t1 = dt.date(2023, 6, 30)
+    d.base_cell(A, "F", "40-44", 1000)
+    # practice P1 in A: 600 -> 620, P2: 400 -> 370: gross change 20 + 30 = 50 over 1000 x 365/365.25 list-years
+    d.tables["gp_counts"] = [dict(extract_date=t, practice_code=p, lsoa_code=A, sex="ALL", age_band=None, patients=n)
+                             for p, series in (("P00001", (600, 620)), ("P00002", (400, 370)))
+                             for t, n in zip((T0, t1), series)]
+    c1, c2, c3 = dt.date(2022, 5, 19), dt.date(2022, 10, 6), dt.date(2023, 1, 19)
+    sc = []
+
+    def pupil(census, pid, year):
+        sc.append(dict(census_date=census, pupil_id=pid, urn="100001", nc_year=year, sex="F", ethnicity="WBRI",
+                       ethnic_major="White", lsoa_code=A))
+    pupil(c1, "p1", "6")                      # as in the register test above: 4 mobile moves over
+    pupil(c1, "p2", "3")                      # 20 x 245 / 365.25 pupil-years
+    for i in range(3, 21):
+        pupil(c1, f"p{i}", "2")
+        pupil(c2, f"p{i}", "3")
+        if i != 5:
+            pupil(c3, f"p{i}", "3")
+    pupil(c2, "p21", "R"); pupil(c3, "p21", "R")
+    pupil(c2, "p22", "4"); pupil(c3, "p22", "4")
+    pupil(c3, "p23", "2")
+    d.tables["school_census"] = sc
+    d.tables["asylum_allocations"] = [dict(period_start=dt.date(2022, 7, 1), period_end=dt.date(2023, 6, 30),
+                                           area_code=A, area_type="lsoa", persons_allocated=5)]
+    d.register = []
+    con = d.load()
+    con.execute("CREATE TABLE gp_register (extract_date DATE, patient_id VARCHAR, practice_code VARCHAR, "
+                "sex VARCHAR, date_of_birth DATE, lsoa_code VARCHAR)")
+    report = estimate_populations(con, settings())
+    assert report["mode"] == "counts_only"
+    years = 365 / 365.25
+    expected = 1000 * (50 + 4) / (1000 * years + 20 * 245 / 365.25) + 1000 * 5 / (1000 * years)
+    assert row(con, A, t1)["turbulence"] == pytest.approx(expected)
+    assert row(con, A, T0)["turbulence"] == pytest.approx(0.0)  # nothing is known of turbulence at the first extract
+    flows = con.execute("SELECT pupil_moves, asylum_allocated, turbulence FROM population_flows").fetchall()
+    assert flows == [(pytest.approx(4.0), pytest.approx(5.0), pytest.approx(expected))]
 
 
 def test_turbulence_from_snapshots_when_no_movements():
@@ -689,11 +756,24 @@ def test_runs_on_published_counts_when_there_is_no_register():
     con.execute("CREATE TABLE gp_register (extract_date DATE, patient_id VARCHAR, practice_code VARCHAR, "
                 "sex VARCHAR, date_of_birth DATE, lsoa_code VARCHAR)")
     estimate_populations(con, settings(shrinkage_strength=10.0))
-    # men: as from the register, A = 10 + 6 / 1.28 = 14.6875
-    assert row(con, A, T1, "M", "20-24")["estimate"] == pytest.approx(14.6875)
-    # women 25-29 list: 8 x 12/16 = 6 at T0 and 12 x 12/16 = 9 at T1
-    assert row(con, A, T1, "F", "25-29")["gp_list"] == pytest.approx(9.0)
+    # counts only: cohorts are aged by single year (bands spread evenly: A's men 20-24 are 2 a year,
+    # women 20-24 0.8 and 25-29 2.4 a year). T1 is f = 92 / 365.25 years after T0 (the base date):
+    # a share f of each single-year cohort has had its birthday.
+    f = 92 / 365.25
+    assert row(con, A, T1)["method"] == "cohdmap:counts_only"
+    # women in A: the unbanded count (8, then 12) spread like the base aged by cohort. At T0 25-29
+    # holds 12 of 16: 8 x 12/16 = 6. At T1 age 25 holds (1 - f) 2.4 + f 0.8 and ages 26-29 2.4 each
+    # (f 2.4 of age 29 has moved on to 30): 25-29 holds 2.4 - 1.6 f + 9.6 of 16
     assert row(con, A, T0, "F", "25-29")["gp_list"] == pytest.approx(6.0)
+    assert row(con, A, T1, "F", "25-29")["gp_list"] == pytest.approx(12 * (12.0 - 1.6 * f) / 16)
+    assert row(con, A, T1, "F")["gp_list"] == pytest.approx(12.0)
+    # men 20-24 in A: the banded count as published (20), by age: at T0 14 over 5 years = 2.8 each;
+    # aged to T1 the 20-24 cohorts hold (1 - f) 2.8 + 4 x 2.8 of the list and (1 - f) 2 + 4 x 2 of
+    # the base (the rest of age 24 is now 25). Inflation 1.28 as in register mode (ward prior
+    # (47 + 10 x 1.1) / 50 = 1.16; (14 + 11.6) / 20). est = base + (20 - list aged) / 1.28
+    assert row(con, A, T1, "M", "20-24")["gp_list"] == pytest.approx(20.0)
+    expected = (1 - f) * 2 + 8 + (20 - ((1 - f) * 2.8 + 11.2)) / 1.28
+    assert row(con, A, T1, "M", "20-24")["estimate"] == pytest.approx(expected)
 
 
 def test_blend_base_by_hand():
@@ -762,3 +842,20 @@ def test_even_coverage_widens_where_errors_are_wider():
         assert kt > 0
         assert covered[x < 0.1].mean() == pytest.approx(0.95, abs=0.015)
         assert covered[x > 0.1].mean() == pytest.approx(0.95, abs=0.015)
+
+
+def test_unchecked_mode_publishes_no_interval():
+    """A register without movement records (register_snapshots) has never had its margins checked
+    against a known truth (margin_model.json has no modes.register_snapshots.checked_on): the
+    estimates are published without intervals and every row says why."""
+    con = three_lsoa_district().load()
+    report = estimate_populations(con, EstimateSettings(margin_overrides=PINNED))  # the committed model
+    assert report["mode"] == "register_snapshots" and not report["intervals_published"]
+    rows = con.execute("SELECT lower_95, upper_95, note, method FROM population_estimates").df()
+    assert rows["lower_95"].isna().all() and rows["upper_95"].isna().all()
+    assert rows["note"].str.contains("not been checked").all()
+    assert set(rows["method"]) == {"cohdmap:register_snapshots"}
+    # the same district with the mode marked as checked publishes intervals
+    con = three_lsoa_district().load()
+    assert estimate_populations(con, settings())["intervals_published"]
+    assert con.execute("SELECT count(*) FROM population_estimates WHERE upper_95 IS NULL").fetchall()[0][0] == 0

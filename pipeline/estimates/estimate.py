@@ -2,13 +2,15 @@
 
     estimate_populations(con, settings)
 
-reads the canonical tables (see sources.py), runs the SQL preparation steps in
+chooses the run mode from the data (register_movements, register_snapshots or counts_only; see
+choose_mode and counts.py for the last), reads the canonical tables (see sources.py), runs the SQL
+preparation steps in
 ``sql/prepare`` (one table each, ``est_*``), applies the statistics (inflation.py,
 rollforward.py, turbulence.py, margins.py, constrain.py, ethnicity.py) in Python, writes
 ``est_lsoa_rows`` and ``est_lsoa_ethnic``, then runs the SQL steps in ``sql/publish`` that sum up
 the geography and create
 
-* ``population_estimates``          the partner contract (spec/outputs.md), method 'cohdmap'
+* ``population_estimates``          the partner contract (spec/outputs.md), method 'cohdmap:<mode>'
 * ``population_estimates_methods``  cohdmap beside base_carried_forward, raw_list and
                                      ratio_change at every level, for the back-test
 * ``ethnicity_estimates``           broad ethnic groups by area with margins
@@ -36,13 +38,14 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import EstimateSettings
-from pipeline.sql import run_steps
+from pipeline.sql import create_table_from, run_steps
 
 from .base import blend_base
 from .constrain import constrain_to_total
+from .counts import estimate_from_counts
 from .ethnicity import GROUPS, share_variance, shrink_shares
 from .inflation import estimate_inflation
-from .margins import load_margin_model, predict_variance, z_value
+from .margins import load_mode_model, predict_variance, z_value
 from .rollforward import correct_list, ratio_change, roll_forward
 from .sources import prepare_sources
 from .turbulence import score_turbulence
@@ -52,6 +55,7 @@ log = logging.getLogger(__name__)
 SQL_DIR = Path(__file__).with_name("sql")
 PREPARE_DIR = SQL_DIR / "prepare"
 PUBLISH_DIR = SQL_DIR / "publish"
+COUNTS_DIR = SQL_DIR / "counts"
 CELL_KEYS = ["lsoa_code", "sex", "age_band"]
 # est_lsoa_cells: every cell's working, kept for audit (and for the back-test's calibration)
 CELL_AUDIT_COLUMNS = [
@@ -64,39 +68,77 @@ CELL_AUDIT_COLUMNS = [
 ]
 
 
-def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSettings) -> None:
-    """Create population_estimates, population_estimates_methods and ethnicity_estimates in `con`."""
-    info = prepare_sources(con)
-    model = load_margin_model(settings.margin_model_path or None, settings.margin_overrides)
-    list_from_counts = not info.has("gp_register")
-    if list_from_counts:
-        log.warning("no patient-level GP register: estimating from the published gp_counts (no ethnicity; "
-                    "turbulence from school and asylum data only)")
-    first_extract = con.execute(
-        f"SELECT min(extract_date) FROM est_src_{'gp_counts' if list_from_counts else 'gp_register'}").fetchall()[0][0]
-    base_date, base_source = choose_base(con, first_extract, settings.base_source)
-    flows_from_movements = info.has("gp_movements") and not list_from_counts
-    log.info("population estimates: base %s (%s), first extract %s, flows from %s", base_date,
-             base_source or "any source", first_extract, "gp_movements" if flows_from_movements else "snapshots")
-    run_steps(con, PREPARE_DIR, {
-        "base_date": base_date,
-        "base_source": base_source,
-        "birth_lag_days": int(settings.birth_registration_lag_days),
-        "death_lag_days": int(settings.death_removal_lag_days),
-        "flows_from_movements": flows_from_movements,
-        "list_from_counts": list_from_counts,
-        "cleaning_threshold": float(settings.cleaning_threshold),
-    })
-    _log_coverage(con)
+MODES = ("register_movements", "register_snapshots", "counts_only")
 
-    turb = build_turbulence(con, model)
-    cells = build_cells(con, settings, model, turb)
+
+def choose_mode(info) -> str:
+    """register_movements (patient register + movement records), register_snapshots (register only:
+    flows from consecutive snapshots), or counts_only (published practice x LSOA counts)."""
+    if info.has("gp_register"):
+        return "register_movements" if info.has("gp_movements") else "register_snapshots"
+    return "counts_only"
+
+
+def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSettings) -> dict:
+    """Create population_estimates, population_estimates_methods and ethnicity_estimates in `con`.
+
+    Returns what the run report records: the mode, whether its margins were checked (and on what),
+    and, where they were not, why the estimates carry no interval.
+    """
+    info = prepare_sources(con)
+    mode = choose_mode(info)
+    model, checked = load_mode_model(settings.margin_model_path or None, settings.margin_overrides, mode=mode)
+    intervals = bool(checked)
+    note = "" if intervals else (f"no interval: the margins of mode {mode} have not been checked against a known "
+                                 "truth (margin_model.json)")
+    report = {"mode": mode, "method": f"{settings.method}:{mode}", "margins_checked_on": checked or None,
+              "intervals_published": intervals, "interval_note": note or None}
+    if not intervals:
+        log.warning("%s: publishing estimates without intervals", note)
+    list_table = "gp_counts" if mode == "counts_only" else "gp_register"
+    first_extract = con.execute(f"SELECT min(extract_date) FROM est_src_{list_table}").fetchall()[0][0]
+    base_date, base_source = choose_base(con, first_extract, settings.base_source)
+    report["base_date"] = base_date.isoformat()
+    log.info("population estimates (%s): base %s (%s), first extract %s", mode, base_date,
+             base_source or "any source", first_extract)
+    if mode == "counts_only":
+        run_steps(con, COUNTS_DIR, {"base_date": base_date, "base_source": base_source})
+        # the school census and asylum allocations, where present, add to counts-mode turbulence
+        for table, step in (("est_school_moves", "09_est_school_moves.sql"), ("est_asylum", "10_est_asylum.sql")):
+            create_table_from(con, table, PREPARE_DIR / step, {})
+        geo = con.execute("SELECT * FROM est_lsoa_geo").df()
+        cells, turb, notes = estimate_from_counts(con, settings, model, base_date, geo)
+        audit = notes.pop("audit")
+        # single years of age by cohort (the bands are only for publishing), kept for audit and the back-test
+        _write(con, "est_lsoa_single_years", notes.pop("single_years"), date_cols=("extract_date",))
+        _write(con, "est_turbulence", audit, date_cols=("extract_date",))
+        # what counts cannot show: recorded ethnicity, flows by reason (empty, for the publish steps)
+        con.execute("CREATE OR REPLACE TABLE est_ethnic_counts (lsoa_code VARCHAR, extract_date DATE, sex VARCHAR, "
+                    "age_band VARCHAR, ethnic_group VARCHAR, n DOUBLE)")
+        con.execute("CREATE OR REPLACE TABLE est_gp_flows (lsoa_code VARCHAR, extract_date DATE, sex VARCHAR, "
+                    "age_band VARCHAR, registrations DOUBLE, from_abroad DOUBLE, deregistrations DOUBLE, cleaning DOUBLE)")
+        report["counts_only"] = notes
+        log.info("counts-only mode: %s", notes)
+    else:
+        flows_from_movements = mode == "register_movements"
+        run_steps(con, PREPARE_DIR, {
+            "base_date": base_date,
+            "base_source": base_source,
+            "birth_lag_days": int(settings.birth_registration_lag_days),
+            "death_lag_days": int(settings.death_removal_lag_days),
+            "flows_from_movements": flows_from_movements,
+            "cleaning_threshold": float(settings.cleaning_threshold),
+        })
+        _log_coverage(con)
+        turb = build_turbulence(con, model)
+        cells = build_cells(con, settings, model, turb)
+        geo = con.execute("SELECT * FROM est_lsoa_geo").df()
     la_totals = con.execute("SELECT reference_date, la_code, population FROM est_src_la_totals "
                             "WHERE population IS NOT NULL").df() if info.has("la_totals") else None
-    geo = con.execute("SELECT * FROM est_lsoa_geo").df()
     cells = apply_constraint(cells, geo, la_totals)
     rows = build_lsoa_rows(cells, turb, model)
-    _write(con, "est_lsoa_cells", cells[CELL_AUDIT_COLUMNS], date_cols=("extract_date",))
+    audit_columns = [c for c in CELL_AUDIT_COLUMNS if c in cells.columns]
+    _write(con, "est_lsoa_cells", cells[audit_columns], date_cols=("extract_date",))
     _write(con, "est_lsoa_rows", rows, date_cols=("reference_date",))
     ethnic = build_ethnicity(con, cells, rows, settings)
     _write(con, "est_lsoa_ethnic", ethnic, date_cols=("reference_date",))
@@ -108,10 +150,13 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
         "l0": float(model["l0"]),
         "l1": float(model["l1"]),
         "base_date": base_date,
-        "method": settings.method,
+        "method": report["method"],
+        "intervals": intervals,
+        "interval_note": note,
     })
     n = con.execute("SELECT count(*), count(DISTINCT area_code) FROM population_estimates").fetchall()[0]
     log.info("population_estimates: %d rows for %d areas", n[0], n[1])
+    return report
 
 
 # ------------------------------------------------------------------------------------------ base
@@ -297,8 +342,10 @@ def build_lsoa_rows(cells: pd.DataFrame, turb: pd.DataFrame, model: dict) -> pd.
     rows = pd.concat(parts, ignore_index=True)
     rows = rows.merge(turb, on=["lsoa_code", "extract_date"], how="left")
     rows = rows.merge(c.groupby("lsoa_code", as_index=False)["base_variance"].first(), on="lsoa_code", how="left")
+    totals = rows[(rows["sex"] == "All") & (rows["age_band"] == "All")][["lsoa_code", "extract_date", "estimate"]]
+    rows = rows.merge(totals.rename(columns={"estimate": "lsoa_total"}), on=["lsoa_code", "extract_date"], how="left")
     rows["variance"] = predict_variance(model, rows["estimate"], rows["years_since_base"], rows["tau"], rows["est_sq"],
-                                        rows["turbulence"], rows["base_variance"], rows["residents"])
+                                        rows["turbulence"], rows["base_variance"], rows["residents"], rows["lsoa_total"])
     # a constraint to a known LA total removes the error the LSOAs share
     rows.loc[rows["constrained"], "variance"] *= (1.0 - model["rho"])
     rows = rows.rename(columns={"extract_date": "reference_date", "list_count": "gp_list"})

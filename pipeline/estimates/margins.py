@@ -73,6 +73,7 @@ DEFAULT_PARAMETERS = {
     "cleaning_addback": 1.0, "registration_uplift": 0.0, "deregistration_uplift": 0.0,
     "base_a": 0.02, "base_f": 0.025,
     "w_school": 1.0, "w_asylum": 1.0,
+    "counts_base_sd": 0.047, "psi_share": 0.0,
 }
 
 
@@ -90,6 +91,28 @@ def load_margin_model(path: str | Path | None = None, overrides: dict[str, float
     return params
 
 
+def load_mode_model(path: str | Path | None = None, overrides: dict[str, float] | None = None,
+                    mode: str = "register_movements") -> tuple[dict[str, float], str]:
+    """The parameters for a run mode, and what its margins were checked on ("" = never checked).
+
+    margin_model.json's top-level parameters are register mode's (calibrated on demo districts
+    with movement records); ``modes.<mode>.parameters`` replace them for another mode, and
+    ``modes.<mode>.checked_on`` says against what truth that mode's intervals were checked. A mode
+    with no ``checked_on`` publishes estimates without intervals (estimate.py says why).
+    Config overrides apply last.
+    """
+    params = load_margin_model(path, None)
+    path = Path(path) if path else MODEL_PATH
+    doc = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    entry = doc.get("modes", {}).get(mode, {})
+    params.update({k: float(v) for k, v in entry.get("parameters", {}).items()})
+    for key, value in (overrides or {}).items():
+        if key not in params:
+            raise KeyError(f"unknown margin model parameter '{key}' (known: {sorted(params)})")
+        params[key] = float(value)
+    return params, str(entry.get("checked_on", ""))
+
+
 def relative_variance(params: dict, years, tau, turbulence=0.0, base_variance=0.0) -> np.ndarray:
     """s^2 = a^2 + f x + (q x)^2 + j V + c y + b tau + (e tau)^2 + (d y)^2 (x = T/1000), shared by an LSOA."""
     y = np.maximum(np.asarray(years, float), 0.0)
@@ -102,16 +125,24 @@ def relative_variance(params: dict, years, tau, turbulence=0.0, base_variance=0.
 
 
 def predict_variance(params: dict, estimate, years, tau, cell_square_sum, turbulence=0.0,
-                     base_variance=0.0, residents=None) -> np.ndarray:
-    """var(E) = K^2 [E^2 s^2 + (g^2 + h tau) sum E_c^2 + psi max(E, 1)],
-    K = kappa (1 + kappa_t x)(1 + kappa_y y)(N / 1500)^kappa_n (N: the LSOA's residents; None = 1500)."""
+                     base_variance=0.0, residents=None, lsoa_total=None) -> np.ndarray:
+    """var(E) = K^2 [E^2 s^2 + (g^2 + h tau) sum E_c^2 + psi max(E, 1) + psi_share E (1 - E / E_lsoa)],
+    K = kappa (1 + kappa_t x)(1 + kappa_y y)(N / 1500)^kappa_n (N: the LSOA's residents; None = 1500).
+
+    psi_share is a composition term: people put in the wrong age or sex within the LSOA, which
+    moves them between rows but not out of the LSOA's total (multinomial-like, 0 for the total);
+    it needs `lsoa_total`, the LSOA's all-ages estimate (counts-only mode fits it; 0 elsewhere)."""
     est = np.maximum(np.asarray(estimate, float), 0.0)
     tau_ = np.maximum(np.asarray(tau, float), 0.0)
     p = params
+    comp = 0.0
+    if p.get("psi_share", 0.0) and lsoa_total is not None:
+        total = np.maximum(np.asarray(lsoa_total, float), 1e-9)
+        comp = p["psi_share"] * est * np.clip(1.0 - est / total, 0.0, 1.0)
     return scale_of(p, turbulence, years, residents) ** 2 * (
         est ** 2 * relative_variance(p, years, tau_, turbulence, base_variance)
         + (p["g"] ** 2 + p["h"] * tau_) * np.asarray(cell_square_sum, float)
-        + p["psi"] * np.maximum(est, 1.0))
+        + p["psi"] * np.maximum(est, 1.0) + comp)
 
 
 REFERENCE_RESIDENTS = 1500.0

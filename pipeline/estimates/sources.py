@@ -1,8 +1,8 @@
 """The canonical tables the estimates read, presented to the SQL steps as ``est_src_<table>`` views.
 
 Required: ``base_population`` and a GP list: ``gp_register`` (patient level), or failing that
-the published counts ``gp_counts`` (then there is no ethnicity, and flows, list cleaning and GP
-churn are unknown: turbulence comes from schools and asylum only). Everything else is optional: an absent (or
+the published counts ``gp_counts`` (counts-only mode, counts.py: with ``gp_practice_age`` and
+``base_population_sya`` where present; no ethnicity, no flows by reason). Everything else is optional: an absent (or
 column-short) table becomes an empty view with the expected columns, so every SQL step runs and
 the model degrades to what the data can support (no movements -> flows and list cleaning from
 consecutive snapshots; no school census or asylum allocations -> turbulence from the GP list
@@ -31,6 +31,14 @@ SOURCE_COLUMNS: dict[str, list[tuple[str, str]]] = {
     "gp_counts": [
         ("extract_date", "DATE"), ("practice_code", "VARCHAR"), ("lsoa_code", "VARCHAR"), ("sex", "VARCHAR"),
         ("age_band", "VARCHAR"), ("patients", "DOUBLE"),
+    ],
+    "base_population_sya": [
+        ("reference_date", "DATE"), ("lsoa_code", "VARCHAR"), ("sex", "VARCHAR"), ("age", "INTEGER"),
+        ("population", "DOUBLE"), ("source", "VARCHAR"),
+    ],
+    "gp_practice_age": [
+        ("extract_date", "DATE"), ("practice_code", "VARCHAR"), ("sex", "VARCHAR"), ("age", "VARCHAR"),
+        ("patients", "DOUBLE"),
     ],
     "gp_movements": [
         ("patient_id", "VARCHAR"), ("practice_code", "VARCHAR"), ("event_date", "DATE"),

@@ -16,8 +16,8 @@ def run_estimates(ctx: StageContext) -> dict:
     from pipeline.estimates import estimate_populations
 
     log.info("estimating small-area populations")
-    estimate_populations(ctx.con, ctx.settings.estimates)
-    return {}
+    # the run mode (register_movements / register_snapshots / counts_only) and whether its margins were checked
+    return {"estimates": estimate_populations(ctx.con, ctx.settings.estimates)}
 
 
 STAGE = Stage(

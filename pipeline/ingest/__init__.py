@@ -43,6 +43,7 @@ DERIVED = {
                         "AND r.code = lower(valid.ethnic_group))",
     },
     "gp_counts": {"patients": "number_of_patients"},
+    "gp_practice_age": {"patients": "number_of_patients"},
     "asylum_support": {"reference_date": "date", "la_code": "lad_code", "la_name": "local_authority"},
 }
 
@@ -162,6 +163,7 @@ def load_file(con, path: Path, source: str, report: FileReport, settings: Settin
     raw = read_raw_file(con, path, "raw_file", source, settings.ingest.header_map)
     layout = choose_layout(source, raw.columns, path)
     report.layout = layout.name
+    _check_reference_date(layout, raw.columns, path)
     report.rows_read = raw.rows_read
     contract = layout.contract
     contract_columns = set(layout.columns)
@@ -190,6 +192,16 @@ def load_file(con, path: Path, source: str, report: FileReport, settings: Settin
     log.info("%s: %s layout, %d read, %d loaded, %d quarantined", report.file, layout.name,
              report.rows_read, report.rows_loaded, report.rows_quarantined)
     return frame
+
+
+def _check_reference_date(layout: Layout, columns: list[str], path: Path) -> None:
+    """A SAPE-style sheet has no date column: its reference date must come from the file name."""
+    import re
+
+    if layout.name == "ons_sape_wide" and "period" not in columns and not re.search(r"(?i)mid-?\d{4}", path.name):
+        raise UnreadableFile(
+            f"{path}: an ONS small-area estimates sheet without a period column; name the file after its "
+            "reference year (e.g. sape-mid-2019-lsoa11-persons.csv, read as 30 June 2019) or add a period column")
 
 
 def quarantine_frame(con, report: FileReport, raw, redacted: list[str]) -> pd.DataFrame:
@@ -226,6 +238,9 @@ def insert_valid_rows(con, layout: Layout, file: str, extra: list[str]) -> int:
     if layout.reshape:
         create_table_from(con, "reshaped", SQL / layout.reshape, temp=True)
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM reshaped")
+        for other, sql in layout.also:
+            create_table_from(con, "reshaped", SQL / sql, temp=True)
+            con.execute(f"INSERT INTO {other} BY NAME SELECT * FROM reshaped")
         return loaded
     for column in extra:
         if column not in target:

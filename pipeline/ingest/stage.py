@@ -8,7 +8,7 @@ from pipeline.vocabulary import REFERENCE_TABLES
 CANONICAL_TABLES = (
     "postcode_directory", "area_names", "lsoa_lookup", "place_index", "gp_register", "gp_movements", "gp_counts",
     "school_census", "school_counts", "survey_responses", "vital_events", "asylum_allocations", "asylum_support",
-    "base_population", "incidents",
+    "base_population", "incidents", "area_lookup", "gp_practice_age", "base_population_sya",
 ) + REFERENCE_TABLES
 
 

@@ -9,4 +9,8 @@ a statistic, it is used; the tests pin each statistic to published reference val
 |---|---|
 | `proportion` | proportions with Wilson score limits |
 | `compare` | significance against a comparator (Fingertips: higher / similar / lower) |
+| `design_effect` | Kish's design effect of unequal weights and the effective sample size |
+| `weighted_proportion` | weighted survey shares with Wilson limits on the effective sample size (one group, or many) |
+| `raking` | raking survey weights to population margins (svy), trimming, thin cells pooled |
+| `fay_herriot` | area-level Fay-Herriot EBLUP with Prasad-Rao MSE; for proportions on the logit scale |
 """

@@ -314,7 +314,9 @@ def base_population_check(con, batches: list[str]) -> Check:
     complete = con.execute(f"""
         WITH per_area AS (
             SELECT source_file, reference_date, lsoa_code,
-                   count(DISTINCT (sex, age_band)) FILTER (WHERE sex IN ('M', 'F') AND age_band IN ({bands})) AS n
+                   greatest(count(DISTINCT (sex, age_band)) FILTER (WHERE sex IN ('M', 'F') AND age_band IN ({bands})),
+                            -- a persons-only base (sex P) is complete with every band: the estimates split it by sex
+                            2 * count(DISTINCT age_band) FILTER (WHERE sex = 'P' AND age_band IN ({bands}))) AS n
             FROM base_population GROUP BY ALL)
         SELECT source_file AS batch, count(*) AS areas,
                count(*) FILTER (WHERE n < {cells}) AS incomplete_areas,

@@ -2,7 +2,13 @@
 -- -> base_population by ONS 5-year band and sex. Reads the valid rows of one file from `valid`.
 WITH long AS (
     SELECT period AS reference_date, area_code AS lsoa_code, sex, age_column, population, source_file
-    FROM (SELECT * FROM valid WHERE sex IN ('M', 'F'))  -- Persons rows are the sum of these
+    -- Persons rows are the sum of the Males and Females rows; an area published for persons only keeps
+    -- them (sex P: the estimates split it by sex from the GP list)
+    FROM (SELECT * FROM valid AS v
+          WHERE v.sex IN ('M', 'F')
+             OR (v.sex = 'P' AND NOT EXISTS (SELECT 1 FROM valid AS w
+                                             WHERE w.area_code = v.area_code AND w.period = v.period
+                                               AND w.sex IN ('M', 'F'))))
     UNPIVOT (population FOR age_column IN (
         age_0, age_1, age_2, age_3, age_4, age_5, age_6, age_7, age_8, age_9,
         age_10, age_11, age_12, age_13, age_14, age_15, age_16, age_17, age_18, age_19,

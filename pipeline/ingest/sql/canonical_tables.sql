@@ -7,6 +7,12 @@ CREATE TABLE postcode_directory (
     lat DOUBLE, lon DOUBLE, lsoa_name VARCHAR, msoa_name VARCHAR, ward_name VARCHAR, la_name VARCHAR,
     source_file VARCHAR, source_line BIGINT);
 
+-- an area lookup without postcodes (lsoa -> msoa, ward, la where the file has them)
+CREATE TABLE area_lookup (
+    lsoa_code VARCHAR, msoa_code VARCHAR, ward_code VARCHAR, la_code VARCHAR,
+    lsoa_name VARCHAR, msoa_name VARCHAR, ward_name VARCHAR, la_name VARCHAR,
+    source_file VARCHAR, source_line BIGINT);
+
 CREATE TABLE area_names (area_code VARCHAR, area_name VARCHAR, area_type VARCHAR, source_file VARCHAR, source_line BIGINT);
 
 CREATE TABLE gp_register (
@@ -23,6 +29,11 @@ CREATE TABLE gp_movements (
 CREATE TABLE gp_counts (
     extract_date DATE, practice_code VARCHAR, practice_name VARCHAR, lsoa_code VARCHAR, sex VARCHAR, age_band VARCHAR,
     patients BIGINT, msoa_code VARCHAR, ward_code VARCHAR, la_code VARCHAR,
+    source_file VARCHAR, source_line BIGINT);
+
+-- practice x sex x single year of age (age '0' … '95+'), all of each practice's patients
+CREATE TABLE gp_practice_age (
+    extract_date DATE, practice_code VARCHAR, sex VARCHAR, age VARCHAR, patients BIGINT,
     source_file VARCHAR, source_line BIGINT);
 
 CREATE TABLE school_census (
@@ -61,6 +72,12 @@ CREATE TABLE asylum_support (
 
 CREATE TABLE base_population (
     reference_date DATE, lsoa_code VARCHAR, sex VARCHAR, age_band VARCHAR, population DOUBLE, source VARCHAR,
+    source_file VARCHAR);
+
+-- the base population by single year of age (0 … 90, 90 = 90+) where the layout has single years;
+-- sex M, F, or P (persons only)
+CREATE TABLE base_population_sya (
+    reference_date DATE, lsoa_code VARCHAR, sex VARCHAR, age INTEGER, population DOUBLE, source VARCHAR,
     source_file VARCHAR);
 
 CREATE TABLE incidents (

@@ -1,14 +1,10 @@
--- The GP extract dates (of gp_register, or of gp_counts when there is no register): the dates we
+-- The GP extract dates of the patient register: the dates we
 -- estimate for. k = 0 is the first extract (t0), which the
 -- base population is rolled forward from; years_since_base counts from the base population's date.
 SELECT
     extract_date,
     CAST(row_number() OVER (ORDER BY extract_date) - 1 AS INTEGER) AS k,
     lag(extract_date) OVER (ORDER BY extract_date) AS prev_date,
-    (extract_date - {{ base_date }}) / 365.25 AS years_since_base,
-    (extract_date - lag(extract_date) OVER (ORDER BY extract_date)) / 365.25 AS period_years
-FROM (
-    SELECT DISTINCT extract_date FROM est_src_gp_register WHERE extract_date IS NOT NULL AND NOT {{ list_from_counts }}
-    UNION
-    SELECT DISTINCT extract_date FROM est_src_gp_counts WHERE extract_date IS NOT NULL AND {{ list_from_counts }}
-)
+    date_diff('day', {{ base_date }}, extract_date) / 365.25 AS years_since_base,
+    date_diff('day', lag(extract_date) OVER (ORDER BY extract_date), extract_date) / 365.25 AS period_years
+FROM (SELECT DISTINCT extract_date FROM est_src_gp_register WHERE extract_date IS NOT NULL) AS d

@@ -5,7 +5,8 @@
 -- eta^2 p (1 - p) (share scale): the registered population's mix is not quite the residents'
 -- (ghosts, people who never register), an error that does not average out over an area.
 -- Shares are of the area's estimated population. After the contract columns:
--- share_sampling_se, the share's SE from the records alone.
+-- share_sampling_se, the share's SE from the records alone. A run mode whose margins have not been
+-- checked (intervals = FALSE) publishes no intervals.
 WITH a0 AS (
     SELECT
         m.area_code, m.area_type, e.reference_date, e.ethnic_group,
@@ -30,15 +31,15 @@ a AS (
 SELECT
     area_code, area_type, reference_date, ethnic_group,
     estimate,
-    greatest(0.0, estimate - {{ z }} * sqrt(v_pop + v_share + coalesce(v_comp_share, 0) * total_estimate * total_estimate))
-        AS lower_95,
-    estimate + {{ z }} * sqrt(v_pop + v_share + coalesce(v_comp_share, 0) * total_estimate * total_estimate) AS upper_95,
+    CASE WHEN {{ intervals }} THEN greatest(0.0, estimate - {{ z }} * sqrt(v_pop + v_share + coalesce(v_comp_share, 0) * total_estimate * total_estimate))
+        END AS lower_95,
+    CASE WHEN {{ intervals }} THEN estimate + {{ z }} * sqrt(v_pop + v_share + coalesce(v_comp_share, 0) * total_estimate * total_estimate) END AS upper_95,
     estimate / nullif(total_estimate, 0) AS share,
-    greatest(0.0, estimate / nullif(total_estimate, 0)
+    CASE WHEN {{ intervals }} THEN greatest(0.0, estimate / nullif(total_estimate, 0)
                   - {{ z }} * sqrt(v_share / nullif(total_estimate * total_estimate, 0) + coalesce(v_comp_share, 0)))
-        AS share_lower_95,
-    least(1.0, estimate / nullif(total_estimate, 0)
+        END AS share_lower_95,
+    CASE WHEN {{ intervals }} THEN least(1.0, estimate / nullif(total_estimate, 0)
                + {{ z }} * sqrt(v_share / nullif(total_estimate * total_estimate, 0) + coalesce(v_comp_share, 0)))
-        AS share_upper_95,
+        END AS share_upper_95,
     sqrt(v_share) / nullif(total_estimate, 0) AS share_sampling_se
 FROM a

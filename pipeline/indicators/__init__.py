@@ -1,0 +1,1 @@
+"""Indicator stages: each publishes a <name>_indicators table (schemas/published.py)."""
