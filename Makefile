@@ -39,7 +39,7 @@ validate: setup ## ingest, then batch expectations (great-expectations) and data
 estimates: setup ## ... then COHDMAP small-area population estimates with margins of error
 	$(COHESION) estimates $(WHERE)
 
-indicators: setup ## PSA 21 indicators from the resident survey (local basket, alerts: later)
+indicators: setup ## ... then the indicator stages: PSA 21 from the resident survey, local basket, early warnings (alerts)
 	$(COHESION) indicators $(WHERE)
 
 outputs: setup ## every built stage, then publish partner outputs through disclosure control

@@ -133,7 +133,7 @@ def estimates(config: Optional[Path] = ConfigOption, data_dir: Optional[Path] = 
 
 @app.command()
 def indicators(config: Optional[Path] = ConfigOption, data_dir: Optional[Path] = DataDirOption) -> None:
-    """Up to the indicators: the PSA 21 cohesion indicators from the resident survey (local basket and early warnings: later)."""
+    """Up to the indicators: PSA 21 cohesion indicators from the resident survey, the local basket and early warnings."""
     _run("indicators", config, data_dir)
 
 

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from pipeline.indicators.psa21.settings import Psa21Settings
@@ -65,6 +65,24 @@ class EstimateSettings(BaseModel):
     margin_overrides: dict[str, float] = Field(default_factory=dict)  # e.g. {rho = 0.5}: beats margin_model.json
 
 
+class BasketSettings(BaseModel):
+    """The local basket of indicators and its early warnings (pipeline/indicators/basket)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    definition_path: str = ""  # "" = pipeline/indicators/basket/basket.toml
+    baseline_period: dt.date | None = None  # the period_end of the baseline; None = each indicator's first
+    funnel_overdispersion: bool = True  # Spiegelhalter's additive random-effects funnel limits
+    segregation_iterations: int = Field(200, ge=0)  # random allocations for the expected segregation
+    segregation_seed: int = 1
+    alert_confidence: float = Field(0.998, ge=0.9, lt=1)  # two-sided; 0.998 = the 99.8% limits
+    alert_min_history: int = Field(3, ge=2)  # earlier periods an area needs before it can alert
+    alert_min_count: float = Field(5.0, ge=0)  # a rise needs at least this many events
+    alert_levels: list[Literal["lsoa", "ward", "la"]] = Field(default_factory=lambda: ["ward", "la"])
+    imd_path: str = ""  # IMD 2019 LSOA file (lsoa_code, IMD_rank): "" = no deprivation breakdowns
+    imd_lookup_path: str = ""  # ONS 2011 -> 2021 LSOA lookup (lsoa11_code, change_code, lsoa21_code)
+
+
 class VocabularySettings(BaseModel):
     # where the Chinese codes (NHS R, DfE CHNE) go: "Asian" as in the 2011 and 2021 censuses,
     # or "Other" as in the 2001 census (schemas/vocabulary.py)
@@ -91,6 +109,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     validation: ValidationSettings = ValidationSettings()
     estimates: EstimateSettings = EstimateSettings()
+    basket: BasketSettings = BasketSettings()
     vocabulary: VocabularySettings = VocabularySettings()
     outputs: OutputSettings = OutputSettings()
     psa21: Psa21Settings = Psa21Settings()  # PSA 21 survey indicators (pipeline/indicators/psa21/settings.py)

@@ -33,6 +33,7 @@ BUILT_IN = (
     "pipeline.estimates.stage",
     "pipeline.indicators.psa21.stage",
     # indicator stages (target "indicators") go here
+    "pipeline.indicators.basket.stage",
     "pipeline.outputs.stage",
 )
 
