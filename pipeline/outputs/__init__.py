@@ -115,7 +115,7 @@ def indicator_table_names(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def read_indicators(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Every published indicator table, stacked: the contract's columns first, then any further
-    columns (e.g. 99.8% limits beside the 95% ones) in the order first seen."""
+    columns (the 99.8% limits first) in the order first seen."""
     return stack_indicators([con.execute(f'SELECT * FROM "{n}"').df() for n in indicator_table_names(con)])
 
 
@@ -126,10 +126,8 @@ def stack_indicators(frames: list[pd.DataFrame]) -> pd.DataFrame:
     extra = []
     for f in frames:
         extra += [c for c in f.columns if c not in INDICATOR_COLUMNS and c not in extra]
-    # 99.8% limits sit beside the 95% ones
-    ordered = list(INDICATOR_COLUMNS)
-    for col in reversed([c for c in LIMITS_998 if c in extra]):
-        ordered.insert(ordered.index("upper_95") + 1, col)
+    # the contract's columns first (spec/outputs.md: more may follow them), then the 99.8% limits
+    ordered = list(INDICATOR_COLUMNS) + [c for c in LIMITS_998 if c in extra]
     ordered += [c for c in extra if c not in LIMITS_998]
     stacked = pd.concat([f.reindex(columns=ordered) for f in frames], ignore_index=True)
     for column in ("period_start", "period_end"):
