@@ -169,7 +169,13 @@ class VocabularySettings(Section):
 
 
 class OutputSettings(Section):
-    min_cell_count: int = Field(10, ge=0)
+    min_cell_count: int = Field(8, ge=0)
+    # disclosure control rules (pipeline/outputs/disclosure.py); see config.toml [outputs]
+    secondary_suppression: bool = True
+    min_survey_base: int = Field(50, ge=0)
+    survey_domains: list[str] = Field(default_factory=lambda: ["PSA 21", "Perception"])
+    round_modelled_to: int = Field(5, ge=1)
+    charts: bool = True
 
 
 class KnownEnvironment(EnvSettingsSource):
