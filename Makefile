@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 .PHONY: bench-psa21 bench-alerts help setup all demo-data ingest validate estimates indicators outputs test bench bench-real bench-regimes clean
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
 	@echo "  DATA_DIR=$(DATA_DIR)   (override: make all DATA_DIR=/some/folder)"
 
 $(STAMP): pyproject.toml
