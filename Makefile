@@ -10,10 +10,10 @@ WHERE := --data-dir $(DATA_DIR)
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup all demo-data ingest validate estimates indicators outputs test bench bench-real bench-national clean
+.PHONY: bench-psa21 bench-alerts help setup all demo-data ingest validate estimates indicators outputs test bench bench-real bench-regimes bench-national clean
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
 	@echo "  DATA_DIR=$(DATA_DIR)   (override: make all DATA_DIR=/some/folder)"
 
 $(STAMP): pyproject.toml
@@ -59,5 +59,14 @@ SCALE ?= 1
 bench-national: setup ## national-scale run (62M-row extracts at SCALE=1; SCALE=0.1 for a tenth): benchmarks/results/national.*
 	$(BIN)/python benchmarks/bench_national.py --scale $(SCALE)
 
-clean: ## remove $(DATA_DIR)/processed (raw data is never touched)
-	rm -rf $(DATA_DIR)/processed $(DATA_DIR)/.processed-* $(DATA_DIR)/failed-runs
+bench-regimes: setup ## back-test the estimates on the independent regimes simulator (benchmarks/regimes; results in benchmarks/results/regimes_backtest.md)
+	$(BIN)/python benchmarks/backtest_regimes.py --seeds 3
+
+bench-psa21: setup ## PSA 21 weighting and ward interval coverage over demo seeds (results in benchmarks/results/psa21.md)
+	$(BIN)/python benchmarks/bench_psa21.py --seeds 2026 301 302 303 304 --scale 0.15 --survey-size 2000 --churn-mix trafford turbulent
+
+bench-alerts: setup ## early-warning false alarms and planted surges over demo seeds (results in benchmarks/results/basket_alerts.md)
+	$(BIN)/python benchmarks/bench_basket_alerts.py --seeds 301 302 303 304
+
+clean: ## remove $(DATA_DIR)/processed (raw data is never touched; refused while a run holds the lock)
+	$(PYTHON) -m pipeline.clean $(DATA_DIR)

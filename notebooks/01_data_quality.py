@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -15,20 +17,19 @@
 # # Data quality of the last run
 #
 # What was loaded, what was not, and why: the run report, the quarantine and the batch
-# expectations of the last successful run in `<DATA_DIR>/processed/`. Set the environment
-# variable `COHESION_DATA_DIR` to look at another data folder.
+# expectations of the last successful run in `<DATA_DIR>/processed/`. The data folder is the
+# project's `data/` (read from config.toml, relative to the project root, wherever Jupyter was
+# started); set the environment variable `COHESION_DATA_DIR` to look at another data folder.
 
 # %%
 import json
-import os
-from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from pipeline.config import load_settings
+from pipeline.outputs.analyst import analyst_settings
 
-settings = load_settings(data_dir=os.environ.get("COHESION_DATA_DIR"))
+settings = analyst_settings()
 processed = settings.processed_dir
 report = json.loads((processed / "run_report.json").read_text())
 print(f"run {report['run_id']} ({report['status']}), code {report['code_version']}, stages: {', '.join(report['stages'])}")
@@ -63,5 +64,5 @@ failed if len(failed) else f"all {report.get('expectations', {}).get('evaluated'
 with duckdb.connect(str(processed / "cohesion.duckdb"), read_only=True) as con:
     lists = con.execute("""SELECT extract_date, la_code, count(*) AS patients,
                                   avg(CASE WHEN from_abroad THEN 1 ELSE 0 END) AS share_from_abroad
-                           FROM gp_register GROUP BY ALL ORDER BY ALL""").df()
+                           FROM gp_register GROUP BY extract_date, la_code ORDER BY extract_date, la_code""").df()
 lists

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -14,22 +16,18 @@
 # %% [markdown]
 # # Small-area population estimates
 #
-# The COHDMAP estimates of the last run (`processed/outputs/population_estimates.csv`): each
-# LSOA's estimate with its 95% interval beside its GP list, and how the width of the interval
-# follows the area's population turbulence.
+# The COHDMAP estimates of the last run (`processed/outputs/population_estimates.csv`, as partners
+# receive them: rounded, small list counts suppressed): each LSOA's estimate with its 95% interval
+# beside its GP list, how the population changed against the baseline, and how the width of the
+# interval follows the area's population turbulence. Charts draw inline in Jupyter.
 
 # %%
-import os
-
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from pipeline.config import load_settings
+from pipeline.outputs.analyst import analyst_settings
 
-settings = load_settings(data_dir=os.environ.get("COHESION_DATA_DIR"))
+settings = analyst_settings()
 estimates = pd.read_csv(settings.processed_dir / "outputs" / "population_estimates.csv", parse_dates=["reference_date"])
 totals = estimates[(estimates.sex == "All") & (estimates.age_band == "All")]
 latest = totals[totals.reference_date == totals.reference_date.max()]
@@ -48,6 +46,18 @@ ax.set_yticks([])
 ax.set_xlabel("people")
 ax.legend()
 ax.set_title(f"LSOA populations, {lsoa.reference_date.max():%d %B %Y}")
+
+# %% [markdown]
+# ## Population change against the baseline (first extract = 100)
+
+# %%
+areas = totals[totals.area_type.isin(["la", "ward"])].copy()
+first = areas.sort_values("reference_date").groupby("area_code").estimate.first()
+areas["index"] = areas.estimate / areas.area_code.map(first) * 100
+ax = areas.pivot(index="reference_date", columns="area_name", values="index").plot(figsize=(8, 4))
+ax.axhline(100, color="grey", linestyle="--")
+ax.set_ylabel("first extract = 100")
+plt.show()
 
 # %% [markdown]
 # ## Interval width against turbulence

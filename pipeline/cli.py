@@ -14,10 +14,11 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pipeline.config import load_settings
-from pipeline.run import RunError, run_pipeline
+from pipeline.config import ConfigError, load_settings
+from pipeline.run import RunError, RunInterrupted, run_pipeline
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Community cohesion indicator pipeline: raw extracts -> validated tables -> "
@@ -58,29 +59,49 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _settings(config: Optional[Path], data_dir: Optional[Path]):
+    """The validated configuration, or one line naming the mistake (exit status 2)."""
+    try:
+        return load_settings(config, data_dir=data_dir)
+    except ConfigError as exc:
+        console.print(f"[bold red]Configuration error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2)
+
+
 def _run(last_stage: str, config: Optional[Path], data_dir: Optional[Path], verbose: bool = False) -> None:
     _setup_logging(verbose)
-    settings = load_settings(config, data_dir=data_dir)
+    settings = _settings(config, data_dir)
+    # messages are printed with escape(): text in square brackets ([ingest.header_map.gp_register]) is kept
     try:
         summary = run_pipeline(settings, last_stage, progress_factory=RichProgress)
+    except RunInterrupted as exc:
+        console.print(f"[bold red]Stopped:[/] {escape(str(exc))}. The previous outputs in {escape(str(settings.processed_dir))} "
+                      f"are unchanged; the run's log is in {escape(str(settings.data_dir / 'failed-runs'))}.", soft_wrap=True)
+        raise typer.Exit(128 + exc.signum)
     except RunError as exc:
-        console.print(f"[bold red]Stopped:[/] {exc}")
+        console.print(f"[bold red]Stopped:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2)
     except Exception as exc:  # noqa: BLE001 - the message is the user's guide; the traceback is in the log
-        console.print(f"[bold red]Run failed:[/] {exc}\nThe previous outputs in {settings.processed_dir} are unchanged; "
-                      f"the run's log is in {settings.data_dir / 'failed-runs'}.")
+        console.print(f"[bold red]Run failed:[/] {escape(str(exc))}\nThe previous outputs in "
+                      f"{escape(str(settings.processed_dir))} are unchanged; the run's log is in "
+                      f"{escape(str(settings.data_dir / 'failed-runs'))}.", soft_wrap=True)
         raise typer.Exit(1)
-    console.print(final_line(summary), highlight=False, markup=False)
+    console.print(final_line(summary), highlight=False, markup=False, soft_wrap=True)
 
 
 def final_line(summary) -> str:
-    """The last line of every run: rows, failed expectations, what was reused, where the results are."""
+    """The last line of every run: rows, warnings (files not read or skipped), failed expectations,
+    what was reused, where the results are. Printed without markup, so bracketed text is kept."""
     report = summary.report
     totals = report.get("totals", {})
+    warnings = report.get("warnings", [])
     failed = report.get("expectations", {}).get("failed", [])
     reused = [name for name, run in report.get("stage_runs", {}).items() if run.get("reused")]
-    parts = [f"Done ({summary.run_id}): {totals.get('rows_read', 0):,} rows read, {totals.get('rows_loaded', 0):,} "
+    head = "Done with warnings" if warnings else "Done"
+    parts = [f"{head} ({summary.run_id}): {totals.get('rows_read', 0):,} rows read, {totals.get('rows_loaded', 0):,} "
              f"loaded, {totals.get('rows_quarantined', 0):,} quarantined"]
+    if warnings:
+        parts.append(f"{len(warnings)} warning(s): " + "; ".join(warnings))
     if failed:
         names = sorted({r["expectation"] for r in failed})
         parts.append(f"{len(failed)} batch expectation(s) FAILED ({', '.join(names)}: see validation_results.json)")
@@ -98,7 +119,7 @@ def demo_data(config: Optional[Path] = ConfigOption, data_dir: Optional[Path] = 
     _setup_logging(False)
     from pipeline.demo import generate_district
 
-    settings = load_settings(config, data_dir=data_dir)
+    settings = _settings(config, data_dir)
     summary = generate_district(settings.demo, settings.data_dir)
     if summary.get("skipped"):
         console.print(f"raw/ in {settings.data_dir} already holds extracts: left as it is, none generated.")
@@ -147,7 +168,7 @@ def outputs(config: Optional[Path] = ConfigOption, data_dir: Optional[Path] = Da
 @app.command("show-config")
 def show_config(config: Optional[Path] = ConfigOption, data_dir: Optional[Path] = DataDirOption) -> None:
     """Print the validated configuration a run would use."""
-    print(load_settings(config, data_dir=data_dir).as_json())
+    print(_settings(config, data_dir).as_json())
 
 
 def main() -> None:  # pragma: no cover

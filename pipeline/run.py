@@ -16,7 +16,9 @@ import hashlib
 import json
 import logging
 import shutil
+import signal
 import subprocess
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -41,6 +43,14 @@ NOT_BUILT: dict[str, str] = {}  # targets a later issue will build: name -> what
 
 class RunError(Exception):
     """A run stopped; the message says why and what to do."""
+
+
+class RunInterrupted(RunError):
+    """The run was stopped by a signal (SIGTERM); its staging folder is removed and its log kept."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(f"the run was stopped by {signal.Signals(signum).name}")
 
 
 @dataclass
@@ -103,20 +113,76 @@ def run_pipeline(settings: Settings, last_stage: str = "outputs", progress_facto
                        f"or set [ingest] lock_timeout_seconds in config.toml to wait for it.") from exc
     try:
         recover_interrupted_swap(data_dir)
-        return _run_locked(settings, stages, last_stage, progress_factory, reuse)
+        with _stop_on_sigterm():
+            return _run_locked(settings, stages, last_stage, progress_factory, reuse)
     finally:
         lock.release()
 
 
+class _stop_on_sigterm:
+    """While a run holds the lock, SIGTERM raises `RunInterrupted`, so the failure path runs:
+    the staging folder is removed and the run's log kept in failed-runs/ (SIGKILL cannot be caught:
+    the next run keeps the killed run's log, see `recover_interrupted_swap`)."""
+
+    received: int | None = None  # the signal, once received (DuckDB turns it into its own "interrupted" error)
+
+    def __enter__(self):
+        self.previous = None
+        _stop_on_sigterm.received = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        _stop_on_sigterm.received = signum
+        raise RunInterrupted(signum)
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+        _stop_on_sigterm.received = None
+        return False
+
+
 def recover_interrupted_swap(data_dir: Path) -> None:
-    """Tidy what a killed run left: restore a half-swapped processed/, drop stale staging folders."""
+    """Tidy what a killed run left: restore a half-swapped processed/, keep the killed run's log in
+    failed-runs/, drop stale staging folders."""
     processed = data_dir / "processed"
     olds = sorted(data_dir.glob(".processed-old-*"))
     if olds and not processed.exists():
         olds[-1].rename(processed)
         log.warning("restored %s from an interrupted swap", processed)
+    for stale in sorted(data_dir.glob(".processed-staging-*")):
+        for run_log in (stale / "logs").glob("run-*.log"):
+            kept = _keep_failed_log(run_log, data_dir, note=f"(this run was killed; its log was kept by a later run "
+                                                            f"on {dt.datetime.now().isoformat(timespec='seconds')})")
+            if kept:
+                log.warning("an earlier run was killed before it finished; its log is in %s", kept)
     for stale in [*data_dir.glob(".processed-staging-*"), *data_dir.glob(".processed-old-*")]:
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def _expected(exc: BaseException) -> bool:
+    """Stops that explain themselves (bad input, a signal): logged as one line, without a traceback."""
+    from pipeline.ingest.reader import IngestError
+
+    return isinstance(exc, (RunError, IngestError))
+
+
+def _keep_failed_log(run_log: Path, data_dir: Path, note: str = "") -> Path | None:
+    """Copy a failed run's log to failed-runs/; a full disk must not stop the clean-up, so errors are reported, not raised."""
+    target = data_dir / "failed-runs" / run_log.name
+    try:
+        target.parent.mkdir(exist_ok=True)
+        shutil.copyfile(run_log, target)
+        if note:
+            with open(target, "a", encoding="utf-8") as handle:
+                handle.write(note + "\n")
+        return target
+    except OSError as exc:
+        log.error("could not keep the failed run's log in %s: %s", target.parent, exc)
+        return None
 
 
 def _run_locked(settings: Settings, stages: list[Stage], target: str, progress_factory, reuse: bool) -> RunSummary:
@@ -124,7 +190,11 @@ def _run_locked(settings: Settings, stages: list[Stage], target: str, progress_f
     run_id = dt.datetime.now().strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     staging = data_dir / f".processed-staging-{run_id}"
     staging.mkdir(parents=True)
-    handler = _log_to_file(staging / "logs" / f"run-{run_id}.log")
+    try:
+        handler = _log_to_file(staging / "logs" / f"run-{run_id}.log")
+    except BaseException:  # e.g. a full disk: nothing to keep, but the staging folder must not stay
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     started = dt.datetime.now(dt.timezone.utc)
     report: dict = {"run_id": run_id, "started": started.isoformat(timespec="seconds"), "code_version": code_version(),
                     "data_dir": str(data_dir), "stages": [s.name for s in stages], "status": "running",
@@ -153,13 +223,24 @@ def _run_locked(settings: Settings, stages: list[Stage], target: str, progress_f
         _detach(handler)
         swap_in(staging, data_dir / "processed", run_id)
         return RunSummary(run_id, "succeeded", data_dir / "processed", report)
-    except BaseException:
-        log.exception("run %s failed; %s is unchanged", run_id, data_dir / "processed")
-        _detach(handler)
-        failed_log = data_dir / "failed-runs" / f"run-{run_id}.log"
-        failed_log.parent.mkdir(exist_ok=True)
-        shutil.copy(staging / "logs" / f"run-{run_id}.log", failed_log)
-        shutil.rmtree(staging, ignore_errors=True)
+    except BaseException as exc:
+        # every failure that leaves the process alive (an error, a full disk, SIGTERM, Ctrl-C) ends here:
+        # the log is kept in failed-runs/ when it can be, and the staging folder always goes
+        signalled = _stop_on_sigterm.received
+        converted = None
+        if signalled and not isinstance(exc, RunInterrupted):  # a query DuckDB interrupted on the signal
+            converted = RunInterrupted(signalled)
+        try:
+            if converted or _expected(exc):  # a stop with a message for the user: no traceback on the console
+                log.error("run %s stopped: %s; %s is unchanged", run_id, converted or exc, data_dir / "processed")
+            else:
+                log.exception("run %s failed; %s is unchanged", run_id, data_dir / "processed")
+            _detach(handler)
+            _keep_failed_log(staging / "logs" / f"run-{run_id}.log", data_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        if converted:
+            raise converted from exc
         raise
 
 
@@ -255,7 +336,12 @@ def swap_in(staging: Path, processed: Path, run_id: str) -> None:
     old = processed.parent / f".processed-old-{run_id}"
     if processed.exists():
         processed.rename(old)
-    staging.rename(processed)
+    try:
+        staging.rename(processed)
+    except BaseException:
+        if old.exists() and not processed.exists():
+            old.rename(processed)  # put the previous outputs back at once
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 

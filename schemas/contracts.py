@@ -21,7 +21,7 @@ from schemas.vocabulary import DFE_ETHNICITY as DFE_ETHNIC_CODES, NHS_ETHNIC_CAT
 from schemas.types import (
     AreaCode, Amount, BinarySex, Contract, Count, IsoDate, LaCode, LsoaCode, MsoaCode, NhsDate,
     OdsPracticeCode, PartialDate, Place, Postcode, PseudoId, RowRule, Sex, SqlForm, Text, UpperText, Urn, WardCode,
-    YesNo, answer, code_list, named_code, nhs_number_sql, normalise_sex,
+    YesNo, answer, code_list, named_code, normalise_sex,
 )
 
 NHS_ETHNIC_CATEGORIES = tuple(NHS_ETHNIC_CODES)
@@ -30,10 +30,7 @@ KNOWN_LANGUAGES = ("ENG", "ENB", "OTH", "OTB", "REFU", "NOBT", "POL", "URD", "PN
                    "GUJ", "TUR", "POR", "SPA", "FRN", "CHI", "TAM", "LIT", "PAT", "KUR", "FAR", "ALB", "TIG")
 AGE_BANDS_5Y = AGE_BANDS  # the ONS 5-year bands (schemas.vocabulary)
 
-_NOT_NHS_NUMBER = RowRule(
-    "nhs_number", "patient_id", nhs_number_sql("patient_id"),
-    "looks like a real NHS number (10 digits passing the modulus-11 check); extracts must be pseudonymised "
-    "before they reach the pipeline", redact=True)
+# NHS numbers: every contract's identifier_columns are checked (pipeline.ingest.rules.compile_checks)
 
 
 SchoolPhase = code_list(["primary", "secondary", "special", "pru", "all-through"],
@@ -56,8 +53,8 @@ class GpRegisterRow(Contract):
     from_abroad: YesNo | None = None
     ethnic_category: code_list(NHS_ETHNIC_CATEGORIES, "an NHS ethnic category A-S or Z") | None = None
 
+    identifier_columns: ClassVar = ("patient_id",)
     row_rules: ClassVar = (
-        _NOT_NHS_NUMBER,
         # a YYYY-MM date of birth is read as the 15th; these rules give it the benefit of the whole month
         RowRule("birth_after_extract", "date_of_birth", f"{_EARLIEST_BIRTH} > extract_date",
                 "date of birth is after the extract date"),
@@ -87,8 +84,8 @@ class GpMovementRow(Contract):
     reason: code_list(sorted(set(DEREGISTRATION_REASONS + REGISTRATION_REASONS)), "a reason from the inputs spec",
                       case="lower") | None = None
 
+    identifier_columns: ClassVar = ("patient_id",)
     row_rules: ClassVar = (
-        _NOT_NHS_NUMBER,
         RowRule("reason_mismatch", "reason",
                 f"(event = 'registration' AND reason IN ('death', 'emigration', 'transfer', 'list_cleaning')) OR "
                 f"(event = 'deregistration' AND reason IN ('birth', 'from_abroad', 'transfer_in'))",
@@ -163,6 +160,7 @@ class SchoolCensusRow(Contract):
     home_postcode: Postcode | None = None
     home_lsoa: LsoaCode | None = None
 
+    identifier_columns: ClassVar = ("pupil_id",)
     row_rules: ClassVar = (
         RowRule("no_home_area", "home_postcode", "home_postcode IS NULL AND home_lsoa IS NULL",
                 "neither home_postcode nor home_lsoa is given"),
@@ -222,6 +220,7 @@ class SurveyRow(Contract):
     q_mix_shops: answer(6) = None
 
     keep_extra_columns: ClassVar = True  # further perception questions for the local basket
+    identifier_columns: ClassVar = ("respondent_id",)
 
     unique_key: ClassVar = ("survey_id", "respondent_id")
     place_by: ClassVar = "area"

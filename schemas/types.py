@@ -30,6 +30,53 @@ class SqlForm:
     sql_type: str = "VARCHAR"
     expected: str = "text"  # the expected form, in plain English, for quarantine messages
     lenient: bool = False  # a value that does not parse becomes missing instead of quarantining the row
+    # a date column: ``{date}`` in ``cast`` reads the accepted date forms (configured per source in
+    # config.toml [ingest.date_forms]) plus these built-in ones (names in DATE_FORMS)
+    dates: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class DateForm:
+    """One way a date may be written in a raw file. Adding a form is one more entry in DATE_FORMS."""
+
+    name: str
+    example: str
+    pattern: str  # regular expression the whole trimmed text must match
+    format: str  # strptime format, the same in Python and DuckDB
+    separators: tuple[str, str] = ("", "")  # characters read as the format's separator (e.g. '-.' as '/')
+    time: bool = False  # a time of day may follow (as spreadsheets and pandas write dates): the date is read
+
+
+# what may follow a date whose form allows a time: ' 00:00', ' 13:45:00', 'T00:00:00.000'
+TIME_SUFFIX = r"(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?"
+
+
+DATE_FORMS: dict[str, DateForm] = {f.name: f for f in (
+    DateForm("iso", "2022-06-30", r"\d{4}-\d{2}-\d{2}", "%Y-%m-%d", time=True),
+    # UK order, as Excel exports it; 30-06-2022 and 30.06.2022 read the same
+    DateForm("dmy", "30/06/2022", r"\d{1,2}/\d{1,2}/\d{4}|\d{1,2}-\d{1,2}-\d{4}|\d{1,2}\.\d{1,2}\.\d{4}", "%d/%m/%Y",
+             separators=("-.", "//"), time=True),
+    DateForm("nhs", "30JUN2022", r"\d{2}[A-Za-z]{3}\d{4}", "%d%b%Y"),  # NHS Digital publications
+)}
+DEFAULT_DATE_FORMS: tuple[str, ...] = ("iso", "dmy")
+
+
+def date_sql(x: str, forms: tuple[str, ...]) -> str:
+    """SQL reading the text `x` as a date in any of `forms` (NULL when it is in none of them)."""
+    def read(form: DateForm) -> str:
+        text = f"regexp_replace({x}, '[ T].*$', '')" if form.time else x
+        text = f"translate({text}, '{form.separators[0]}', '{form.separators[1]}')" if form.separators[0] else text
+        return f"TRY_CAST(try_strptime({text}, '{form.format}') AS DATE)"
+
+    def pattern(form: DateForm) -> str:
+        return f"(?:{form.pattern}){TIME_SUFFIX}" if form.time else form.pattern
+
+    whens = " ".join(f"WHEN regexp_full_match({x}, '{pattern(DATE_FORMS[f])}') THEN {read(DATE_FORMS[f])}" for f in forms)
+    return f"(CASE {whens} END)"
+
+
+def date_examples(forms: tuple[str, ...]) -> str:
+    return " or ".join(DATE_FORMS[f].example for f in forms)
 
 
 @dataclass(frozen=True)
@@ -53,6 +100,9 @@ class Contract(BaseModel):
     constant_per_file: ClassVar[tuple[str, ...]] = ()  # e.g. the extract date of a snapshot
     place_by: ClassVar[str | None] = None  # column placed through the postcode directory / area codes
     keep_extra_columns: ClassVar[bool] = False  # load columns the contract does not name, as text
+    # columns identifying a person: a value that looks like an NHS number (in any common form) is
+    # refused (rule nhs_number) and never written in clear (pipeline.ingest redacts it everywhere)
+    identifier_columns: ClassVar[tuple[str, ...]] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -82,9 +132,17 @@ def normalise_sex(value):
     return SEX_CODES.get(_upper(value), _upper(value)) if isinstance(value, str) else value
 
 
-def parse_date(value):
+def parse_date(value, forms: tuple[str, ...] = DEFAULT_DATE_FORMS):
+    """A date in any of `forms` (the default accepted forms when read outside a run)."""
     if isinstance(value, str):
-        return dt.datetime.strptime(value.strip(), "%Y-%m-%d").date()
+        text = value.strip()
+        for name in forms:
+            form = DATE_FORMS[name]
+            if re.fullmatch(f"(?:{form.pattern}){TIME_SUFFIX}" if form.time else form.pattern, text):
+                text = re.split(r"[ T]", text)[0] if form.time else text
+                text = text.translate(str.maketrans(*form.separators)) if form.separators[0] else text
+                return dt.datetime.strptime(text.title() if name == "nhs" else text, form.format).date()
+        raise ValueError(f"expected a date such as {date_examples(forms)}, got {value!r}")
     return value
 
 
@@ -96,10 +154,8 @@ def parse_partial_date(value):
 
 
 def parse_nhs_date(value):
-    """ISO dates, or NHS Digital's published form '01JAN2021'."""
-    if isinstance(value, str) and re.fullmatch(r"\d{2}[A-Za-z]{3}\d{4}", value.strip()):
-        return dt.datetime.strptime(value.strip().title(), "%d%b%Y").date()
-    return parse_date(value)
+    """The accepted forms, or NHS Digital's published form '01JAN2021'."""
+    return parse_date(value, tuple(dict.fromkeys(DEFAULT_DATE_FORMS + ("nhs",))))
 
 
 def parse_yes_no(value):
@@ -127,23 +183,19 @@ _POSTCODE_SQL = (
     "ELSE regexp_replace(upper({x}), '\\s', '', 'g') END"
 )
 _SEX_SQL = "CASE upper({x}) " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in SEX_CODES.items()) + " ELSE upper({x}) END"
-_DATE = "TRY_CAST(try_strptime({x}, '%Y-%m-%d') AS DATE)"
 _PARTIAL_DATE = (
     "CASE WHEN regexp_full_match({x}, '\\d{4}-\\d{2}') THEN TRY_CAST(try_strptime({x} || '-15', '%Y-%m-%d') AS DATE) "
-    "ELSE TRY_CAST(try_strptime({x}, '%Y-%m-%d') AS DATE) END"
-)
-_NHS_DATE = (
-    "CASE WHEN regexp_full_match({x}, '\\d{2}[A-Za-z]{3}\\d{4}') THEN TRY_CAST(try_strptime({x}, '%d%b%Y') AS DATE) "
-    "ELSE TRY_CAST(try_strptime({x}, '%Y-%m-%d') AS DATE) END"
+    "ELSE {date} END"
 )
 
 Text = Annotated[str, SqlForm()]
 UpperText = Annotated[str, BeforeValidator(_upper), SqlForm(clean="upper({x})")]
-IsoDate = Annotated[dt.date, BeforeValidator(parse_date), SqlForm(cast=_DATE, sql_type="DATE", expected="a date YYYY-MM-DD")]
+# a date in the forms accepted for the source (config.toml [ingest.date_forms]; ISO and DD/MM/YYYY by default)
+IsoDate = Annotated[dt.date, BeforeValidator(parse_date), SqlForm(cast="{date}", sql_type="DATE", expected="a date", dates=())]
 PartialDate = Annotated[dt.date, BeforeValidator(parse_partial_date),
-                        SqlForm(cast=_PARTIAL_DATE, sql_type="DATE", expected="a date YYYY-MM-DD or YYYY-MM")]
+                        SqlForm(cast=_PARTIAL_DATE, sql_type="DATE", expected="a date (or YYYY-MM)", dates=())]
 NhsDate = Annotated[dt.date, BeforeValidator(parse_nhs_date),
-                    SqlForm(cast=_NHS_DATE, sql_type="DATE", expected="a date YYYY-MM-DD or DDMONYYYY")]
+                    SqlForm(cast="{date}", sql_type="DATE", expected="a date", dates=("nhs",))]
 Count = Annotated[int, Field(ge=0), SqlForm(cast="CASE WHEN regexp_full_match({x}, '[-+]?\\d+') THEN TRY_CAST({x} AS BIGINT) END", sql_type="BIGINT",
                                            expected="a whole number, 0 or more")]
 Amount = Annotated[float, Field(ge=0), SqlForm(cast="TRY_CAST({x} AS DOUBLE)", sql_type="DOUBLE",
@@ -194,24 +246,36 @@ PseudoId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{4,64}$"),
 
 
 def is_nhs_number(value: str | None) -> bool:
-    """True when `value` is 10 digits passing the NHS modulus-11 check (NHS Data Dictionary)."""
-    if not value or not re.fullmatch(r"\d{10}", value.replace(" ", "")):
+    """True when `value` is 10 digits passing the NHS modulus-11 check (NHS Data Dictionary),
+    written in any common form: '9434765919', '943 476 5919', '943-476-5919'."""
+    compact = re.sub(r"[\s-]", "", value) if value else ""
+    if not re.fullmatch(r"\d{10}", compact):
         return False
-    digits = [int(c) for c in value.replace(" ", "")]
+    digits = [int(c) for c in compact]
     check = 11 - sum(d * (10 - i) for i, d in enumerate(digits[:9])) % 11
     check = 0 if check == 11 else check
     return check != 10 and check == digits[9]
 
 
 def nhs_number_sql(column: str) -> str:
-    """The same modulus-11 test as a SQL predicate, vectorised over a column."""
-    d = lambda i: f"TRY_CAST(substr(replace({column}, ' ', ''), {i}, 1) AS INTEGER)"  # noqa: E731
+    """The same modulus-11 test as a SQL predicate, vectorised over a column (spaces and dashes ignored)."""
+    compact = f"regexp_replace({column}, '[\\s-]', '', 'g')"
+    d = lambda i: f"TRY_CAST(substr({compact}, {i}, 1) AS INTEGER)"  # noqa: E731
     weighted = " + ".join(f"{10 - (i - 1)} * {d(i)}" for i in range(1, 10))
     check = f"(11 - (({weighted}) % 11))"
     return (
-        f"(regexp_full_match(replace({column}, ' ', ''), '\\d{{10}}') AND "
+        f"(regexp_full_match({compact}, '\\d{{10}}') AND "
         f"CASE WHEN {check} = 11 THEN 0 ELSE {check} END = {d(10)})"
     )
+
+
+# ten digits, grouped by spaces or dashes or not at all: an NHS number in free text (no check digit
+# test, so that nothing resembling one is ever copied into a file)
+NHS_NUMBER_IN_TEXT = r"\b\d{3}[ -]*\d{3}[ -]*\d{4}\b"
+
+
+def redact_nhs_numbers_sql(expression: str) -> str:
+    return f"regexp_replace({expression}, '{NHS_NUMBER_IN_TEXT}', '[redacted]', 'g')"
 
 
 def _lower(value):

@@ -21,6 +21,8 @@ REGISTER_CASES = [
     {"postcode": "m154ab"}, {"postcode": " M15  4AB "}, {"postcode": "M1 5"}, {"postcode": "1234567"},
     {"sex": "2"}, {"sex": "I"}, {"sex": "X"}, {"sex": ""},
     {"date_of_birth": "1980-05"}, {"date_of_birth": "1980-13-01"}, {"date_of_birth": "01/05/1980"},
+    {"date_of_birth": "1.5.1980"}, {"date_of_birth": "05/31/1980"}, {"date_of_birth": "1980-05-01 00:00:00"},
+    {"extract_date": "01JAN2024"}, {"registration_date": "2001-01-01T09:30"},
     {"practice_code": "p91003"}, {"practice_code": "P9100"}, {"practice_code": "XYZ"},
     {"ethnic_category": "z"}, {"ethnic_category": "I"}, {"ethnic_category": ""},
     {"from_abroad": "y"}, {"from_abroad": "maybe"}, {"from_abroad": ""},

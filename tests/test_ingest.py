@@ -216,7 +216,9 @@ def test_real_published_layouts_load(tmp_path):
 
 
 def test_every_row_accounted_for_in_the_run_report(mini_data):
-    write(mini_data / "raw" / "gp_register" / "bad.csv", REGISTER_HEADER + "\n2024-07-01,Pzz001,,,,,,,\n")
+    pc = first_postcodes(1)[0]
+    write(mini_data / "raw" / "gp_register" / "bad.csv", REGISTER_HEADER + "\n2024-07-01,Pzz001,,,,,,,\n"
+          f"2024-07-01,Pzz002,P91003,{pc},M,1980-01-01,2000-01-01,N,A\n")
     summary = run_pipeline(load_settings(data_dir=mini_data), "ingest")
     report = json.loads((summary.processed_dir / "run_report.json").read_text())
     for f in report["files"]:

@@ -106,26 +106,35 @@ def test_a_broken_published_table_fails_the_run_naming_the_rule(change, rule):
         check_published_tables(con, ["population_estimates"])
 
 
+def _register_with_unknown_postcodes(mini_data):
+    """An extract where a third of the postcodes are not in the directory: postcode_match fails."""
+    from conftest import REGISTER_HEADER, first_postcodes
+
+    pc = first_postcodes(1)[0]
+    rows = [f"2024-07-01,Pu{i:04d},P91003,{pc if i % 3 else 'ZZ9 9ZZ'},F,1980-01-01,2000-01-01,N,A" for i in range(9)]
+    (mini_data / "raw" / "gp_register" / "july.csv").write_text("\n".join([REGISTER_HEADER, *rows]) + "\n")
+
+
 def test_a_critical_expectation_stops_the_run_before_estimates(mini_data):
-    """An edited older copy of an extract left beside it doubles patients: one_row_per_patient is critical."""
+    """A failed expectation marked critical in the configuration stops the run before estimates.
+
+    (An edited older copy of an extract beside it, the case this guarded first, no longer reaches
+    validation: ingest refuses a patient twice for one extract date, tests/test_ingest_faults.py.)"""
     from pipeline.validate.stage import CriticalExpectationFailed
 
-    original = mini_data / "raw" / "gp_register" / "gp_register_2024-01-01.csv"
-    copy = mini_data / "raw" / "gp_register" / "archive" / "gp_register_2024-01-01_old.csv"
-    copy.parent.mkdir()
-    copy.write_text(original.read_text().replace("P91004", "P91005"))
-    with pytest.raises(CriticalExpectationFailed, match="one_row_per_patient"):
-        run_pipeline(load_settings(data_dir=mini_data), "estimates")
+    _register_with_unknown_postcodes(mini_data)
+    settings = load_settings(data_dir=mini_data, validation={"critical_expectations": ["postcode_match"]})
+    with pytest.raises(CriticalExpectationFailed, match="postcode_match"):
+        run_pipeline(settings, "estimates")
     assert not (mini_data / "processed").exists()
 
 
 def test_failed_expectations_are_on_the_final_line(mini_data):
     from pipeline.cli import final_line
 
-    original = mini_data / "raw" / "gp_register" / "gp_register_2024-01-01.csv"
-    (mini_data / "raw" / "gp_register" / "again.csv").write_text(original.read_text().replace("P91004", "P91005"))
+    _register_with_unknown_postcodes(mini_data)
     settings = load_settings(data_dir=mini_data, validation={"critical_expectations": []})
     summary = run_pipeline(settings, "validate")
     line = final_line(summary)
-    assert "FAILED (one_row_per_patient" in line, line
+    assert "FAILED (postcode_match" in line, line
     assert line.startswith("Done (") and str(settings.processed_dir) in line

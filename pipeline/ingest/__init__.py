@@ -1,16 +1,24 @@
 """Ingest: raw extracts -> checked, placed, canonical DuckDB tables, with nothing lost.
 
-For every file under ``raw/<source>/`` (geography first, since every other source is placed
-through the postcode directory):
+Which files are read is the raw/ folder policy (`inventory`); everything else in raw/ is listed
+with the reason it was not read. For every file read (geography first, since every other source
+is placed through the postcode directory):
 
 1. hash it; a file whose content was already loaded under another name is skipped and reported;
 2. read it as text with line numbers (`reader`), mapping local header variants;
 3. recognise its layout from its columns (`schemas.contracts.LAYOUTS`);
-4. check every row at once with the SQL compiled from its contract (`rules`);
-5. load the valid rows into the canonical table (reshaping published layouts), and send every
-   other row to the quarantine with its file, line, column, rule and a plain message.
+4. check every row at once with the SQL compiled from its contract (`rules`), dates in the forms
+   configured for the source;
+5. check its keys against the rows already loaded from other files (a patient twice for one
+   extract date): the run stops, or (configured) the repeats are quarantined - never loaded twice;
+6. load the valid rows into the canonical table (reshaping published layouts), and send every
+   other row to the quarantine with its file, line, column, rule and a plain message; anything
+   that looks like an NHS number is redacted there;
+7. a file with no data rows, or whose every row was quarantined, stops the run (or, configured,
+   is reported as a warning on the run's final line).
 
-`ingest_raw` returns one `FileReport` per file; rows_read = rows_loaded + rows_quarantined always.
+`ingest_raw` returns one `FileReport` per file; rows_read (non-blank data lines) =
+rows_loaded + rows_quarantined always.
 """
 
 from __future__ import annotations
@@ -24,11 +32,16 @@ import pandas as pd
 
 from pipeline.config import Settings
 from pipeline.db import scalar
-from pipeline.ingest.reader import UnreadableFile, file_hash, read_raw_file
+from pipeline.ingest.inventory import NotRead, RawFolderError, take_inventory
+from pipeline.ingest.reader import IngestError, UnreadableFile, file_hash, read_raw_file
 from pipeline.ingest.rules import compile_checks, quote
 from pipeline.sql import create_table_from
 from pipeline.vocabulary import load_vocabulary
 from schemas.contracts import KNOWN_LANGUAGES, SOURCES, Layout, layouts_for
+from schemas.types import redact_nhs_numbers_sql
+
+__all__ = ["IngestError", "IngestResult", "FileReport", "RawFolderError", "UnreadableFile", "NothingLoaded",
+           "DuplicateAcrossFiles", "ingest_raw", "write_quarantine"]
 
 log = logging.getLogger(__name__)
 SQL = Path(__file__).parent / "sql"
@@ -57,6 +70,7 @@ class FileReport:
     rows_read: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
+    blank_lines: int = 0  # blank lines (not data lines; not counted in rows_read)
     skipped: str | None = None  # why the file was not loaded (duplicate of another file, unreadable)
     quarantined_by_rule: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -68,10 +82,31 @@ class FileReport:
 QUARANTINE_COLUMNS = ["file", "line", "column", "rule", "message", "value"]
 
 
+class NothingLoaded(IngestError):
+    """A file gave no rows to load: empty, or every row quarantined."""
+
+
+class DuplicateAcrossFiles(IngestError):
+    """Rows of one file repeat keys already loaded from another (a patient twice for one extract date)."""
+
+
 @dataclass
 class IngestResult:
     files: list[FileReport]
     quarantine: dict[str, pd.DataFrame]  # source -> quarantined rows (file, line, column, rule, message, value, …)
+    not_read: list[NotRead] = field(default_factory=list)  # what raw/ holds that was not read, and why
+    warnings: list[str] = field(default_factory=list)  # for the run's final line
+
+    def report_fields(self) -> dict:
+        """What ingest adds to run_report.json (rows are balanced over data lines)."""
+        return {
+            "files": [f.as_dict() for f in self.files],
+            "totals": {key: sum(getattr(f, key) for f in self.files)
+                       for key in ("rows_read", "rows_loaded", "rows_quarantined", "blank_lines")},
+            "files_skipped": [f.file for f in self.files if f.skipped],
+            "not_read": [item.as_dict() for item in self.not_read],
+            "warnings": list(self.warnings),
+        }
 
 
 def write_quarantine(result: IngestResult, folder: Path) -> None:
@@ -85,12 +120,14 @@ def write_quarantine(result: IngestResult, folder: Path) -> None:
         frame.to_csv(folder / f"{source}.csv", index=False)
 
 
-def list_raw_files(raw_dir: Path, source: str) -> list[Path]:
-    folder = raw_dir / source
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
-                  and p.suffix.lower() not in {".md", ".txt", ".json"})
+# canonical tables whose rows are counted: a key loaded from two files would count twice
+CROSS_FILE_KEYS = ("gp_register", "gp_movements", "gp_counts", "gp_practice_age", "school_census", "school_counts", "survey_responses",
+                   "vital_events", "asylum_allocations", "incidents", "base_population")
+
+
+def list_raw_files(raw_dir: Path, source: str, read_subfolders: bool = False) -> list[Path]:
+    """The files of one source that a run reads (the raw/ folder policy in `inventory`)."""
+    return take_inventory(raw_dir, read_subfolders, unknown_folders="skip").files.get(source, [])
 
 
 def ingest_raw(con: duckdb.DuckDBPyConnection, settings: Settings, progress=None) -> IngestResult:
@@ -100,7 +137,11 @@ def ingest_raw(con: duckdb.DuckDBPyConnection, settings: Settings, progress=None
     reports: list[FileReport] = []
     quarantine: dict[str, list[pd.DataFrame]] = {}
     seen: dict[str, str] = {}
-    files = {source: list_raw_files(settings.raw_dir, source) for source in SOURCES}
+    inventory = take_inventory(settings.raw_dir, settings.ingest.read_subfolders, settings.ingest.unknown_folders)
+    for item in inventory.not_read:
+        (log.warning if item.warning else log.info)("raw/%s: not read (%s)", item.path, item.reason)
+    warnings = list(inventory.warnings)
+    files = inventory.files
     if progress:
         progress.start(sum(len(paths) for paths in files.values()))
     for source, paths in files.items():
@@ -116,13 +157,33 @@ def ingest_raw(con: duckdb.DuckDBPyConnection, settings: Settings, progress=None
                     seen[report.sha256] = report.file
                     if frame is not None and len(frame):
                         quarantine.setdefault(source, []).append(frame)
+                    if report.rows_loaded == 0:
+                        warnings.append(_nothing_loaded(report, frame, settings))
                 except UnreadableFile as exc:
                     _unreadable(report, settings, str(exc))
+                    warnings.append(f"{report.file}: {report.skipped}")
             if progress:
                 progress.advance(report.file)
         if source == "geography":  # every later source is placed through it
             build_place_index(con)
-    return IngestResult(reports, {s: pd.concat(f, ignore_index=True) for s, f in quarantine.items()})
+    return IngestResult(reports, {s: pd.concat(f, ignore_index=True) for s, f in quarantine.items()},
+                        inventory.not_read, warnings)
+
+
+def _nothing_loaded(report: FileReport, frame: pd.DataFrame | None, settings: Settings) -> str:
+    """A file that loaded nothing stops the run, or (configured) becomes a warning for the final line."""
+    if report.rows_read == 0:
+        problem = "holds a header but no data rows"
+    else:
+        rules = ", ".join(f"{rule} {n}" for rule, n in sorted(report.quarantined_by_rule.items(), key=lambda kv: -kv[1]))
+        first = frame.iloc[0]
+        problem = (f"none of its {report.rows_read} rows loaded: all quarantined ({rules}); first at line {first['line']}: "
+                   f"{first['message']}")
+    if settings.ingest.on_nothing_loaded == "stop":
+        raise NothingLoaded(f"{report.file}: {problem}. Fix or remove the file, or set "
+                            f"[ingest] on_nothing_loaded = \"skip\" in config.toml to go on without it.")
+    log.warning("%s: %s", report.file, problem)
+    return f"{report.file}: {problem}"
 
 
 def _unreadable(report: FileReport, settings: Settings, message: str) -> None:
@@ -165,21 +226,23 @@ def load_file(con, path: Path, source: str, report: FileReport, settings: Settin
     report.layout = layout.name
     _check_reference_date(layout, raw.columns, path)
     report.rows_read = raw.rows_read
+    report.blank_lines = raw.blank_lines
     contract = layout.contract
     contract_columns = set(layout.columns)
     extra = [c for c in raw.columns if c not in contract_columns] if contract.keep_extra_columns else []
     for missing in [c for c in layout.columns if c not in raw.columns]:  # optional columns absent from the file
         con.execute(f"ALTER TABLE raw_file ADD COLUMN {quote(missing)} VARCHAR")
-    checks = compile_checks(contract, "raw_file", extra)
+    checks = compile_checks(contract, "raw_file", extra, settings.ingest.date_forms_for(source))
     con.execute(f"CREATE OR REPLACE TEMP TABLE typed AS {checks.typed}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE violations AS {checks.violations}")
     if raw.rejects:
         con.execute(f"""INSERT INTO violations SELECT __line, 0, NULL, rule, message, raw_line FROM {raw.rejects}""")
+    check_keys_across_files(con, layout, report.file, settings)
     con.execute("""CREATE OR REPLACE TEMP TABLE failed AS
         SELECT __line, "column", rule, message, value, count(*) OVER (PARTITION BY __line) - 1 AS other_problems
         FROM (SELECT *, row_number() OVER (PARTITION BY __line ORDER BY check_order) AS k FROM violations)
         QUALIFY k = 1""")
-    redacted = [r.column for r in contract.row_rules if r.redact]
+    redacted = [r.column for r in contract.row_rules if r.redact] + list(contract.identifier_columns)
     frame = quarantine_frame(con, report, raw, redacted)
     report.rows_quarantined = len(frame)
     report.quarantined_by_rule = frame["rule"].value_counts().to_dict() if len(frame) else {}
@@ -205,21 +268,61 @@ def _check_reference_date(layout: Layout, columns: list[str], path: Path) -> Non
 
 
 def quarantine_frame(con, report: FileReport, raw, redacted: list[str]) -> pd.DataFrame:
-    """Quarantined rows: file, line, column, rule, message, value, then the row's original fields."""
+    """Quarantined rows: file, line, column, rule, message, value, then the row's original fields.
+
+    Nothing that looks like an NHS number is copied: identifier columns, the offending value of a
+    key or identifier rule and the raw text of unreadable lines are redacted, whatever the row's
+    first problem was.
+    """
     originals = ", ".join(
-        f"CASE WHEN f.rule = 'nhs_number' THEN '[redacted]' ELSE r.{quote(c)} END AS {quote(c)}" if c in redacted
+        f"{redact_nhs_numbers_sql(f'r.{quote(c)}')} AS {quote(c)}" if c in redacted
         else f"r.{quote(c)}" for c in raw.columns)
     structural = f"LEFT JOIN {raw.rejects} AS s USING (__line)" if raw.rejects else ""
-    raw_line = "s.raw_line" if raw.rejects else "NULL"
+    raw_line = redact_nhs_numbers_sql("s.raw_line") if raw.rejects else "NULL"
+    keyed = ", ".join(_lit(c) for c in redacted) or "''"
+    value = (f"CASE WHEN f.\"column\" IS NULL OR f.\"column\" IN ({keyed}) OR f.rule IN ('duplicate_record', 'duplicate_across_files') "
+             f"THEN {redact_nhs_numbers_sql('f.value')} ELSE f.value END")
     frame = con.execute(f"""
         SELECT {_lit(report.file)} AS file, f.__line AS line, f."column", f.rule,
                f.message || CASE WHEN f.other_problems > 0 THEN ' (and ' || f.other_problems || ' more problem(s) in this row)' ELSE '' END AS message,
-               f.value, {originals}, {raw_line} AS raw_line
+               {value} AS value, {originals}, {raw_line} AS raw_line
         FROM failed AS f LEFT JOIN raw_file AS r USING (__line) {structural}
         ORDER BY f.__line""").df()
     if not raw.rejects or frame["raw_line"].isna().all():
         frame = frame.drop(columns="raw_line")
     return frame
+
+
+def check_keys_across_files(con, layout: Layout, file: str, settings: Settings) -> None:
+    """Rows whose key (e.g. extract_date x patient_id) was already loaded from another file.
+
+    The run stops naming both files and lines, or (``on_duplicate_across_files = "quarantine"``)
+    the repeats are quarantined as ``duplicate_across_files``; they are never loaded twice.
+    """
+    table, key = layout.table, layout.contract.unique_key
+    if table not in CROSS_FILE_KEYS or layout.reshape or not key or not scalar(con, f"SELECT count(*) FROM {table}"):
+        return
+    on = " AND ".join(f"t.{quote(k)} IS NOT DISTINCT FROM l.{quote(k)}" for k in key)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE repeats AS
+        SELECT t.__line, min(l.source_file || ' line ' || l.source_line) AS other
+        FROM typed AS t JOIN {table} AS l ON {on}
+        WHERE t.__line NOT IN (SELECT __line FROM violations)
+        GROUP BY t.__line""")
+    repeats = scalar(con, "SELECT count(*) FROM repeats")
+    if not repeats:
+        return
+    names = ", ".join(key)
+    if settings.ingest.on_duplicate_across_files == "stop":
+        line, other = con.execute("SELECT __line, other FROM repeats ORDER BY __line LIMIT 1").fetchall()[0]
+        raise DuplicateAcrossFiles(
+            f"{file} line {line}: the same {names} was already loaded from {other} ({repeats} row(s) of this file "
+            f"repeat rows of another file: a second copy of an extract?). Keep one copy in raw/{layout.source}/, or set "
+            f"[ingest] on_duplicate_across_files = \"quarantine\" in config.toml to quarantine the repeats.")
+    value = "concat_ws(' / ', " + ", ".join(f"CAST(t.{quote(k)} AS VARCHAR)" for k in key) + ")"
+    con.execute(f"""INSERT INTO violations
+        SELECT r.__line, 1000, {_lit(key[-1])}, 'duplicate_across_files',
+               'the same {names} was already loaded from ' || r.other || '; not loaded twice', {value}
+        FROM repeats AS r JOIN typed AS t USING (__line)""")
 
 
 def insert_valid_rows(con, layout: Layout, file: str, extra: list[str]) -> int:
@@ -229,14 +332,16 @@ def insert_valid_rows(con, layout: Layout, file: str, extra: list[str]) -> int:
         "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position", [table]).fetchall()]
     typed_columns = [s.name for s in compile_checks(layout.contract, "raw_file").columns] + extra
     derived = DERIVED.get(table, {})
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE valid AS
+    # a view, not a copy: the rows are materialised once, by the INSERT into the canonical table
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW valid AS
         SELECT t.* EXCLUDE (__line), {_lit(file)} AS source_file, t.__line AS source_line
                {', p.area_type AS __area_type, p.lsoa_code AS __lsoa, p.msoa_code AS __msoa, p.ward_code AS __ward, p.la_code AS __la' if place else ''}
         FROM typed AS t {f'LEFT JOIN place_index AS p ON p.place = {_qualify(place)}' if place else ''}
         WHERE t.__line NOT IN (SELECT __line FROM failed)""")
-    loaded = scalar(con, "SELECT count(*) FROM valid")
     if layout.reshape:
+        loaded = scalar(con, "SELECT count(*) FROM valid")
         create_table_from(con, "reshaped", SQL / layout.reshape, temp=True)
+        _refuse_reshaped_repeats(con, table, file)
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM reshaped")
         for other, sql in layout.also:
             create_table_from(con, "reshaped", SQL / sql, temp=True)
@@ -255,8 +360,23 @@ def insert_valid_rows(con, layout: Layout, file: str, extra: list[str]) -> int:
             select.append(quote(column))
         elif place and column in geo:
             select.append(f"{geo[column]} AS {quote(column)}")
-    con.execute(f"INSERT INTO {table} BY NAME SELECT {', '.join(select)} FROM valid")
-    return loaded
+    return con.execute(f"INSERT INTO {table} BY NAME SELECT {', '.join(select)} FROM valid").fetchall()[0][0]
+
+
+RESHAPED_KEYS = {"base_population": ("reference_date", "lsoa_code", "sex", "age_band", "source")}
+
+
+def _refuse_reshaped_repeats(con, table: str, file: str) -> None:
+    """Reshaped layouts (ONS wide tables) have no one-line-per-row key to quarantine: repeats stop the run."""
+    key = RESHAPED_KEYS.get(table)
+    if not key:
+        return
+    on = " AND ".join(f"r.{quote(k)} IS NOT DISTINCT FROM l.{quote(k)}" for k in key)
+    rows = con.execute(f"SELECT min(l.source_file), count(*) FROM reshaped AS r JOIN {table} AS l ON {on}").fetchall()
+    if rows and rows[0][1]:
+        raise DuplicateAcrossFiles(
+            f"{file}: {rows[0][1]} {table} cell(s) ({', '.join(key)}) were already loaded from {rows[0][0]}: a second "
+            f"copy of the same population? Keep one of the two files in raw/.")
 
 
 def _qualify(expression: str) -> str:

@@ -1,10 +1,23 @@
-"""Read one raw file into DuckDB as text columns with their line numbers, without losing a row.
+"""Read one raw file into DuckDB as text columns with their line numbers, without losing a line.
 
 CSV (UTF-8, a BOM tolerated, CRLF or LF) and Parquet. Every column is read as text so that the
-contract, not the reader, decides what is valid. Rows the CSV parser cannot split into the
-header's columns (short or long rows, broken quoting, invalid UTF-8) come back as structural
-rejects with their line number, for the quarantine. A file that cannot be read at all raises
-`UnreadableFile` naming the file and the problem.
+contract, not the reader, decides what is valid.
+
+CSV files are read by DuckDB in one streaming pass, one row per *physical line* (no record-level
+data passes through Python), and split into fields in SQL. So ``rows_read`` is the number of
+non-blank data lines, and every one of them ends up loaded or quarantined:
+
+- a line that does not split into the header's columns is a ``short_row`` / ``long_row``;
+- quotes that do not enclose whole values (``ab"c``) are ``bad_quoting``;
+- every physical line is one record: a quote left open on a line (an unclosed quote, or a value
+  with a line break inside quotes) is ``bad_quoting`` for that line alone, and never swallows the
+  lines after it into one value, as a CSV parser would;
+- a line that is not UTF-8 is ``invalid_encoding``.
+
+Blank lines (and lines of commas only, as spreadsheets export) are not data lines: they are
+counted in ``blank_lines``. Parquet columns of real DATE or TIMESTAMP type are read as ISO dates,
+and whole numbers stored as floats (as pandas writes an integer column with gaps) without ``.0``.
+A file that cannot be read at all raises `UnreadableFile` naming the file and the problem.
 """
 
 from __future__ import annotations
@@ -16,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from pipeline.db import scalar
 from pipeline.ingest.rules import quote
@@ -34,7 +46,11 @@ ALIASES: list[tuple[str, str]] = [
 ]
 
 
-class UnreadableFile(Exception):
+class IngestError(Exception):
+    """Ingest stopped the run; the message names the file (and line) and what to do."""
+
+
+class UnreadableFile(IngestError):
     """The file cannot be read at all; the message names the file and what is wrong."""
 
 
@@ -43,8 +59,9 @@ class RawFile:
     path: Path
     table: str  # DuckDB table: __line plus the (mapped) text columns
     columns: list[str]  # mapped column names, in file order
-    rows_read: int
+    rows_read: int  # non-blank data lines (CSV) or rows (Parquet)
     rejects: str | None  # DuckDB table of structural rejects: __line, rule, message, raw_line
+    blank_lines: int = 0
 
 
 def file_hash(path: Path) -> str:
@@ -92,11 +109,25 @@ def _rename(columns: list[str], source: str, header_map) -> list[str]:
     return mapped
 
 
+_DATE_TYPES = ("DATE", "TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "TIMESTAMP WITH TIME ZONE")
+
+
 def _read_parquet(con, path: Path, table: str, source: str, header_map) -> RawFile:
-    relation = con.sql(f"SELECT * FROM read_parquet({_lit(path)}) LIMIT 0")
-    original = relation.columns
+    described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({_lit(path)})").fetchall()
+    original = [row[0] for row in described]
+    types = [row[1] for row in described]
     mapped = _rename(original, source, header_map)
-    select = ", ".join(f"CAST({quote(o)} AS VARCHAR) AS {quote(m)}" for o, m in zip(original, mapped))
+
+    def as_text(column: str, sql_type: str) -> str:
+        c = quote(column)
+        if sql_type.upper() in _DATE_TYPES:  # a real date or timestamp: its calendar date, as ISO text
+            return f"strftime(CAST({c} AS DATE), '%Y-%m-%d')"
+        if sql_type.upper() in ("DOUBLE", "FLOAT"):  # whole numbers stored as floats (pandas, with gaps): 12, not 12.0
+            return (f"CASE WHEN isfinite({c}) AND {c} = trunc({c}) AND abs({c}) < 1e15 "
+                    f"THEN CAST(CAST({c} AS BIGINT) AS VARCHAR) ELSE CAST({c} AS VARCHAR) END")
+        return f"CAST({c} AS VARCHAR)"
+
+    select = ", ".join(f"{as_text(o, t)} AS {quote(m)}" for o, m, t in zip(original, mapped, types))
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT file_row_number + 2 AS __line, {select} "
                 f"FROM read_parquet({_lit(path)}, file_row_number = true)")
     rows = scalar(con, f"SELECT count(*) FROM {table}")
@@ -118,97 +149,96 @@ def _read_header(path: Path) -> list[str]:
     return header
 
 
+# One CSV field: a quoted value (quotes doubled inside, spaces around tolerated) or an unquoted one.
+_FIELD = r'\s*"(?:[^"]|"")*"\s*|[^",]*'
+_LINE = f"(?:{_FIELD})(?:,(?:{_FIELD}))*"
+_NO_DELIMITER = "'\x01\x02\x03\x04'"  # never in text: each physical line is read as one value
+
+
 def _read_csv(con, path: Path, table: str, source: str, header_map) -> RawFile:
     header = _read_header(path)
     mapped = _rename(header, source, header_map)
-    column_types = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header)))
-    rejects, scans = f"{table}_rejects_raw", f"{table}_scans"
-    options = (f"header = true, delim = ',', quote = '\"', escape = '\"', auto_detect = false, "
-               f"columns = {{{column_types}}}, store_rejects = true, rejects_table = '{rejects}', "
-               f"rejects_scan = '{scans}'")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table}__body AS "
-                f"SELECT row_number() OVER () AS __row, * FROM read_csv({_lit(path)}, {options})")
-    reject_lines = con.execute(f"SELECT DISTINCT line FROM {rejects}").fetchall()
-    good = scalar(con, f"SELECT count(*) FROM {table}__body")
-    data_lines = _count_data_lines(path)
-    rows_read = good + len(reject_lines)
-    if data_lines is None or data_lines != rows_read:
-        # blank lines or line breaks inside quoted values: number the rows exactly with Python's csv reader
-        return _read_csv_exactly(con, path, table, header, mapped)
-    select = ", ".join(f"{quote(f'c{i}')} AS {quote(m)}" for i, m in enumerate(mapped))
-    # the k-th good row sits on the k-th data line that is not a rejected one
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE {table} AS
-        WITH lines AS (
-            SELECT line, row_number() OVER (ORDER BY line) AS __row
-            FROM range(2, {rows_read + 2}) AS r(line)
-            WHERE line NOT IN (SELECT line FROM {rejects})
-        )
-        SELECT lines.line AS __line, {select} FROM {table}__body AS b JOIN lines USING (__row)
-        ORDER BY __line""")
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE {table}_rejects AS
-        SELECT line AS __line,
-               CASE error_type WHEN 'MISSING COLUMNS' THEN 'short_row' WHEN 'TOO MANY COLUMNS' THEN 'long_row'
-                    WHEN 'INVALID ENCODING' THEN 'invalid_encoding' WHEN 'INVALID UNICODE' THEN 'invalid_encoding'
-                    WHEN 'UNQUOTED VALUE' THEN 'bad_quoting' ELSE 'unreadable_row' END AS rule,
-               'the row does not split into the header''s {len(header)} columns: ' || error_message AS message,
-               trim(csv_line, chr(10) || chr(13)) AS raw_line
-        FROM (SELECT *, row_number() OVER (PARTITION BY line ORDER BY column_idx) AS k FROM {rejects}) WHERE k = 1""")
-    con.execute(f"DROP TABLE {table}__body")
-    return RawFile(path, table, mapped, rows_read, f"{table}_rejects")
+    n = len(header)
+    lines = _read_lines(con, path, f"{table}__lines")
+    # fields: split on commas, or (a line with quotes) by the CSV grammar, quotes removed and "" undoubled
+    fields = (f"CASE WHEN contains(text, '\"') THEN list_transform(regexp_extract_all(',' || text, {_lit(',(' + _FIELD + ')')}, 1), "
+              f"lambda f: CASE WHEN starts_with(trim(f), '\"') THEN replace(substr(trim(f), 2, length(trim(f)) - 2), '\"\"', '\"') "
+              f"ELSE f END) ELSE string_split(text, ',') END")
+    odd = "(length(text) - length(replace(text, '\"', ''))) % 2 = 1"
+    select = ", ".join(f"fields[{i + 1}] AS {quote(m)}" for i, m in enumerate(mapped))
+    # one pass: every data line split into the header's columns, with what (if anything) is wrong with it
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {table} AS
+        SELECT __line, problem AS __problem, len(fields) AS __fields, {select}
+        FROM (SELECT __line, problem, CASE WHEN problem IS NULL THEN {fields} END AS fields
+              FROM (SELECT __line, text,
+                           CASE WHEN text IS NULL OR trim(text, ' ,' || chr(9) || chr(13)) = '' THEN 'blank'
+                                WHEN NOT contains(text, '"') THEN NULL
+                                WHEN {odd} THEN 'unclosed_quote'
+                                WHEN NOT regexp_full_match(text, {_lit(_LINE)}) THEN 'stray_quote' END AS problem
+                    FROM {lines.table} WHERE __line > 1))""")
+    bad = f"__problem IS NOT NULL OR __fields <> {n}"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {table}_rejects AS
+        SELECT t.__line,
+               CASE WHEN __problem IS NOT NULL THEN 'bad_quoting' WHEN __fields < {n} THEN 'short_row' ELSE 'long_row' END AS rule,
+               CASE WHEN __problem = 'stray_quote'
+                        THEN 'quotes do not enclose whole values (a stray " inside a value?); the line cannot be split into columns'
+                    WHEN __problem = 'unclosed_quote'
+                        THEN 'a quote opened on this line is not closed on it (a value may not run over a line break); only this line is quarantined, the lines after it are read as usual'
+                    ELSE 'the line has ' || __fields || ' fields; the header has {n}' END AS message,
+               l.text AS raw_line
+        FROM (SELECT __line, __problem, __fields FROM {table} WHERE __problem IS DISTINCT FROM 'blank' AND ({bad})) AS t
+        JOIN {lines.table} AS l USING (__line)
+        UNION ALL SELECT * FROM {lines.encoding}""")
+    counts = con.execute(f"SELECT count(*) FILTER (WHERE __problem IS DISTINCT FROM 'blank'), "
+                         f"count(*) FILTER (WHERE __problem = 'blank') FROM {table}").fetchall()[0]
+    con.execute(f"DELETE FROM {table} WHERE {bad}")
+    rows_read = counts[0] + scalar(con, f"SELECT count(*) FROM {lines.encoding}")
+    for temp in (lines.table, lines.encoding):
+        con.execute(f"DROP TABLE IF EXISTS {temp}")
+    return RawFile(path, table, mapped, rows_read, f"{table}_rejects", counts[1])
 
 
-def _count_data_lines(path: Path) -> int | None:
-    """Lines after the header, or None when blank lines make positions ambiguous."""
-    with open(path, "rb") as handle:
-        data = handle.read()
-    if b"\n\n" in data or b"\n\r\n" in data.rstrip(b"\r\n"):
-        stripped = data.rstrip(b"\r\n")
-        if b"\n\n" in stripped or b"\n\r\n" in stripped:
-            return None
-    lines = data.rstrip(b"\r\n").count(b"\n")  # newlines between lines = lines - 1; minus the header
-    return lines
+@dataclass
+class _Lines:
+    table: str  # __line, text: every physical line of the file (the header is line 1)
+    encoding: str  # structural rejects for lines that are not UTF-8
 
 
-def _read_csv_exactly(con, path: Path, table: str, header: list[str], mapped: list[str]) -> RawFile:
-    """Fallback for files with blank lines or quoted line breaks: exact line numbers, row by row.
+def _read_lines(con, path: Path, table: str) -> _Lines:
+    """Every physical line of the file with its number, read by DuckDB in one streaming pass.
 
-    Slower than the DuckDB reader, so used only when line positions cannot be inferred.
+    DuckDB's CSV reader is used with no quote and no usable delimiter, so every physical line is one
+    value and nothing is interpreted yet (preserving insertion order, DuckDB's default, keeps the
+    rows in file order, so a line's number is its row number). Lines DuckDB cannot decode (invalid
+    UTF-8) come back as rejects with their line numbers; the other lines then take the positions
+    left once the rejected ones are taken out.
     """
-    columns = {name: [] for name in ["__line", *mapped]}
-    rejects = {"__line": [], "rule": [], "message": [], "raw_line": []}
+    rejects, scans = f"{table}_enc_rejects", f"{table}_enc_scans"
+    con.execute(f"DROP TABLE IF EXISTS {rejects}")
+    con.execute(f"DROP TABLE IF EXISTS {scans}")
+    ordered = scalar(con, "SELECT current_setting('preserve_insertion_order')")
+    con.execute("SET preserve_insertion_order = true")  # line numbers depend on it
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            next(reader)
-            start = reader.line_num + 1
-            for row in reader:
-                line, start = start, reader.line_num + 1
-                if not row or not any(field.strip() for field in row):
-                    continue
-                if len(row) != len(header):
-                    rejects["__line"].append(line)
-                    rejects["rule"].append("short_row" if len(row) < len(header) else "long_row")
-                    rejects["message"].append(f"the row has {len(row)} fields; the header has {len(header)}")
-                    rejects["raw_line"].append(",".join(row))
-                    continue
-                columns["__line"].append(line)
-                for name, value in zip(mapped, row):
-                    columns[name].append(value)
-    except UnicodeDecodeError as exc:
-        raise UnreadableFile(f"{path}: not UTF-8 text ({exc.reason}); save the file as UTF-8 CSV") from exc
-    except csv.Error as exc:
-        raise UnreadableFile(f"{path}: not a readable CSV ({exc})") from exc
-    body = pa.table({k: pa.array(v, type=pa.int64() if k == "__line" else pa.string()) for k, v in columns.items()})
-    reject_table = pa.table({k: pa.array(v, type=pa.int64() if k == "__line" else pa.string()) for k, v in rejects.items()})
-    con.register(f"{table}__arrow", body)
-    con.register(f"{table}__arrow_rejects", reject_table)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {table}__arrow")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_rejects AS SELECT * FROM {table}__arrow_rejects")
-    con.unregister(f"{table}__arrow")
-    con.unregister(f"{table}__arrow_rejects")
-    return RawFile(path, table, mapped, body.num_rows + reject_table.num_rows, f"{table}_rejects")
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {table} AS
+            SELECT row_number() OVER () AS __line, l AS text
+            FROM read_csv({_lit(path)}, header = false, columns = {{'l': 'VARCHAR'}}, delim = {_NO_DELIMITER},
+                          quote = '', escape = '', auto_detect = false, strict_mode = false,
+                          store_rejects = true, rejects_table = '{rejects}', rejects_scan = '{scans}')""")
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if ordered else 'false'}")
+    bad = scalar(con, f"SELECT count(DISTINCT line) FROM {rejects}")
+    if bad:  # the k-th line read is the k-th line that was not rejected
+        total = scalar(con, f"SELECT count(*) FROM {table}") + bad
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {table} AS
+            SELECT p.line AS __line, r.text FROM {table} AS r JOIN (
+                SELECT line, row_number() OVER (ORDER BY line) AS __n FROM range(1, {total + 1}) AS t(line)
+                WHERE line NOT IN (SELECT line FROM {rejects})) AS p ON p.__n = r.__line""")
+    encoding = f"{table}_encoding"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {encoding} AS
+        SELECT line AS __line, 'invalid_encoding' AS rule,
+               'the line is not UTF-8 text (save the file as UTF-8 CSV)' AS message, min(csv_line) AS raw_line
+        FROM {rejects} WHERE line > 1 GROUP BY line""")
+    return _Lines(table, encoding)
 
 
 def _lit(value) -> str:

@@ -10,7 +10,8 @@ Rule ids are short and stable (they name the quarantine reason):
 | missing_value | a required column is blank |
 | bad_date, bad_number, bad_code, bad_format | a value does not parse, is not in the code list, or does not match the pattern |
 | out_of_range | a number below its minimum (e.g. a negative count) |
-| <contract rule> | cross-column rules declared on the contract (dates in the wrong order, NHS numbers, …) |
+| nhs_number | an identifier column (`identifier_columns`) holds what looks like an NHS number (value redacted) |
+| <contract rule> | cross-column rules declared on the contract (dates in the wrong order, …) |
 | duplicate_record | a second row with the same key in one file (the first is kept) |
 | mixed_<column> | a value that differs from the rest of the file (one extract date per snapshot) |
 | unknown_postcode, unknown_area | the place is not in the postcode directory or the area codes |
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 import annotated_types
 from pydantic.fields import FieldInfo
 
-from schemas.types import Contract, SqlForm
+from schemas.types import DEFAULT_DATE_FORMS, Contract, SqlForm, date_examples, date_sql, nhs_number_sql
 
 _PARSE_RULE = {"DATE": "bad_date", "BIGINT": "bad_number", "DOUBLE": "bad_number", "INTEGER": "bad_number",
                "BOOLEAN": "bad_code"}
@@ -48,6 +49,7 @@ class ColumnSpec:
     codes: tuple | None
     pattern: str | None
     minimum: tuple[str, float] | None  # ("ge"|"gt", bound)
+    date_forms: tuple[str, ...] = ()  # a date column: the forms it accepts (schemas.types.DATE_FORMS)
 
     @property
     def text_expr(self) -> str:
@@ -56,11 +58,20 @@ class ColumnSpec:
 
     @property
     def typed_expr(self) -> str:
-        return "(" + self.form.cast.replace("{x}", self.text_expr) + ")"
+        cast = self.form.cast.replace("{date}", date_sql("{x}", self.date_forms)) if self.date_forms else self.form.cast
+        return "(" + cast.replace("{x}", self.text_expr) + ")"
+
+    @property
+    def expected(self) -> str:
+        if self.date_forms:
+            return f"{self.form.expected} such as {date_examples(self.date_forms)}"
+        return self.form.expected
 
 
-def column_specs(contract: type[Contract]) -> list[ColumnSpec]:
-    """Read each field's type, code list, pattern and bounds off the pydantic model."""
+def column_specs(contract: type[Contract], date_forms: tuple[str, ...] = DEFAULT_DATE_FORMS) -> list[ColumnSpec]:
+    """Read each field's type, code list, pattern and bounds off the pydantic model.
+
+    Date columns accept `date_forms` (the source's configured forms) and their type's built-in ones."""
     specs = []
     for name, info in contract.model_fields.items():
         annotation = info.annotation
@@ -85,14 +96,15 @@ def column_specs(contract: type[Contract]) -> list[ColumnSpec]:
                 minimum = ("ge", m.ge)
             elif isinstance(m, annotated_types.Gt):
                 minimum = ("gt", m.gt)
-        specs.append(ColumnSpec(name, info.alias or name, form, info.is_required(), codes, pattern, minimum))
+        forms = tuple(dict.fromkeys(tuple(date_forms) + form.dates)) if form.dates is not None else ()
+        specs.append(ColumnSpec(name, info.alias or name, form, info.is_required(), codes, pattern, minimum, forms))
     return specs
 
 
 def _field_checks(spec: ColumnSpec) -> list[tuple[str, str, str]]:
     """(rule, bad-predicate, message) for one column, in the order they are reported."""
     col, text = quote(spec.name), quote(spec.name + "__text")
-    expected = spec.form.expected
+    expected = spec.expected
     checks = []
     if spec.required:
         checks.append(("missing_value", f"{text} IS NULL", f"{spec.raw} is blank; expected {expected}"))
@@ -122,8 +134,9 @@ class CompiledChecks:
     columns: list[ColumnSpec]
 
 
-def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list[str] = ()) -> CompiledChecks:
-    specs = column_specs(contract)
+def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list[str] = (),
+                   date_forms: tuple[str, ...] = DEFAULT_DATE_FORMS) -> CompiledChecks:
+    specs = column_specs(contract, date_forms)
     select = ["__line"]
     for spec in specs:
         select.append(f"{spec.typed_expr} AS {quote(spec.name)}")
@@ -142,6 +155,10 @@ def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list
             f"{sql_string(message)} AS message, CAST({value} AS VARCHAR) AS value FROM {where} WHERE {bad}"
         )
 
+    for column in contract.identifier_columns:  # first, so that the row's reported rule says why
+        add(column, "nhs_number", nhs_number_sql(quote(column + "__text")),
+            f"{column} looks like a real NHS number (10 digits passing the modulus-11 check, with or without spaces "
+            f"or dashes); extracts must be pseudonymised before they reach the pipeline", "'[redacted]'")
     for spec in specs:
         for rule, bad, message in _field_checks(spec):
             add(spec.raw, rule, bad, message, quote(spec.name + "__text"))

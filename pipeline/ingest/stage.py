@@ -23,12 +23,7 @@ def run_ingest(ctx: StageContext) -> dict:
             progress.stop()
     write_quarantine(result, ctx.out_dir / "quarantine")
     ctx.memory["ingest_files"] = result.files  # for validation in the same run
-    files = [f.as_dict() for f in result.files]
-    return {
-        "files": files,
-        "totals": {key: sum(f[key] for f in files) for key in ("rows_read", "rows_loaded", "rows_quarantined")},
-        "files_skipped": [f["file"] for f in files if f["skipped"]],
-    }
+    return result.report_fields()  # files, totals, files_skipped, not_read, warnings
 
 
 STAGE = Stage(
