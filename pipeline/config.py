@@ -107,7 +107,7 @@ class EngineSettings(Section):
     """How the SQL engine may use the machine (pipeline/run.py applies it to every run's DuckDB)."""
 
     memory_limit: str = "6GB"  # DuckDB spills to temp_directory beyond this ("" = DuckDB's default, 80% of RAM)
-    temp_directory: str = ""  # "" = <data_dir>/processed/.spill (removed with the staging folder)
+    temp_directory: str = ""  # "" = a .spill folder in the run's staging folder (removed when the run ends)
     threads: int = Field(0, ge=0)  # 0 = one per core
 
 
