@@ -58,8 +58,12 @@ class ColumnSpec:
 
     @property
     def typed_expr(self) -> str:
+        return self.cast_expr(self.text_expr)
+
+    def cast_expr(self, text: str) -> str:
+        """The typed value read from `text`, the column's cleaned text (NULL when it does not parse)."""
         cast = self.form.cast.replace("{date}", date_sql("{x}", self.date_forms)) if self.date_forms else self.form.cast
-        return "(" + cast.replace("{x}", self.text_expr) + ")"
+        return "(" + cast.replace("{x}", text) + ")"
 
     @property
     def expected(self) -> str:
@@ -137,12 +141,15 @@ class CompiledChecks:
 def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list[str] = (),
                    date_forms: tuple[str, ...] = DEFAULT_DATE_FORMS) -> CompiledChecks:
     specs = column_specs(contract, date_forms)
+    # two levels, so that each column's cleaned text is computed once (the cast reads it, not the raw text)
+    cleaned = ["__line"] + [f"{spec.text_expr} AS {quote(spec.name + '__text')}" for spec in specs]
+    cleaned += [f"NULLIF(trim({quote(c)}), '') AS {quote(c)}" for c in extra_columns]
     select = ["__line"]
     for spec in specs:
-        select.append(f"{spec.typed_expr} AS {quote(spec.name)}")
-        select.append(f"{spec.text_expr} AS {quote(spec.name + '__text')}")
-    select += [f"NULLIF(trim({quote(c)}), '') AS {quote(c)}" for c in extra_columns]
-    typed = f"SELECT {', '.join(select)} FROM {raw_table}"
+        select.append(f"{spec.cast_expr(quote(spec.name + '__text'))} AS {quote(spec.name)}")
+        select.append(quote(spec.name + "__text"))
+    select += [quote(c) for c in extra_columns]
+    typed = f"SELECT {', '.join(select)} FROM (SELECT {', '.join(cleaned)} FROM {raw_table}) AS cleaned"
 
     parts = []
     order = 0
@@ -167,8 +174,11 @@ def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list
         add(rule.column, rule.rule, f"({rule.bad})", rule.message, value)
     if contract.unique_key:
         key = ", ".join(quote(k) for k in contract.unique_key)
-        dup = f"(SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY __line) AS __n FROM typed) AS ranked"
-        add(contract.unique_key[-1], "duplicate_record", "__n > 1",
+        same = " AND ".join(f"t.{quote(k)} IS NOT DISTINCT FROM d.{quote(k)}" for k in contract.unique_key)
+        # every row after the first of its key: a GROUP BY finds the repeated keys (no window over every row)
+        dup = (f"(SELECT t.*, d.__first FROM typed AS t JOIN (SELECT {key}, min(__line) AS __first FROM typed "
+               f"GROUP BY {key} HAVING count(*) > 1) AS d ON {same}) AS ranked")
+        add(contract.unique_key[-1], "duplicate_record", "__line > __first",
             f"a second row with the same {', '.join(contract.unique_key)} in this file; the first was kept",
             "concat_ws(' / ', " + ", ".join(f"CAST({quote(k)} AS VARCHAR)" for k in contract.unique_key) + ")",
             where=dup)
