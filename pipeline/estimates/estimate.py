@@ -45,10 +45,10 @@ from .constrain import constrain_to_total
 from .counts import estimate_from_counts
 from .ethnicity import GROUPS, share_variance, shrink_shares
 from .inflation import estimate_inflation
-from .margins import load_mode_model, predict_variance, z_value
+from .margins import age_terms_frame, load_mode_model, predict_variance, z_value
 from .rollforward import correct_list, ratio_change, roll_forward
 from .sources import prepare_sources
-from .turbulence import score_turbulence
+from .turbulence import score_turbulence, score_turbulence_to_date
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,18 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
     _write(con, "est_lsoa_rows", rows, date_cols=("reference_date",))
     ethnic = build_ethnicity(con, cells, rows, settings)
     _write(con, "est_lsoa_ethnic", ethnic, date_cols=("reference_date",))
-    run_steps(con, PUBLISH_DIR, {
+    # the LA-wide error by age band, read by the roll-up (sql/publish/03_est_area_rows.sql)
+    _write(con, "est_margin_age_terms", age_terms_frame(model))
+    run_steps(con, PUBLISH_DIR, publish_parameters(model, settings, base_date, report["method"], intervals, note))
+    n = con.execute("SELECT count(*), count(DISTINCT area_code) FROM population_estimates").fetchall()[0]
+    log.info("population_estimates: %d rows for %d areas", n[0], n[1])
+    return report
+
+
+def publish_parameters(model: dict, settings: EstimateSettings, base_date, method: str, intervals: bool,
+                       note: str) -> dict:
+    """The parameters of the sql/publish steps (the roll-up's margin terms among them)."""
+    return {
         "z": z_value(settings.interval_level),
         "rho": float(model["rho"]),
         "omega": float(model["omega"]),
@@ -150,13 +161,10 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
         "l0": float(model["l0"]),
         "l1": float(model["l1"]),
         "base_date": base_date,
-        "method": report["method"],
+        "method": method,
         "intervals": intervals,
         "interval_note": note,
-    })
-    n = con.execute("SELECT count(*), count(DISTINCT area_code) FROM population_estimates").fetchall()[0]
-    log.info("population_estimates: %d rows for %d areas", n[0], n[1])
-    return report
+    }
 
 
 # ------------------------------------------------------------------------------------------ base
@@ -221,7 +229,8 @@ def build_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSettings, mode
     if settings.blend_base and turb is not None:
         cells = _blend_base(cells, turb, geo, model)
     elif turb is not None:
-        rate = turb.groupby("lsoa_code", as_index=False)["turbulence"].first()
+        rate = turb.groupby("lsoa_code", as_index=False)["turbulence_span"].first().rename(
+            columns={"turbulence_span": "turbulence"})
         rate["base_variance"] = model["base_a"] ** 2 + model["base_f"] * rate["turbulence"] / 1000.0
         cells = cells.drop(columns=["base_variance"]).merge(rate[["lsoa_code", "base_variance"]], on="lsoa_code",
                                                             how="left").fillna({"base_variance": model["base_a"] ** 2})
@@ -246,7 +255,8 @@ def build_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSettings, mode
 def _blend_base(cells: pd.DataFrame, turb: pd.DataFrame, geo: pd.DataFrame, model: dict) -> pd.DataFrame:
     """Per-LSOA factors moving the published base towards the list-implied population (base.py)."""
     t0 = cells[cells["k"] == 0].groupby("lsoa_code", as_index=False)[["published_base", "list_star_t0"]].sum()
-    first = turb.groupby("lsoa_code", as_index=False)["turbulence"].first()  # the whole-span score
+    first = turb.groupby("lsoa_code", as_index=False)["turbulence_span"].first().rename(
+        columns={"turbulence_span": "turbulence"})  # the whole-span score (fixed once per run)
     t0 = t0.merge(first, on="lsoa_code", how="left").merge(
         geo.groupby("lsoa_code", as_index=False)["la_code"].first(), on="lsoa_code", how="left")
     t0["la_code"] = t0["la_code"].fillna("?")
@@ -264,18 +274,19 @@ def _blend_base(cells: pd.DataFrame, turb: pd.DataFrame, geo: pd.DataFrame, mode
 
 
 def build_turbulence(con: duckdb.DuckDBPyConnection, model: dict) -> pd.DataFrame:
-    """Turbulence per LSOA (see turbulence.py).
+    """Turbulence per LSOA x extract (see turbulence.py).
 
-    Each LSOA's score is annualised over the whole span of extracts (all periods between the
-    first and the last extract), so that an early date is not judged on one quarter's moves; it
-    drives the margins at every date. Each period's own score is kept in est_turbulence beside
-    its components, for audit and for indicators of change.
+    The score that drives the margins at extract k pools the periods up to k only (0 at the
+    first extract: score_turbulence_to_date), so an estimate is never revised by later extracts.
+    `turbulence_span` (all periods, first to last extract) is kept for the list-informed base
+    (_blend_base), which is fixed once per run. Each period's own score is kept in est_turbulence
+    beside its components, for audit and for indicators of change.
     """
     ex = con.execute("SELECT extract_date, k, years_since_base, coalesce(period_years, 0) AS period_years "
                      "FROM est_extracts ORDER BY k").df()
     lsoas = con.execute("SELECT lsoa_code, sum(population) AS residents FROM est_base GROUP BY 1").df()
     gp = con.execute("SELECT lsoa_code, extract_date, sum(registrations + deregistrations + from_abroad) AS gp_events "
-                     "FROM est_gp_flows GROUP BY ALL").df()
+                     "FROM est_gp_flows GROUP BY lsoa_code, extract_date").df()
     school = con.execute("SELECT lsoa_code, extract_date, pupil_moves, pupil_years FROM est_school_moves").df()
     asylum = con.execute("SELECT lsoa_code, extract_date, asylum_allocated FROM est_asylum").df()
     frame = lsoas.merge(ex, how="cross")
@@ -289,15 +300,17 @@ def build_turbulence(con: duckdb.DuckDBPyConnection, model: dict) -> pd.DataFram
     frame["period_score"] = score_turbulence(frame["gp_events"], frame["resident_years"], frame["pupil_moves"],
                                              frame["pupil_years"], frame["asylum_allocated"], **weights)
     frame.loc[frame["k"] == 0, "period_score"] = np.nan
+    frame["turbulence"] = score_turbulence_to_date(frame, **weights)
     span = frame[frame["k"] > 0].groupby("lsoa_code", as_index=False)[[*cols, "resident_years"]].sum()
-    span["turbulence"] = score_turbulence(span["gp_events"], span["resident_years"], span["pupil_moves"],
-                                          span["pupil_years"], span["asylum_allocated"], **weights)
-    frame = frame.merge(span[["lsoa_code", "turbulence"]], on="lsoa_code", how="left")
-    frame["turbulence"] = frame["turbulence"].fillna(0.0)
+    span["turbulence_span"] = score_turbulence(span["gp_events"], span["resident_years"], span["pupil_moves"],
+                                               span["pupil_years"], span["asylum_allocated"], **weights)
+    frame = frame.merge(span[["lsoa_code", "turbulence_span"]], on="lsoa_code", how="left")
+    frame["turbulence_span"] = frame["turbulence_span"].fillna(0.0)
     frame["tau"] = frame["turbulence"] * np.maximum(frame["years_since_base"], 0.0) / 1000.0
     _write(con, "est_turbulence", frame[["lsoa_code", "extract_date", "k", "residents", "resident_years", *cols,
-                                         "period_score", "turbulence", "tau"]], date_cols=("extract_date",))
-    return frame[["lsoa_code", "extract_date", "turbulence", "tau", "residents"]]
+                                         "period_score", "turbulence", "turbulence_span", "tau"]],
+           date_cols=("extract_date",))
+    return frame[["lsoa_code", "extract_date", "turbulence", "turbulence_span", "tau", "residents"]]
 
 
 def apply_constraint(cells: pd.DataFrame, geo: pd.DataFrame, la_totals: pd.DataFrame | None) -> pd.DataFrame:
