@@ -462,3 +462,26 @@ def calibrate_composition(errors, sampling_variance, share) -> float:
 
     res = optimize.minimize_scalar(nll, bounds=(np.log(1e-8), np.log(1.0)), method="bounded")
     return float(np.sqrt(np.exp(res.x)))
+
+
+def calibrate_age_common(errors, years, known_variance=0.0) -> tuple[float, float]:
+    """ML estimates of m0, m1 for one age group from LA cells' relative errors (estimate's error
+    over the estimate): variance m0^2 + (m1 y)^2 + known_variance, where known_variance is what
+    the rest of the model already gives those cells (LSOA-specific parts summed up, the LA-wide
+    all-ages term), relative to the estimate squared."""
+    err = np.asarray(errors, float)
+    y2 = np.asarray(years, float) ** 2
+    known = np.broadcast_to(np.maximum(np.asarray(known_variance, float), 0.0), err.shape)
+
+    def nll(theta):
+        m0sq, m1sq = np.exp(theta)
+        v = np.maximum(m0sq + m1sq * y2 + known, 1e-12)
+        return 0.5 * np.sum(np.log(v) + err ** 2 / v)
+
+    best = None
+    for start in (np.log([1e-4, 1e-4]), np.log([1e-2, 1e-6]), np.log([1e-6, 1e-2])):
+        res = optimize.minimize(nll, start, method="Nelder-Mead", options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 4000})
+        if best is None or res.fun < best.fun:
+            best = res
+    m0, m1 = np.sqrt(np.exp(best.x))
+    return float(m0 if m0 > 1e-4 else 0.0), float(m1 if m1 > 1e-4 else 0.0)
