@@ -24,7 +24,8 @@ The model in one place (details in each module's docstring):
     T       = moves per 1,000 a year: GP and pupil churn pooled, + asylum    (turbulence.py)
     var     = K^2 [E^2 s^2(T, y, tau, V) + (g^2 + h tau) sum E_c^2 + psi max(E,1)]  (margins.py)
     var_A   = (1 - rho) sum w^2 var + rho (sum w sd)^2 + (l0^2 + (l1 y)^2) E_A^2
-              [+ omega^2 sum w(1-w) E^2 for wards]                          up the geography
+              + sum_b (m0_g^2 + (m1_g y)^2) E_A,b^2
+              [+ omega^2 sum w(1-w) E^2 for wards]        up the geography (sql/publish/03)
 """
 
 from __future__ import annotations
