@@ -24,7 +24,8 @@ The model in one place (details in each module's docstring):
     T       = moves per 1,000 a year: GP and pupil churn pooled, + asylum    (turbulence.py)
     var     = K^2 [E^2 s^2(T, y, tau, V) + (g^2 + h tau) sum E_c^2 + psi max(E,1)]  (margins.py)
     var_A   = (1 - rho) sum w^2 var + rho (sum w sd)^2 + (l0^2 + (l1 y)^2) E_A^2
-              [+ omega^2 sum w(1-w) E^2 for wards]                          up the geography
+              + sum_b (m0_g^2 + (m1_g y)^2) E_A,b^2
+              [+ omega^2 sum w(1-w) E^2 for wards]        up the geography (sql/publish/03)
 """
 
 from __future__ import annotations
@@ -40,19 +41,18 @@ import pandas as pd
 from pipeline.config import EstimateSettings
 from pipeline.sql import create_table_from, run_steps
 
-from .base import blend_base
+from .cohort_model import AGES, SEXES, roll_cohorts, split_persons_base
 from .constrain import constrain_to_total
 from .counts import estimate_from_counts
 from .ethnicity import GROUPS, share_variance, shrink_shares
-from .inflation import estimate_inflation
-from .margins import load_mode_model, predict_variance, z_value
-from .rollforward import correct_list, ratio_change, roll_forward
+from .margins import age_terms_frame, load_mode_model, predict_variance, z_value
 from .sources import prepare_sources
-from .turbulence import score_turbulence
+from .turbulence import score_turbulence, score_turbulence_to_date
 
 log = logging.getLogger(__name__)
 
 SQL_DIR = Path(__file__).with_name("sql")
+COMMON_DIR = SQL_DIR / "common"
 PREPARE_DIR = SQL_DIR / "prepare"
 PUBLISH_DIR = SQL_DIR / "publish"
 COUNTS_DIR = SQL_DIR / "counts"
@@ -101,6 +101,8 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
     report["base_date"] = base_date.isoformat()
     log.info("population estimates (%s): base %s (%s), first extract %s", mode, base_date,
              base_source or "any source", first_extract)
+    # the extract dates and the base by single year of age: the same steps in every mode
+    run_steps(con, COMMON_DIR, {"base_date": base_date, "base_source": base_source})
     if mode == "counts_only":
         run_steps(con, COUNTS_DIR, {"base_date": base_date, "base_source": base_source})
         # the school census and asylum allocations, where present, add to counts-mode turbulence
@@ -109,8 +111,6 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
         geo = con.execute("SELECT * FROM est_lsoa_geo").df()
         cells, turb, notes = estimate_from_counts(con, settings, model, base_date, geo)
         audit = notes.pop("audit")
-        # single years of age by cohort (the bands are only for publishing), kept for audit and the back-test
-        _write(con, "est_lsoa_single_years", notes.pop("single_years"), date_cols=("extract_date",))
         _write(con, "est_turbulence", audit, date_cols=("extract_date",))
         # what counts cannot show: recorded ethnicity, flows by reason (empty, for the publish steps)
         con.execute("CREATE OR REPLACE TABLE est_ethnic_counts (lsoa_code VARCHAR, extract_date DATE, sex VARCHAR, "
@@ -131,8 +131,11 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
         })
         _log_coverage(con)
         turb = build_turbulence(con, model)
-        cells = build_cells(con, settings, model, turb)
         geo = con.execute("SELECT * FROM est_lsoa_geo").df()
+        cells, notes = build_register_cells(con, settings, model, base_date, geo)
+        report["register"] = {k: v for k, v in notes.items() if k != "single_years"}
+    # single years of age by cohort (the bands are only for publishing), kept for audit and the back-test
+    _write(con, "est_lsoa_single_years", notes.pop("single_years"), date_cols=("extract_date",))
     la_totals = con.execute("SELECT reference_date, la_code, population FROM est_src_la_totals "
                             "WHERE population IS NOT NULL").df() if info.has("la_totals") else None
     cells = apply_constraint(cells, geo, la_totals)
@@ -142,7 +145,18 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
     _write(con, "est_lsoa_rows", rows, date_cols=("reference_date",))
     ethnic = build_ethnicity(con, cells, rows, settings)
     _write(con, "est_lsoa_ethnic", ethnic, date_cols=("reference_date",))
-    run_steps(con, PUBLISH_DIR, {
+    # the LA-wide error by age band, read by the roll-up (sql/publish/03_est_area_rows.sql)
+    _write(con, "est_margin_age_terms", age_terms_frame(model))
+    run_steps(con, PUBLISH_DIR, publish_parameters(model, settings, base_date, report["method"], intervals, note))
+    n = con.execute("SELECT count(*), count(DISTINCT area_code) FROM population_estimates").fetchall()[0]
+    log.info("population_estimates: %d rows for %d areas", n[0], n[1])
+    return report
+
+
+def publish_parameters(model: dict, settings: EstimateSettings, base_date, method: str, intervals: bool,
+                       note: str) -> dict:
+    """The parameters of the sql/publish steps (the roll-up's margin terms among them)."""
+    return {
         "z": z_value(settings.interval_level),
         "rho": float(model["rho"]),
         "omega": float(model["omega"]),
@@ -150,13 +164,10 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
         "l0": float(model["l0"]),
         "l1": float(model["l1"]),
         "base_date": base_date,
-        "method": report["method"],
+        "method": method,
         "intervals": intervals,
         "interval_note": note,
-    })
-    n = con.execute("SELECT count(*), count(DISTINCT area_code) FROM population_estimates").fetchall()[0]
-    log.info("population_estimates: %d rows for %d areas", n[0], n[1])
-    return report
+    }
 
 
 # ------------------------------------------------------------------------------------------ base
@@ -192,90 +203,82 @@ def choose_base(con: duckdb.DuckDBPyConnection, first_extract: dt.date, wanted_s
 
 # ----------------------------------------------------------------------------------------- cells
 
-def build_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSettings, model: dict,
-                turb: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per LSOA x extract x sex x band with the corrected list, inflation and estimates."""
-    cells = con.execute("SELECT * FROM est_cells").df()
+def register_arrays(con: duckdb.DuckDBPyConnection, ex: pd.DataFrame):
+    """The register's arrays for the cohort chassis: LSOAs, the published base by sex x single year
+    [n, 2, AGES] (a persons-only base split by the list's sex shares), the list [K, n, 2, AGES]
+    (est_list_sya) and births not yet registered at age 0 (est_vital_lag, band 0-4)."""
+    base = con.execute("SELECT lsoa_code, sex, age, population FROM est_base_sya").df()
+    lsoas = sorted(base["lsoa_code"].unique())
+    index = {c: i for i, c in enumerate(lsoas)}
+    n, K = len(lsoas), len(ex)
+    k_of = {pd.Timestamp(d): k for d, k in zip(ex["extract_date"], ex["k"])}
+    lst = con.execute("SELECT lsoa_code, extract_date, sex, age, list_count FROM est_list_sya").df()
+    L = np.zeros((K, n, 2, AGES))
+    np.add.at(L, (pd.to_datetime(lst["extract_date"]).map(k_of).to_numpy(), lst["lsoa_code"].map(index).to_numpy(),
+                  lst["sex"].map({"M": 0, "F": 1}).to_numpy(), lst["age"].to_numpy().astype(int)),
+              lst["list_count"].to_numpy())
+    births = con.execute("SELECT lsoa_code, extract_date, sex, births_lag FROM est_vital_lag "
+                         "WHERE age_band = '0-4' AND births_lag > 0").df()
+    births = births[births["lsoa_code"].isin(index)]
+    extra = np.zeros_like(L)
+    np.add.at(extra, (pd.to_datetime(births["extract_date"]).map(k_of).to_numpy(),
+                      births["lsoa_code"].map(index).to_numpy(), births["sex"].map({"M": 0, "F": 1}).to_numpy(),
+                      np.zeros(len(births), dtype=int)), births["births_lag"].to_numpy())
+    by_sex = base[base["sex"].isin(SEXES)]
+    if by_sex.empty:  # a persons-only base: split by the list's sex shares at t0
+        pp = np.zeros((n, AGES))
+        np.add.at(pp, (base["lsoa_code"].map(index).to_numpy(), base["age"].to_numpy().astype(int)),
+                  base["population"].to_numpy())
+        total = L[0].sum(axis=0)
+        share = np.where(total.sum(axis=0) > 0, total / np.maximum(total.sum(axis=0), 1e-12), 0.5)
+        pub = split_persons_base(pp, L[0], share)
+    else:
+        pub = np.zeros((n, 2, AGES))
+        np.add.at(pub, (by_sex["lsoa_code"].map(index).to_numpy(), by_sex["sex"].map({"M": 0, "F": 1}).to_numpy(),
+                        by_sex["age"].to_numpy().astype(int)), by_sex["population"].to_numpy())
+    return lsoas, pub, L, extra
+
+
+def build_register_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSettings, model: dict, base_date,
+                         geo: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Register mode on the cohort chassis (cohort_model.py): the list by LSOA x sex x single year
+    exactly as the register shows it, rolled forward by cohort from the base date. The flows by
+    reason (est_gp_flows) and the vital-event lags are joined for audit only: deaths are in the
+    list change once, list cleaning is not added back and no flow is uplifted."""
+    ex = con.execute("SELECT extract_date, k, years_since_base FROM est_extracts ORDER BY k").df()
+    ex["extract_date"] = pd.to_datetime(ex["extract_date"])
+    lsoas, pub, L, extra = register_arrays(con, ex)
+    cells, single, notes = roll_cohorts(pub, L, ex, lsoas, geo, settings, model, base_date, list_extra=extra,
+                                        constrain_ratio_change=False)
     vital = con.execute("SELECT * FROM est_vital_lag").df()
     flows = con.execute("SELECT * FROM est_gp_flows").df()
     keys = [*CELL_KEYS, "extract_date"]
-    cells = cells.merge(vital, on=keys, how="left").merge(flows, on=keys, how="left")
+    for df in (vital, flows):
+        df["extract_date"] = pd.to_datetime(df["extract_date"])
+        cells = cells.merge(df, on=keys, how="left")
     for col in ("births_lag", "deaths_lag", "registrations", "from_abroad", "deregistrations", "cleaning"):
         cells[col] = cells[col].fillna(0.0).astype(float)
     cells = cells.sort_values([*CELL_KEYS, "k"]).reset_index(drop=True)
-
-    cells["list_star"] = correct_list(cells["list_count"], cells["births_lag"], cells["deaths_lag"])
     g = cells.groupby(CELL_KEYS, sort=False)
-    cells["cum_cleaning"] = g["cleaning"].cumsum()
-    cells["cum_registrations"] = g["registrations"].cumsum()
-    cells["cum_deregistrations"] = g["deregistrations"].cumsum()
-    t0 = cells[cells["k"] == 0][[*CELL_KEYS, "list_star"]].rename(columns={"list_star": "list_star_t0"})
-    cells = cells.merge(t0, on=CELL_KEYS, how="left")
-    cells["list_star_t0"] = cells["list_star_t0"].fillna(0.0)
-
-    geo = con.execute("SELECT lsoa_code, ward_code, la_code, ward_share FROM est_lsoa_geo").df()
-    cells["published_base"] = cells["base_population"]
-    cells["base_factor"] = 1.0
-    # the published base's (log) variance; reduced where the list informs it
-    cells["base_variance"] = model["base_a"] ** 2
-    if settings.blend_base and turb is not None:
-        cells = _blend_base(cells, turb, geo, model)
-    elif turb is not None:
-        rate = turb.groupby("lsoa_code", as_index=False)["turbulence"].first()
-        rate["base_variance"] = model["base_a"] ** 2 + model["base_f"] * rate["turbulence"] / 1000.0
-        cells = cells.drop(columns=["base_variance"]).merge(rate[["lsoa_code", "base_variance"]], on="lsoa_code",
-                                                            how="left").fillna({"base_variance": model["base_a"] ** 2})
-    cells["base_population"] = cells["published_base"] * cells["base_factor"]
-
-    base_cells = cells[cells["k"] == 0][[*CELL_KEYS, "list_star_t0", "base_population"]].rename(
-        columns={"list_star_t0": "registered", "base_population": "resident"})
-    infl = estimate_inflation(base_cells, geo, settings.shrinkage_strength)
-    cells = cells.merge(infl[[*CELL_KEYS, "inflation_raw", "inflation_prior", "inflation"]], on=CELL_KEYS, how="left")
-
-    cells["estimate"] = roll_forward(
-        cells["base_population"], cells["list_star"], cells["list_star_t0"], cells["inflation"],
-        cells["cum_cleaning"], cells["cum_registrations"], cells["cum_deregistrations"],
-        cleaning_addback=model["cleaning_addback"], registration_uplift=model["registration_uplift"],
-        deregistration_uplift=model["deregistration_uplift"])
-    cells["est_ratio_change"] = ratio_change(cells["published_base"], cells["list_count"], cells["list_t0"])
-    cells["est_raw_list"] = cells["list_count"]
-    cells["est_base_carried_forward"] = cells["published_base"]
-    return cells
-
-
-def _blend_base(cells: pd.DataFrame, turb: pd.DataFrame, geo: pd.DataFrame, model: dict) -> pd.DataFrame:
-    """Per-LSOA factors moving the published base towards the list-implied population (base.py)."""
-    t0 = cells[cells["k"] == 0].groupby("lsoa_code", as_index=False)[["published_base", "list_star_t0"]].sum()
-    first = turb.groupby("lsoa_code", as_index=False)["turbulence"].first()  # the whole-span score
-    t0 = t0.merge(first, on="lsoa_code", how="left").merge(
-        geo.groupby("lsoa_code", as_index=False)["la_code"].first(), on="lsoa_code", how="left")
-    t0["la_code"] = t0["la_code"].fillna("?")
-    factor, weight, variance = blend_base(t0["published_base"], t0["list_star_t0"], t0["turbulence"].fillna(0.0),
-                                          model["base_a"], model["base_f"], groups=t0["la_code"].to_numpy())
-    t0["base_factor"] = factor
-    t0["base_weight"] = weight
-    t0["base_variance"] = variance
-    moved = np.abs(factor - 1)
-    log.info("list-informed base: LSOA bases moved by %.1f%% on average (largest %.1f%%)",
-             100 * moved.mean() if len(moved) else 0, 100 * moved.max() if len(moved) else 0)
-    return cells.drop(columns=["base_factor", "base_variance"]) \
-        .merge(t0[["lsoa_code", "base_factor", "base_variance"]], on="lsoa_code", how="left") \
-        .fillna({"base_factor": 1.0, "base_variance": model["base_a"] ** 2})
+    for col in ("cleaning", "registrations", "deregistrations"):
+        cells[f"cum_{col}"] = g[col].cumsum()
+    notes.update({"lsoas": len(lsoas), "extracts": len(ex), "single_years": single})
+    return cells, notes
 
 
 def build_turbulence(con: duckdb.DuckDBPyConnection, model: dict) -> pd.DataFrame:
-    """Turbulence per LSOA (see turbulence.py).
+    """Turbulence per LSOA x extract (see turbulence.py).
 
-    Each LSOA's score is annualised over the whole span of extracts (all periods between the
-    first and the last extract), so that an early date is not judged on one quarter's moves; it
-    drives the margins at every date. Each period's own score is kept in est_turbulence beside
-    its components, for audit and for indicators of change.
+    The score that drives the margins at extract k pools the periods up to k only (0 at the
+    first extract: score_turbulence_to_date), so an estimate is never revised by later extracts.
+    Each period's own score is kept in est_turbulence beside its components, for audit and for
+    indicators of change.
     """
     ex = con.execute("SELECT extract_date, k, years_since_base, coalesce(period_years, 0) AS period_years "
                      "FROM est_extracts ORDER BY k").df()
     lsoas = con.execute("SELECT lsoa_code, sum(population) AS residents FROM est_base GROUP BY 1").df()
     gp = con.execute("SELECT lsoa_code, extract_date, sum(registrations + deregistrations + from_abroad) AS gp_events "
-                     "FROM est_gp_flows GROUP BY ALL").df()
+                     "FROM est_gp_flows GROUP BY lsoa_code, extract_date").df()
     school = con.execute("SELECT lsoa_code, extract_date, pupil_moves, pupil_years FROM est_school_moves").df()
     asylum = con.execute("SELECT lsoa_code, extract_date, asylum_allocated FROM est_asylum").df()
     frame = lsoas.merge(ex, how="cross")
@@ -289,14 +292,11 @@ def build_turbulence(con: duckdb.DuckDBPyConnection, model: dict) -> pd.DataFram
     frame["period_score"] = score_turbulence(frame["gp_events"], frame["resident_years"], frame["pupil_moves"],
                                              frame["pupil_years"], frame["asylum_allocated"], **weights)
     frame.loc[frame["k"] == 0, "period_score"] = np.nan
-    span = frame[frame["k"] > 0].groupby("lsoa_code", as_index=False)[[*cols, "resident_years"]].sum()
-    span["turbulence"] = score_turbulence(span["gp_events"], span["resident_years"], span["pupil_moves"],
-                                          span["pupil_years"], span["asylum_allocated"], **weights)
-    frame = frame.merge(span[["lsoa_code", "turbulence"]], on="lsoa_code", how="left")
-    frame["turbulence"] = frame["turbulence"].fillna(0.0)
+    frame["turbulence"] = score_turbulence_to_date(frame, **weights)
     frame["tau"] = frame["turbulence"] * np.maximum(frame["years_since_base"], 0.0) / 1000.0
     _write(con, "est_turbulence", frame[["lsoa_code", "extract_date", "k", "residents", "resident_years", *cols,
-                                         "period_score", "turbulence", "tau"]], date_cols=("extract_date",))
+                                         "period_score", "turbulence", "tau"]],
+           date_cols=("extract_date",))
     return frame[["lsoa_code", "extract_date", "turbulence", "tau", "residents"]]
 
 

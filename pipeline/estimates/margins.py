@@ -28,15 +28,22 @@ chases the heaviest tails and the intervals grow the wrong way with time), g, h 
 
 The interval is E -/+ z sqrt(var), the lower limit floored at 0.
 
-Up the geography (LSOA -> MSOA, ward, LA), with weights w_i (1, or ward_share for wards):
+Up the geography (LSOA -> MSOA, ward, LA), with weights w_i (1, or ward_share for wards), in one
+SQL step for population and ethnic rows alike (sql/publish/03_est_area_rows.sql):
 
     E_A   = sum w_i E_i
     var_A = (1 - rho) sum w_i^2 var_i + rho (sum w_i sqrt(var_i))^2
             + (l0^2 + (l1 y)^2) E_A^2
+            + sum over the row's bands b of (m0_g(b)^2 + (m1_g(b) y)^2) E_A,b^2
             [+ omega^2 sum w_i (1 - w_i) E_i^2 for wards]
 
-where var_i is the LSOA-specific variance above and (l0^2 + (l1 y)^2) E^2 the error common to the
-whole LA, in every area including the LSOA itself (whose interval is specific + common).
+where var_i is the LSOA-specific variance above and the last two terms the error common to the
+whole LA, in every area including the LSOA itself (whose interval is specific + common): the LA's
+all-ages error (l0, l1) and its error by age (m0, m1 per broad age group g, AGE_GROUPS: the
+published base's LA-wide error differs by age - ONS's mid-year estimates missed young adults and
+infants most against Census 2021 - and list inflation and late registration differ by age too).
+Both are fully correlated between LSOAs (computed on the area's summed estimate); the age term is
+independent between bands and shared by the sexes.
 
 i.e. LSOA errors are partially correlated with correlation rho. Independent errors (rho = 0)
 would make the margin of a big area shrink like 1/sqrt(n) and give too-narrow intervals for the
@@ -75,6 +82,33 @@ DEFAULT_PARAMETERS = {
     "w_school": 1.0, "w_asylum": 1.0,
     "counts_base_sd": 0.047, "psi_share": 0.0,
 }
+# The LA-wide error by age: one (m0, m1) pair per broad age group, (m0^2 + (m1 y)^2) E_A,b^2 for
+# every 5-year band b of the group, fully correlated between the LSOAs, independent between bands.
+AGE_GROUPS = {
+    "0_4": ("0-4",), "5_14": ("5-9", "10-14"), "15_24": ("15-19", "20-24"),
+    "25_44": ("25-29", "30-34", "35-39", "40-44"), "45_64": ("45-49", "50-54", "55-59", "60-64"),
+    "65_84": ("65-69", "70-74", "75-79", "80-84"), "85": ("85+",),
+}
+for _group in AGE_GROUPS:
+    DEFAULT_PARAMETERS[f"m0_{_group}"] = 0.0
+    DEFAULT_PARAMETERS[f"m1_{_group}"] = 0.0
+
+
+def age_group_of(age_band: str) -> str:
+    """The broad age group (a key of AGE_GROUPS) of a 5-year band."""
+    for group, bands in AGE_GROUPS.items():
+        if age_band in bands:
+            return group
+    raise ValueError(f"unknown age band '{age_band}' (expected an ONS 5-year band, 0-4 ... 85+)")
+
+
+def age_terms_frame(params: dict):
+    """est_margin_age_terms: one row per 5-year band with its LA-wide error terms m0, m1."""
+    import pandas as pd
+
+    rows = [{"age_band": band, "m0": float(params.get(f"m0_{g}", 0.0)), "m1": float(params.get(f"m1_{g}", 0.0))}
+            for g, bands in AGE_GROUPS.items() for band in bands]
+    return pd.DataFrame(rows)
 
 
 def load_margin_model(path: str | Path | None = None, overrides: dict[str, float] | None = None) -> dict[str, float]:
@@ -428,3 +462,26 @@ def calibrate_composition(errors, sampling_variance, share) -> float:
 
     res = optimize.minimize_scalar(nll, bounds=(np.log(1e-8), np.log(1.0)), method="bounded")
     return float(np.sqrt(np.exp(res.x)))
+
+
+def calibrate_age_common(errors, years, known_variance=0.0) -> tuple[float, float]:
+    """ML estimates of m0, m1 for one age group from LA cells' relative errors (estimate's error
+    over the estimate): variance m0^2 + (m1 y)^2 + known_variance, where known_variance is what
+    the rest of the model already gives those cells (LSOA-specific parts summed up, the LA-wide
+    all-ages term), relative to the estimate squared."""
+    err = np.asarray(errors, float)
+    y2 = np.asarray(years, float) ** 2
+    known = np.broadcast_to(np.maximum(np.asarray(known_variance, float), 0.0), err.shape)
+
+    def nll(theta):
+        m0sq, m1sq = np.exp(theta)
+        v = np.maximum(m0sq + m1sq * y2 + known, 1e-12)
+        return 0.5 * np.sum(np.log(v) + err ** 2 / v)
+
+    best = None
+    for start in (np.log([1e-4, 1e-4]), np.log([1e-2, 1e-6]), np.log([1e-6, 1e-2])):
+        res = optimize.minimize(nll, start, method="Nelder-Mead", options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 4000})
+        if best is None or res.fun < best.fun:
+            best = res
+    m0, m1 = np.sqrt(np.exp(best.x))
+    return float(m0 if m0 > 1e-4 else 0.0), float(m1 if m1 > 1e-4 else 0.0)
