@@ -143,3 +143,31 @@ def test_register_and_counts_modes_agree_on_the_same_lists():
     # not vacuous: cohorts crossed bands and the lists changed
     assert row(reg_con, B, T2Y, "M", "5-9")["estimate"] > 0
     assert row(reg_con, C, T2Y)["estimate"] < row(reg_con, C, T0)["estimate"]
+
+
+def test_no_revision_from_later_extracts():
+    """The point estimate for a date uses the extracts up to that date only: adding a later
+    extract (here a big list-cleaning burst) changes no estimate for an earlier date, in register
+    mode (snapshots: cleaning detected from medians over every period) and in counts-only mode."""
+    t2, t3 = T2Y, dt.date(2024, 12, 31)
+    def district(last: dt.date | None, counts: bool) -> District:
+        d = mixed_district()
+        if last:  # a fourth extract: every list as at T2Y, less a third of LSOA C's (a clean-up)
+            for r in [r for r in d.register if r["extract_date"] == t2]:
+                d.register.append({**r, "extract_date": last})
+            cut = [r for r in d.register if r["extract_date"] == last and r["lsoa_code"] == C][::3]
+            d.register = [r for r in d.register if not any(r is c for c in cut)]
+        if counts:
+            d.tables.update(counts_of(d))
+            d.register = []
+        return d
+    sql = ("SELECT area_code, reference_date, sex, age_band, estimate FROM population_estimates "
+           "WHERE reference_date <= ? ORDER BY area_code, reference_date, sex, age_band")
+    for counts in (False, True):
+        short, long = district(None, counts).load(), district(t3, counts).load()
+        estimate_populations(short, settings(shrinkage_strength=10.0))
+        estimate_populations(long, settings(shrinkage_strength=10.0))
+        a, b = short.execute(sql, [t2]).df(), long.execute(sql, [t2]).df()
+        assert len(a) == len(b) > 0
+        pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9, atol=1e-9)
+        assert row(long, C, t3)["estimate"] < row(long, C, t2)["estimate"]  # the later extract did move C

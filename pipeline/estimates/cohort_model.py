@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 AGES = 91  # 0 ... 89, 90+
 SEXES = ("M", "F")
 SEX_SHARE_STRENGTH = 20.0  # people: pulls an LSOA's list sex share in a band towards the district's
+YOUNG = slice(18, 35)  # ages 18-34: where list inflation concentrates (students, young renters, recent migrants)
 
 
 def years_between(a, b) -> float:
@@ -105,9 +106,13 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
     # 3. list-informed base (LSOA totals; every cell of an LSOA moves by the same factor), first extract only
     la = geo.groupby("lsoa_code")["la_code"].first().reindex(lsoas).fillna("?").to_numpy()
     s_b = float(model["counts_base_sd"])
-    listed0 = (L0 * (1 - new0)[None, None, :]).sum(axis=(1, 2))
+    listed = L0 * (1 - new0)[None, None, :]
     if settings.blend_base:
-        factor, weight, variance = blend_base(B0.sum(axis=(1, 2)), listed0, np.zeros(n), s_b, 0.0, groups=la)
+        covariate = np.zeros(n)
+        if getattr(settings, "blend_covariate", "none") == "young_share":
+            covariate = young_share(listed)
+        factor, weight, variance = blend_base(B0.sum(axis=(1, 2)), listed.sum(axis=(1, 2)), covariate, s_b, 0.0,
+                                              groups=la)
     else:
         factor, weight, variance = np.ones(n), np.zeros(n), np.full(n, s_b ** 2)
     notes = {"base_moved_mean_pct": round(100 * float(np.mean(np.abs(factor - 1))), 2) if n else 0.0}
@@ -169,6 +174,14 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
     cells["est_raw_list"] = cells["list_count"]
     cells["est_base_carried_forward"] = cells["published_base"]
     return cells, pd.concat(single, ignore_index=True), notes
+
+
+def young_share(listed: np.ndarray) -> np.ndarray:
+    """Per LSOA, 1,000 x the share of its list [n, 2, AGES] aged 18-34 (the list-informed base's
+    covariate with blend_covariate = "young_share"; base.py fits its curve on the log)."""
+    total = listed.sum(axis=(1, 2))
+    young = listed[:, :, YOUNG].sum(axis=(1, 2))
+    return 1000.0 * np.where(total > 0, young / np.maximum(total, 1e-9), 0.0)
 
 
 def floor_by_band(est: np.ndarray, band: np.ndarray) -> np.ndarray:

@@ -3,29 +3,37 @@
     estimate_populations(con, settings)
 
 chooses the run mode from the data (register_movements, register_snapshots or counts_only; see
-choose_mode and counts.py for the last), reads the canonical tables (see sources.py), runs the SQL
-preparation steps in
-``sql/prepare`` (one table each, ``est_*``), applies the statistics (inflation.py,
-rollforward.py, turbulence.py, margins.py, constrain.py, ethnicity.py) in Python, writes
-``est_lsoa_rows`` and ``est_lsoa_ethnic``, then runs the SQL steps in ``sql/publish`` that sum up
-the geography and create
+choose_mode), reads the canonical tables (see sources.py), runs the SQL steps every mode shares
+(``sql/common``: the extract dates, the base by single year of age), then the mode's own
+(``sql/prepare`` for a register, ``sql/counts`` for published counts; one table each, ``est_*``),
+makes the list by LSOA x sex x single year of age (register: read off it exactly; counts: IPF,
+counts.py) and hands it to the one cohort chassis (cohort_model.py), applies the margins
+(turbulence.py, margins.py), constrain.py and ethnicity.py in Python, writes ``est_lsoa_rows`` and
+``est_lsoa_ethnic``, then runs the SQL steps in ``sql/publish`` that sum up the geography and create
 
 * ``population_estimates``          the partner contract (spec/outputs.md), method 'cohdmap:<mode>'
 * ``population_estimates_methods``  cohdmap beside base_carried_forward, raw_list and
                                      ratio_change at every level, for the back-test
 * ``ethnicity_estimates``           broad ethnic groups by area with margins
 
-The model in one place (details in each module's docstring):
+The model in one place (details in each module's docstring), by LSOA i x sex s x single year a:
 
-    L*(t)   = L(t) + births not yet registered - deaths not yet removed     (rollforward.py)
-    P(b)    = published base x F, F moving it towards L*(t0) / I(T)         (base.py)
-    I       = (L*(t0) + k prior) / (P(b) + k)                               (inflation.py)
-    est(t)  = max(0, P(b) + (L*(t) - L*(t0) + theta C(t) + beta_R R(t) - beta_D D(t)) / I)
+    L*(t)     = L(t) + births not yet registered (age 0)                    (register mode)
+    P(b)      = published base x F, F moving it towards L*(t0) / I           (base.py; first extract only)
+    I         = (L*(t0) + k prior) / (P(b) + k) by sex x band, aged with its cohort   (inflation.py)
+    est(t)    = B~(t) + (L*(t) - L~*(t0 -> t)) / I~, floored at 0 by band   (cohort_model.py)
+                ~ = aged by birth cohort from the base date / t0 (cohorts.py)
+    Deaths are in the list change once; list cleaning is not added back; flows are not uplifted.
     T       = moves per 1,000 a year: GP and pupil churn pooled, + asylum    (turbulence.py)
     var     = K^2 [E^2 s^2(T, y, tau, V) + (g^2 + h tau) sum E_c^2 + psi max(E,1)]  (margins.py)
     var_A   = (1 - rho) sum w^2 var + rho (sum w sd)^2 + (l0^2 + (l1 y)^2) E_A^2
               + sum_b (m0_g^2 + (m1_g y)^2) E_A,b^2
               [+ omega^2 sum w(1-w) E^2 for wards]        up the geography (sql/publish/03)
+
+Revision policy of the point estimate: the estimate for extract t uses the base, the first
+extract and extract t only (the list-informed base and the inflation are fixed at t0), so a later
+extract never revises it. Register-mode turbulence, which only the margins use, pools the periods up
+to each extract only (turbulence.score_turbulence_to_date).
 """
 
 from __future__ import annotations
