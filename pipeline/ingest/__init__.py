@@ -237,7 +237,9 @@ def load_file(con, path: Path, source: str, report: FileReport, settings: Settin
         nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {quote(c)}" for c in missing)
         con.execute(f"CREATE OR REPLACE TEMP VIEW {source_table} AS SELECT *, {nulls} FROM {raw.table}")
     checks = compile_checks(contract, source_table, extra, settings.ingest.date_forms_for(source))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE typed AS {checks.typed}")
+    con.execute("DROP VIEW IF EXISTS typed")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE typed_store AS {checks.store}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW typed AS {checks.typed_view.format(store='typed_store')}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE violations AS {checks.violations}")
     if raw.rejects:
         con.execute(f"""INSERT INTO violations SELECT __line, 0, NULL, rule, message, raw_line FROM {raw.rejects}""")
@@ -269,6 +271,8 @@ def _drop_temporary(con, *tables: str | None) -> None:
     (a 10-million-row extract's text and typed columns are gigabytes) while the next step runs."""
     if "typed" in tables:
         con.execute("DROP VIEW IF EXISTS valid")
+        con.execute("DROP VIEW IF EXISTS typed")
+        tables = tuple(t for t in tables if t != "typed") + ("typed_store",)
     for table in tables:
         if table:
             con.execute(f"DROP TABLE IF EXISTS {table}")

@@ -136,6 +136,10 @@ class CompiledChecks:
     typed: str  # SELECT over the raw table
     violations: str  # SELECT over the typed table (named `typed`) and `place_index`
     columns: list[ColumnSpec]
+    # the same as `typed`, leaner to hold: `store` keeps a text column whose value is its cleaned text once,
+    # and `typed_view` (format {store} with the stored table's name) gives it back under both names
+    store: str = ""
+    typed_view: str = ""
 
 
 def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list[str] = (),
@@ -144,12 +148,21 @@ def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list
     # two levels, so that each column's cleaned text is computed once (the cast reads it, not the raw text)
     cleaned = ["__line"] + [f"{spec.text_expr} AS {quote(spec.name + '__text')}" for spec in specs]
     cleaned += [f"NULLIF(trim({quote(c)}), '') AS {quote(c)}" for c in extra_columns]
-    select = ["__line"]
+    select, stored, aliases = ["__line"], ["__line"], []
     for spec in specs:
-        select.append(f"{spec.cast_expr(quote(spec.name + '__text'))} AS {quote(spec.name)}")
-        select.append(quote(spec.name + "__text"))
+        text = quote(spec.name + "__text")
+        select += [f"{spec.cast_expr(text)} AS {quote(spec.name)}", text]
+        if spec.form.cast == "{x}" and not spec.date_forms:  # the value is its cleaned text: stored once
+            stored.append(text)
+            aliases.append(f"{text} AS {quote(spec.name)}")
+        else:
+            stored += [f"{spec.cast_expr(text)} AS {quote(spec.name)}", text]
     select += [quote(c) for c in extra_columns]
-    typed = f"SELECT {', '.join(select)} FROM (SELECT {', '.join(cleaned)} FROM {raw_table}) AS cleaned"
+    stored += [quote(c) for c in extra_columns]
+    source = f"(SELECT {', '.join(cleaned)} FROM {raw_table}) AS cleaned"
+    typed = f"SELECT {', '.join(select)} FROM {source}"
+    store = f"SELECT {', '.join(stored)} FROM {source}"
+    typed_view = f"SELECT *{''.join(', ' + a for a in aliases)} FROM {{store}}"
 
     parts = []
     order = 0
@@ -195,4 +208,4 @@ def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list
             "postcode is not in the postcode directory (check it, or update the directory in raw/geography)", place)
         add(column, "unknown_area", f"{unplaced} AND NOT {postcode_like}",
             "area code is not in the postcode directory's geography", place)
-    return CompiledChecks(typed, "\nUNION ALL\n".join(parts), specs)
+    return CompiledChecks(typed, "\nUNION ALL\n".join(parts), specs, store, typed_view)
