@@ -390,7 +390,8 @@ def fit_terms(runs: list[dict], start: dict, counts_mode: bool, level: float = 0
                     "common_variance": params["l0"] ** 2 + (params["l1"] * y) ** 2}
         tot = lf[(lf["sex"] == "All") & (lf["age_band"] == "All")]
         cells = lf[(lf["sex"] != "All") & (lf["age_band"] != "All")]
-        params.update(calibrate_margins(arrays(tot), arrays(cells), level=level, start=params))
+        params.update(calibrate_margins(arrays(tot), arrays(cells), level=level, start=params,
+                                         common_in_scale=False))
     # 3. the roll-up's parts under the LSOA model: rho on MSOA totals, omega on ward totals,
     #    the age terms on LA cells (beside the LA-wide all-ages term)
     parts = pd.concat([design_parts(r, params) for r in runs], ignore_index=True)
