@@ -885,12 +885,28 @@ def test_even_coverage_widens_where_errors_are_wider():
         assert covered[x > 0.1].mean() == pytest.approx(0.95, abs=0.015)
 
 
+def unchecked_model_path(mode: str) -> str:
+    """The committed margin model with `mode`'s checked_on removed (a mode never checked)."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from pipeline.estimates.margins import MODEL_PATH
+
+    doc = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    doc.setdefault("modes", {}).setdefault(mode, {}).pop("checked_on", None)
+    path = Path(tempfile.mkdtemp(prefix="margin-model-")) / "margin_model.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return str(path)
+
+
 def test_unchecked_mode_publishes_no_interval():
-    """A register without movement records (register_snapshots) has never had its margins checked
-    against a known truth (margin_model.json has no modes.register_snapshots.checked_on): the
+    """A run mode whose margins have never been checked against a known truth (no
+    modes.<mode>.checked_on in margin_model.json; here register_snapshots with it removed): the
     estimates are published without intervals and every row says why."""
     con = three_lsoa_district().load()
-    report = estimate_populations(con, EstimateSettings(margin_overrides=PINNED))  # the committed model
+    report = estimate_populations(con, EstimateSettings(margin_overrides=PINNED,
+                                                        margin_model_path=unchecked_model_path("register_snapshots")))
     assert report["mode"] == "register_snapshots" and not report["intervals_published"]
     rows = con.execute("SELECT lower_95, upper_95, note, method FROM population_estimates").df()
     assert rows["lower_95"].isna().all() and rows["upper_95"].isna().all()

@@ -59,9 +59,16 @@ ward totals. When the LA total is supplied (la_totals),
 estimates are scaled to it, the common term is dropped and the shared part of each LSOA variance
 is removed (var_i x (1 - rho)); the LA all-ages total then has no margin.
 
-All parameters are calibrated by back-testing on demo districts with known truth
-(benchmarks/backtest_estimates.py) and stored in margin_model.json with the seeds and settings
-they were calibrated on.
+The parameters are calibrated by back-testing against a known truth and stored in
+margin_model.json with what each was fitted to: the top level by the demo back-test
+(benchmarks/backtest_estimates.py); each run mode's margin terms (modes.<mode>.parameters) by
+benchmarks/calibrate_margins.py, which fits them on one world of simulated districts (the demo
+generator's, or the independent regimes simulator's) and tests them on the other, both ways
+(benchmarks/results/margins_cross_world.md), then fits them on both; counts-only mode's by the
+real back-test against Census 2021 (benchmarks/backtest_real.py) with only the age terms from the
+simulated worlds. The LA-wide all-ages term l0 is never below the real back-test's 4.2% (England's
+LA-level errors against Census 2021): a few simulated districts cannot estimate it, and the LSOA
+scale K is then set on the errors less each district's own common error (common_in_scale=False).
 """
 
 from __future__ import annotations
