@@ -22,7 +22,6 @@ from pipeline.estimates.constrain import constrain_to_total
 from pipeline.estimates.ethnicity import shrink_shares
 from pipeline.estimates.inflation import estimate_inflation, shrink_inflation
 from pipeline.estimates.margins import combine_variances, interval_bounds, predict_variance
-from pipeline.estimates.rollforward import correct_list, ratio_change, roll_forward
 from pipeline.estimates.turbulence import score_turbulence
 
 T0 = dt.date(2022, 6, 30)
@@ -208,25 +207,6 @@ def test_inflation_prior_for_lsoa_spanning_two_wards():
     # prior(B) = 0.4 x 32/26 + 0.6 x 52/44 = 0.4923077 + 0.7090909 = 1.2013986
     assert out.loc[B, "inflation_prior"] == pytest.approx(0.4 * 32 / 26 + 0.6 * 52 / 44)
     assert out.loc[B, "inflation"] == pytest.approx(1.25)  # k = 0: its own 50 / 40
-
-
-def test_roll_forward_and_ratio_change_by_hand():
-    # base 10, list 14 -> 20, inflation 1.28: 10 + 6 / 1.28 = 14.6875
-    assert roll_forward([10], [20], [14], [1.28])[0] == pytest.approx(14.6875)
-    # 6 ghosts cleaned off (list 20 -> 16 with 2 arrivals), inflation 2: 10 + (16 - 20 + 6) / 2 = 11
-    assert roll_forward([10], [16], [20], [2.0], cleaned=[6])[0] == pytest.approx(11.0)
-    # half the cleaning added back: 10 + (16 - 20 + 3) / 2 = 9.5
-    assert roll_forward([10], [16], [20], [2.0], cleaned=[6], cleaning_addback=0.5)[0] == pytest.approx(9.5)
-    # flows weighted: 8 registrations x 0.25 up, 6 deregistrations x 0.5 up:
-    # 10 + (24 - 20 + 0.25 x 8 - 0.5 x 6) / 2 = 10 + 3 / 2 = 11.5
-    assert roll_forward([10], [24], [20], [2.0], registrations=[8], deregistrations=[6], registration_uplift=0.25,
-                        deregistration_uplift=0.5)[0] == pytest.approx(11.5)
-    # never negative: 2 + (0 - 20) / 1 -> 0
-    assert roll_forward([2], [0], [20], [1.0])[0] == 0.0
-    # ratio change 10 x 20 / 14 = 14.285714; base carried where the list was empty
-    assert ratio_change([10, 7], [20, 5], [14, 0]).tolist() == pytest.approx([200 / 14, 7.0])
-    # L* = list + births not yet on it - deaths not yet off it
-    assert correct_list([10, 1], [3, 0], [1, 2]).tolist() == [12.0, 0.0]
 
 
 def test_turbulence_score_function_by_hand():

@@ -23,8 +23,8 @@ roll_cohorts, makes the estimates:
        est_i(s, a, t) = max(0, B~_i(s, a, t) + (L*_i(s, a, t) - L~*_i(s, a, t0 -> t)) / I~)
 
    ~ = aged by cohort from t0 to t (I aged with the list it applies to); ages born after t0 have
-   no base or t0 list and take the youngest band's inflation. L* = L + `list_extra` (what the
-   caller knows the list lacks: register mode's births not yet registered). Deaths are in the
+   no base or t0 list and take the youngest band's inflation. L* = L + `births_unregistered` at
+   age 0 (what the caller knows the list lacks: register mode's births not yet registered). Deaths are in the
    list change once: no separate death subtraction. List cleaning is not added back: a cleaning
    burst removes ghosts whose departure never lowered the list, so the fall in the list is the
    first time they are counted leaving (adding it back would count ghosts who were never taken
@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 AGES = 91  # 0 ... 89, 90+
 SEXES = ("M", "F")
 SEX_SHARE_STRENGTH = 20.0  # people: pulls an LSOA's list sex share in a band towards the district's
+YOUNG = slice(18, 35)  # ages 18-34: where list inflation concentrates (students, young renters, recent migrants)
 
 
 def years_between(a, b) -> float:
@@ -76,14 +77,14 @@ def split_persons_base(persons: np.ndarray, list_t0: np.ndarray, district_share:
 
 
 def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: list[str], geo: pd.DataFrame,
-                 settings, model: dict, base_date, *, list_extra: np.ndarray | None = None,
+                 settings, model: dict, base_date, *, births_unregistered: np.ndarray | None = None,
                  constrain_ratio_change: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Cells (LSOA x extract x sex x band: the columns build_lsoa_rows reads), single years, notes.
 
     `pub`: the published base by sex, [n, 2, AGES] (split a persons-only base first:
     split_persons_base). `L`: the list, [K, n, 2, AGES], one slice per row of `extracts`
-    (extract_date, k, years_since_base; k = 0 first). `list_extra`: what is added to the list
-    for estimating only (births not yet registered), same shape, or None. `geo`: est_lsoa_geo.
+    (extract_date, k, years_since_base; k = 0 first). `births_unregistered`: babies not yet on
+    the list, added at age 0 for estimating only, [K, n, 2], or None. `geo`: est_lsoa_geo.
     """
     ex = extracts.sort_values("k").reset_index(drop=True)
     ex["extract_date"] = pd.to_datetime(ex["extract_date"])
@@ -91,7 +92,10 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
     if pub.shape != (n, 2, AGES) or L.shape != (len(ex), n, 2, AGES):
         raise ValueError(f"roll_cohorts: base {pub.shape} and list {L.shape} must be [n, 2, {AGES}] and "
                          f"[extracts, n, 2, {AGES}] for {n} LSOAs and {len(ex)} extracts")
-    Ls = L + (list_extra if list_extra is not None else 0.0)
+    Ls = L
+    if births_unregistered is not None:  # one more array, not two: the additions are at age 0 only
+        Ls = L.copy()
+        Ls[..., 0] += births_unregistered
     band = band_of_age(AGES - 1)
     nb = band.max() + 1
     t0 = ex["extract_date"].iloc[0]
@@ -105,9 +109,13 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
     # 3. list-informed base (LSOA totals; every cell of an LSOA moves by the same factor), first extract only
     la = geo.groupby("lsoa_code")["la_code"].first().reindex(lsoas).fillna("?").to_numpy()
     s_b = float(model["counts_base_sd"])
-    listed0 = (L0 * (1 - new0)[None, None, :]).sum(axis=(1, 2))
+    listed = L0 * (1 - new0)[None, None, :]
     if settings.blend_base:
-        factor, weight, variance = blend_base(B0.sum(axis=(1, 2)), listed0, np.zeros(n), s_b, 0.0, groups=la)
+        covariate = np.zeros(n)
+        if getattr(settings, "blend_covariate", "none") == "young_share":
+            covariate = young_share(listed)
+        factor, weight, variance = blend_base(B0.sum(axis=(1, 2)), listed.sum(axis=(1, 2)), covariate, s_b, 0.0,
+                                              groups=la)
     else:
         factor, weight, variance = np.ones(n), np.zeros(n), np.full(n, s_b ** 2)
     notes = {"base_moved_mean_pct": round(100 * float(np.mean(np.abs(factor - 1))), 2) if n else 0.0}
@@ -169,6 +177,14 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
     cells["est_raw_list"] = cells["list_count"]
     cells["est_base_carried_forward"] = cells["published_base"]
     return cells, pd.concat(single, ignore_index=True), notes
+
+
+def young_share(listed: np.ndarray) -> np.ndarray:
+    """Per LSOA, 1,000 x the share of its list [n, 2, AGES] aged 18-34 (the list-informed base's
+    covariate with blend_covariate = "young_share"; base.py fits its curve on the log)."""
+    total = listed.sum(axis=(1, 2))
+    young = listed[:, :, YOUNG].sum(axis=(1, 2))
+    return 1000.0 * np.where(total > 0, young / np.maximum(total, 1e-9), 0.0)
 
 
 def floor_by_band(est: np.ndarray, band: np.ndarray) -> np.ndarray:

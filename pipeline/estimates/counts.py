@@ -19,25 +19,16 @@ sex). For LSOA i, sex s, single year of age a and extract t (t0 the first, b the
    age-banded variant, the LSOA's fitted list is then scaled to them, sex by sex (and band by
    band), the single years keeping their fitted shares (rake_to_detail). With a base by sex the
    seed is the base's own sex x age structure.
-2. **Sex of a persons-only base**: P_i(s, a) = P_i(a) x (L_i(s, band, t0) + k r_s(band)) /
-   (L_i(band, t0) + k), the LSOA's list sex share in the age band shrunk (k = 20 people) towards the
-   district's share r_s from the practice profiles.
-3. **Cohorts aged from the base date** (cohorts.age_counts): the base at b is aged to t0 (people
-   born between b and t0 are taken from the list: L/I), and every cohort then moves through the
-   ages with its own list change.
-4. **A list-informed base** (base.py, as in register mode, with the LA's mean log inflation as
-   the curve): each LSOA's base moves towards its list-implied size by a precision weight. The published base's LSOA-specific error s_B
-   (``counts_base_sd``) is real evidence: England's mid-2020 LSOA estimates against Census 2021
-   (see margin_model.json); the list's own scatter is measured on the district's LSOAs.
-5. **Roll forward by cohort** with the shrunk inflation I (inflation.py, LSOA x sex x band at t0
-   towards the LA's):
+2. - 5. **The cohort chassis** (cohort_model.py, shared with register mode): the sex of a
+   persons-only base from the list's sex shares by band shrunk (k = 20 people) towards the
+   district's r_s from the practice profiles; the base aged by cohort to t0 (people born between
+   the base date and t0 taken from the list: L/I); the list-informed base (base.py, with the LA's
+   mean log inflation as the curve and s_B = ``counts_base_sd``, first extract only); inflation I
+   by LSOA x sex x band at t0 (inflation.py); and the roll forward by cohort,
 
-       est_i(s, a, t) = max(0, B~_i(s, a, t) + (L_i(s, a, t) - L~_i(s, a, t0 -> t)) / I~)
+       est_i(s, a, t) = B~_i(s, a, t) + (L_i(s, a, t) - L~_i(s, a, t0 -> t)) / I~   (>= 0 by band)
 
-   where ~ means aged by cohort from t0 to t (I aged with the list it applies to); ages born
-   after t0 have no base or t0 list: their estimate is L / I of the youngest band. Deaths are
-   in the list change once (there is no separate death correction in this mode), and there is
-   no list-cleaning add-back: counts do not say who was cleaned.
+   Deaths are in the list change once and there is no list-cleaning add-back.
 6. **Turbulence** from what the counts show: the gross change of each practice's patients in the
    LSOA between consecutive extracts, sum_p |n[p, i](t) - n[p, i](t-1)|, per 1,000 list-years
    (a move between two of the area's practices counts twice, like a deregistration plus a

@@ -3,29 +3,36 @@
     estimate_populations(con, settings)
 
 chooses the run mode from the data (register_movements, register_snapshots or counts_only; see
-choose_mode and counts.py for the last), reads the canonical tables (see sources.py), runs the SQL
-preparation steps in
-``sql/prepare`` (one table each, ``est_*``), applies the statistics (inflation.py,
-rollforward.py, turbulence.py, margins.py, constrain.py, ethnicity.py) in Python, writes
-``est_lsoa_rows`` and ``est_lsoa_ethnic``, then runs the SQL steps in ``sql/publish`` that sum up
-the geography and create
+choose_mode), reads the canonical tables (see sources.py), runs the SQL steps every mode shares
+(``sql/common``: the extract dates, the base by single year of age), then the mode's own
+(``sql/prepare`` for a register, ``sql/counts`` for published counts; one table each, ``est_*``),
+makes the list by LSOA x sex x single year of age (register: read off it exactly; counts: IPF,
+counts.py) and hands it to the one cohort chassis (cohort_model.py), applies the margins
+(turbulence.py, margins.py), constrain.py and ethnicity.py in Python, writes ``est_lsoa_rows`` and
+``est_lsoa_ethnic``, then runs the SQL steps in ``sql/publish`` that sum up the geography and create
 
 * ``population_estimates``          the partner contract (spec/outputs.md), method 'cohdmap:<mode>'
 * ``population_estimates_methods``  cohdmap beside base_carried_forward, raw_list and
                                      ratio_change at every level, for the back-test
 * ``ethnicity_estimates``           broad ethnic groups by area with margins
 
-The model in one place (details in each module's docstring):
+The model in one place (details in each module's docstring), by LSOA i x sex s x single year a:
 
-    L*(t)   = L(t) + births not yet registered - deaths not yet removed     (rollforward.py)
-    P(b)    = published base x F, F moving it towards L*(t0) / I(T)         (base.py)
-    I       = (L*(t0) + k prior) / (P(b) + k)                               (inflation.py)
-    est(t)  = max(0, P(b) + (L*(t) - L*(t0) + theta C(t) + beta_R R(t) - beta_D D(t)) / I)
+    L*(t)     = L(t) + births not yet registered (age 0)                    (register mode)
+    P(b)      = published base x F, F moving it towards L*(t0) / I           (base.py; first extract only)
+    I         = (L*(t0) + k prior) / (P(b) + k) by sex x band, aged with its cohort   (inflation.py)
+    est(t)    = B~(t) + (L*(t) - L~*(t0 -> t)) / I~, floored at 0 by band   (cohort_model.py)
+                ~ = aged by birth cohort from the base date / t0 (cohorts.py)
+    Deaths are in the list change once; list cleaning is not added back; flows are not uplifted.
     T       = moves per 1,000 a year: GP and pupil churn pooled, + asylum    (turbulence.py)
     var     = K^2 [E^2 s^2(T, y, tau, V) + (g^2 + h tau) sum E_c^2 + psi max(E,1)]  (margins.py)
     var_A   = (1 - rho) sum w^2 var + rho (sum w sd)^2 + (l0^2 + (l1 y)^2) E_A^2
               + sum_b (m0_g^2 + (m1_g y)^2) E_A,b^2
               [+ omega^2 sum w(1-w) E^2 for wards]        up the geography (sql/publish/03)
+
+Revision policy: the estimate for extract t uses the base, the first extract and extract t only
+(the list-informed base and the inflation are fixed at t0), and its margin the turbulence of the
+periods up to t only (turbulence.py), so a later extract never revises either.
 """
 
 from __future__ import annotations
@@ -206,7 +213,7 @@ def choose_base(con: duckdb.DuckDBPyConnection, first_extract: dt.date, wanted_s
 def register_arrays(con: duckdb.DuckDBPyConnection, ex: pd.DataFrame):
     """The register's arrays for the cohort chassis: LSOAs, the published base by sex x single year
     [n, 2, AGES] (a persons-only base split by the list's sex shares), the list [K, n, 2, AGES]
-    (est_list_sya) and births not yet registered at age 0 (est_vital_lag, band 0-4)."""
+    (est_list_sya) and births not yet registered [K, n, 2] (est_vital_lag, band 0-4; added at age 0)."""
     base = con.execute("SELECT lsoa_code, sex, age, population FROM est_base_sya").df()
     lsoas = sorted(base["lsoa_code"].unique())
     index = {c: i for i, c in enumerate(lsoas)}
@@ -220,10 +227,10 @@ def register_arrays(con: duckdb.DuckDBPyConnection, ex: pd.DataFrame):
     births = con.execute("SELECT lsoa_code, extract_date, sex, births_lag FROM est_vital_lag "
                          "WHERE age_band = '0-4' AND births_lag > 0").df()
     births = births[births["lsoa_code"].isin(index)]
-    extra = np.zeros_like(L)
+    extra = np.zeros((K, n, 2))
     np.add.at(extra, (pd.to_datetime(births["extract_date"]).map(k_of).to_numpy(),
-                      births["lsoa_code"].map(index).to_numpy(), births["sex"].map({"M": 0, "F": 1}).to_numpy(),
-                      np.zeros(len(births), dtype=int)), births["births_lag"].to_numpy())
+                      births["lsoa_code"].map(index).to_numpy(), births["sex"].map({"M": 0, "F": 1}).to_numpy()),
+              births["births_lag"].to_numpy())
     by_sex = base[base["sex"].isin(SEXES)]
     if by_sex.empty:  # a persons-only base: split by the list's sex shares at t0
         pp = np.zeros((n, AGES))
@@ -248,7 +255,7 @@ def build_register_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
     ex = con.execute("SELECT extract_date, k, years_since_base FROM est_extracts ORDER BY k").df()
     ex["extract_date"] = pd.to_datetime(ex["extract_date"])
     lsoas, pub, L, extra = register_arrays(con, ex)
-    cells, single, notes = roll_cohorts(pub, L, ex, lsoas, geo, settings, model, base_date, list_extra=extra,
+    cells, single, notes = roll_cohorts(pub, L, ex, lsoas, geo, settings, model, base_date, births_unregistered=extra,
                                         constrain_ratio_change=False)
     vital = con.execute("SELECT * FROM est_vital_lag").df()
     flows = con.execute("SELECT * FROM est_gp_flows").df()
