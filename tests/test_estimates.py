@@ -37,7 +37,9 @@ A, B, C = "E01000001", "E01000002", "E01000003"
 PINNED = {"cleaning_addback": 1.0, "registration_uplift": 0.0, "deregistration_uplift": 0.0, "a": 0.1, "b": 0.0, "c": 0.0, "d": 0.0, "e": 0.0,
           "f": 0.0, "q": 0.0, "j": 0.0, "g": 0.0, "h": 0.0, "psi": 1.0, "kappa": 1.0, "kappa_t": 0.0, "kappa_y": 0.0, "kappa_n": 0.0, "rho": 0.5, "omega": 0.0, "l0": 0.0, "l1": 0.0, "eta": 0.0,
           "base_a": 0.02, "base_f": 0.025,
-          "w_school": 1.0, "w_asylum": 1.0}
+          "w_school": 1.0, "w_asylum": 1.0,
+          # no LA-wide error by age (margin_model.json's modes.*.parameters may set it)
+          **{f"m{i}_{g}": 0.0 for g in ("0_4", "5_14", "15_24", "25_44", "45_64", "65_84", "85") for i in (0, 1)}}
 Z95 = 1.959963984540054
 
 
