@@ -30,10 +30,14 @@ omega, the LA-wide error (l0, l1) and the LA-wide error by age group (m0_g, m1_g
 keeps the terms its real back-test (make bench-real, Census 2021) fitted: only the age terms are
 fitted there (the real back-test has no LA-level age truth beyond its three districts).
 
-    .venv/bin/python benchmarks/calibrate_margins.py collect --world regimes --seeds 1 --work /tmp/cm
-    .venv/bin/python benchmarks/calibrate_margins.py collect --world demo --seeds 2 --work /tmp/cm
+    .venv/bin/python benchmarks/calibrate_margins.py collect --world regimes --seeds 2 --work /tmp/cm
+    .venv/bin/python benchmarks/calibrate_margins.py collect --world demo --seeds 6 --modes movements snapshots --work /tmp/cm
     .venv/bin/python benchmarks/calibrate_margins.py test --work /tmp/cm
     .venv/bin/python benchmarks/calibrate_margins.py fit --work /tmp/cm      # writes margin_model.json
+    make bench-real                                                         # the real back-test, after a fit
+
+(the committed results: those commands in that order, about 45 minutes on two shared cores). Run
+`test` before `fit`: the `committed -> X` rows compare with the model in margin_model.json.
 
 Results: benchmarks/results/margins_cross_world.md and .csv (committed).
 """
