@@ -27,7 +27,7 @@ from sqlglot import exp  # noqa: E402
 
 from pipeline.config import load_settings  # noqa: E402
 from pipeline.engine import DuckDBEngine, SparkEngine  # noqa: E402
-from pipeline.estimates.estimate import PREPARE_DIR, choose_base  # noqa: E402
+from pipeline.estimates.estimate import COMMON_DIR, PREPARE_DIR, choose_base  # noqa: E402
 from pipeline.estimates.sources import prepare_sources  # noqa: E402
 from pipeline.sql import list_steps, render, run_steps  # noqa: E402
 
@@ -121,9 +121,9 @@ def test_estimate_prepare_steps_equal_on_spark(estimated_district, spark):
               "birth_lag_days": int(settings.estimates.birth_registration_lag_days),
               "death_lag_days": int(settings.estimates.death_removal_lag_days),
               "flows_from_movements": False, "cleaning_threshold": float(settings.estimates.cleaning_threshold)}
-    steps = [(s.name, render(s.sql, params)) for s in list_steps(PREPARE_DIR)]
+    steps = [(s.name, render(s.sql, params)) for s in list_steps(COMMON_DIR) + list_steps(PREPARE_DIR)]
     made = run_on_both(con, spark, steps)
-    assert len(made) == len(steps) >= 11
+    assert len(made) == len(steps) >= 13
     # the comparison is not vacuous: the district has patients, flows and vital events
     for table in ("est_gp_patients", "est_cells", "est_gp_flows", "est_vital_lag"):
         assert con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] > 0, table
