@@ -440,6 +440,30 @@ def test_deaths_in_snapshot_mode_are_counted_once():
     assert row(con, A, T1, "M")["estimate"] == pytest.approx(38.0)
 
 
+def test_list_cleaning_at_an_extract_is_not_revised_by_later_extracts():
+    """Snapshot mode judges a practice's leaving rate against its usual rate up to that extract only.
+    Hand-worked: lists T0 96, T1 94, T2 64, T3 62; leaving rates 2/96, 30/94 = 0.319, 2/64, 2/62.
+    At T2 the usual rate is max(earlier median 0.021, median up to T2 0.170) = 0.170 and 0.319 is below
+    3 x 0.170: people leaving, not cleaning. A median over every period (0.032) would call it cleaning
+    once T3 and T4 arrived, revising T2's flows."""
+    t3, t4 = dt.date(2023, 3, 31), dt.date(2023, 6, 30)
+
+    def flows(dates):
+        d = District()
+        d.patients(60, A, "M", DOB_22, dates)
+        for n, present in ((2, [T0]), (30, [T0, T1]), (2, [T0, T1, T2]), (2, [T0, T1, T2, t3])):
+            d.patients(n, A, "M", DOB_22, [x for x in present if x in dates], prefix=f"p{len(present)}")
+        d.base_cell(A, "M", "20-24", 96)
+        con = d.load()
+        estimate_populations(con, settings(shrinkage_strength=0.0))
+        return con.execute("SELECT extract_date, sum(cleaning) AS c, sum(deregistrations) AS d FROM est_gp_flows "
+                           f"WHERE extract_date <= DATE '{T2}' GROUP BY 1 ORDER BY 1").df()
+
+    early, late = flows([T0, T1, T2]), flows([T0, T1, T2, t3, t4])
+    pd.testing.assert_frame_equal(early, late)
+    assert early["c"].sum() == pytest.approx(0.0) and early["d"].tolist() == pytest.approx([2.0, 30.0])
+
+
 def test_list_cleaning_detected_from_snapshots():
     t = [T0, T1, T2, dt.date(2023, 3, 31)]
     # one practice, men aged 22, base 100:
