@@ -143,8 +143,7 @@ def district(dates) -> District:
 def test_an_estimate_at_t_ignores_later_extracts():
     # margins that depend on turbulence (f) and on time (c): a later extract with many arrivals in A
     # must leave the intervals of the earlier dates as they were (no revision from the future).
-    # blend_base off: the list-informed base (base.py) is fixed once per run from the whole span.
-    s = settings(blend_base=False, overrides={"f": 2.0, "c": 0.01, "kappa_t": 1.0})
+    s = settings(overrides={"f": 2.0, "c": 0.01, "kappa_t": 1.0})
     con_a = district([T0, T1, T2]).load()
     estimate_populations(con_a, s)
     con_b = district([T0, T1, T2, T3]).load()

@@ -23,8 +23,8 @@ roll_cohorts, makes the estimates:
        est_i(s, a, t) = max(0, B~_i(s, a, t) + (L*_i(s, a, t) - L~*_i(s, a, t0 -> t)) / I~)
 
    ~ = aged by cohort from t0 to t (I aged with the list it applies to); ages born after t0 have
-   no base or t0 list and take the youngest band's inflation. L* = L + `list_extra` (what the
-   caller knows the list lacks: register mode's births not yet registered). Deaths are in the
+   no base or t0 list and take the youngest band's inflation. L* = L + `births_unregistered` at
+   age 0 (what the caller knows the list lacks: register mode's births not yet registered). Deaths are in the
    list change once: no separate death subtraction. List cleaning is not added back: a cleaning
    burst removes ghosts whose departure never lowered the list, so the fall in the list is the
    first time they are counted leaving (adding it back would count ghosts who were never taken
@@ -77,14 +77,14 @@ def split_persons_base(persons: np.ndarray, list_t0: np.ndarray, district_share:
 
 
 def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: list[str], geo: pd.DataFrame,
-                 settings, model: dict, base_date, *, list_extra: np.ndarray | None = None,
+                 settings, model: dict, base_date, *, births_unregistered: np.ndarray | None = None,
                  constrain_ratio_change: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Cells (LSOA x extract x sex x band: the columns build_lsoa_rows reads), single years, notes.
 
     `pub`: the published base by sex, [n, 2, AGES] (split a persons-only base first:
     split_persons_base). `L`: the list, [K, n, 2, AGES], one slice per row of `extracts`
-    (extract_date, k, years_since_base; k = 0 first). `list_extra`: what is added to the list
-    for estimating only (births not yet registered), same shape, or None. `geo`: est_lsoa_geo.
+    (extract_date, k, years_since_base; k = 0 first). `births_unregistered`: babies not yet on
+    the list, added at age 0 for estimating only, [K, n, 2], or None. `geo`: est_lsoa_geo.
     """
     ex = extracts.sort_values("k").reset_index(drop=True)
     ex["extract_date"] = pd.to_datetime(ex["extract_date"])
@@ -92,7 +92,10 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
     if pub.shape != (n, 2, AGES) or L.shape != (len(ex), n, 2, AGES):
         raise ValueError(f"roll_cohorts: base {pub.shape} and list {L.shape} must be [n, 2, {AGES}] and "
                          f"[extracts, n, 2, {AGES}] for {n} LSOAs and {len(ex)} extracts")
-    Ls = L + (list_extra if list_extra is not None else 0.0)
+    Ls = L
+    if births_unregistered is not None:  # one more array, not two: the additions are at age 0 only
+        Ls = L.copy()
+        Ls[..., 0] += births_unregistered
     band = band_of_age(AGES - 1)
     nb = band.max() + 1
     t0 = ex["extract_date"].iloc[0]

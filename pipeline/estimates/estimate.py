@@ -30,10 +30,9 @@ The model in one place (details in each module's docstring), by LSOA i x sex s x
               + sum_b (m0_g^2 + (m1_g y)^2) E_A,b^2
               [+ omega^2 sum w(1-w) E^2 for wards]        up the geography (sql/publish/03)
 
-Revision policy of the point estimate: the estimate for extract t uses the base, the first
-extract and extract t only (the list-informed base and the inflation are fixed at t0), so a later
-extract never revises it. Register-mode turbulence, which only the margins use, pools the periods up
-to each extract only (turbulence.score_turbulence_to_date).
+Revision policy: the estimate for extract t uses the base, the first extract and extract t only
+(the list-informed base and the inflation are fixed at t0), and its margin the turbulence of the
+periods up to t only (turbulence.py), so a later extract never revises either.
 """
 
 from __future__ import annotations
@@ -214,7 +213,7 @@ def choose_base(con: duckdb.DuckDBPyConnection, first_extract: dt.date, wanted_s
 def register_arrays(con: duckdb.DuckDBPyConnection, ex: pd.DataFrame):
     """The register's arrays for the cohort chassis: LSOAs, the published base by sex x single year
     [n, 2, AGES] (a persons-only base split by the list's sex shares), the list [K, n, 2, AGES]
-    (est_list_sya) and births not yet registered at age 0 (est_vital_lag, band 0-4)."""
+    (est_list_sya) and births not yet registered [K, n, 2] (est_vital_lag, band 0-4; added at age 0)."""
     base = con.execute("SELECT lsoa_code, sex, age, population FROM est_base_sya").df()
     lsoas = sorted(base["lsoa_code"].unique())
     index = {c: i for i, c in enumerate(lsoas)}
@@ -228,10 +227,10 @@ def register_arrays(con: duckdb.DuckDBPyConnection, ex: pd.DataFrame):
     births = con.execute("SELECT lsoa_code, extract_date, sex, births_lag FROM est_vital_lag "
                          "WHERE age_band = '0-4' AND births_lag > 0").df()
     births = births[births["lsoa_code"].isin(index)]
-    extra = np.zeros_like(L)
+    extra = np.zeros((K, n, 2))
     np.add.at(extra, (pd.to_datetime(births["extract_date"]).map(k_of).to_numpy(),
-                      births["lsoa_code"].map(index).to_numpy(), births["sex"].map({"M": 0, "F": 1}).to_numpy(),
-                      np.zeros(len(births), dtype=int)), births["births_lag"].to_numpy())
+                      births["lsoa_code"].map(index).to_numpy(), births["sex"].map({"M": 0, "F": 1}).to_numpy()),
+              births["births_lag"].to_numpy())
     by_sex = base[base["sex"].isin(SEXES)]
     if by_sex.empty:  # a persons-only base: split by the list's sex shares at t0
         pp = np.zeros((n, AGES))
@@ -256,7 +255,7 @@ def build_register_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
     ex = con.execute("SELECT extract_date, k, years_since_base FROM est_extracts ORDER BY k").df()
     ex["extract_date"] = pd.to_datetime(ex["extract_date"])
     lsoas, pub, L, extra = register_arrays(con, ex)
-    cells, single, notes = roll_cohorts(pub, L, ex, lsoas, geo, settings, model, base_date, list_extra=extra,
+    cells, single, notes = roll_cohorts(pub, L, ex, lsoas, geo, settings, model, base_date, births_unregistered=extra,
                                         constrain_ratio_change=False)
     vital = con.execute("SELECT * FROM est_vital_lag").df()
     flows = con.execute("SELECT * FROM est_gp_flows").df()
