@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -159,25 +160,55 @@ con.execute(\"\"\"CREATE TABLE counts AS
     JOIN read_csv('{(raw / 'geography' / 'postcode_directory.csv').as_posix()}') d
       ON replace(d.postcode, ' ', '') = replace(upper(r.postcode), ' ', '')
     GROUP BY d.lsoa_code, r.sex, band\"\"\")
-print("RESULT", time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print("RESULT", time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.process_time())
 """
-    stdout = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    with LoadSampler() as load:
+        stdout = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     out = stdout[stdout.rindex("RESULT"):].split()[1:]
-    return {"seconds": float(out[0]), "peak_rss_gib": int(out[1]) / 2**20}
+    return {"seconds": float(out[0]), "peak_rss_gib": int(out[1]) / 2**20, "cpu_seconds": float(out[2]),
+            "load_average": load.summary()}
+
+
+class LoadSampler:
+    """The machine's 1-minute load average, sampled every few seconds while a stage runs: on a shared
+    machine a wall time means little without it."""
+
+    def __init__(self, every: float = 5.0):
+        self.every, self.samples, self._stop = every, [], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.samples.append(os.getloadavg()[0])
+
+    def __enter__(self):
+        self.samples.append(os.getloadavg()[0])
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> dict:
+        return {"mean": round(sum(self.samples) / len(self.samples), 1), "max": round(max(self.samples), 1)}
 
 
 def run_stage(command: str, data: Path, log_dir: Path) -> dict:
-    """Run `cohesion <command>` under GNU time: wall seconds, peak RSS, exit code."""
+    """Run `cohesion <command>` under GNU time: wall and CPU seconds, peak RSS, load average, exit code."""
     log = log_dir / f"{command}.log"
     started = time.perf_counter()
-    with log.open("w") as handle:
+    with log.open("w") as handle, LoadSampler() as load:
         proc = subprocess.run(["/usr/bin/time", "-v", str(COHESION), command, "--data-dir", str(data)],
                               stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
     seconds = time.perf_counter() - started
     text = log.read_text(errors="replace")
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
-    return {"seconds": round(seconds, 1), "peak_rss_gib": round(int(rss.group(1)) / 2**20, 2) if rss else None,
-            "exit_code": proc.returncode, "log_tail": "" if proc.returncode == 0 else text[-1500:]}
+    cpu = sum(float(m) for m in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", text))
+    return {"seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
+            "peak_rss_gib": round(int(rss.group(1)) / 2**20, 2) if rss else None,
+            "load_average": load.summary(), "exit_code": proc.returncode,
+            "log_tail": "" if proc.returncode == 0 else text[-1500:]}
 
 
 def main() -> None:
@@ -214,17 +245,24 @@ def main() -> None:
             "lsoas": sizes["lsoas"],
             "bare_scan_seconds": round(bare, 1),
             "bare_scan_peak_rss_gib": round(floor["peak_rss_gib"], 2),
+            "bare_scan_cpu_seconds": round(floor["cpu_seconds"], 1),
+            "bare_scan_load_average": floor["load_average"],
             "ingest_validate_seconds": stages.get("validate", {}).get("seconds"),
             "estimates_seconds": stages.get("estimates", {}).get("seconds"),
             "indicators_seconds": stages.get("indicators", {}).get("seconds"),
             "peak_rss_gib": max((s["peak_rss_gib"] or 0) for s in stages.values()),
             "stages": stages,
             "ratios_to_bare_scan": {k: round(v["seconds"] / bare, 1) for k, v in stages.items()},
+            "cpu_ratios_to_bare_scan": {k: round(v["cpu_seconds"] / floor["cpu_seconds"], 1) for k, v in stages.items()},
+            "load_average": {k: v["load_average"] for k, v in stages.items()},
+            "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "command": " ".join([".venv/bin/python", "benchmarks/bench_national.py"] + sys.argv[1:]),
             "generate_inputs_seconds": round(generate_seconds, 1),
             "machine": {"platform": platform.platform(), "python": platform.python_version(),
                         "duckdb": duckdb.__version__, "cpus": os.cpu_count(),
                         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-                        "note": "shared with other jobs while measured"},
+                        "note": "shared with other engineers' jobs while measured (see load_average: "
+                                "1-minute load, sampled every 5 s, on 2 cores)"},
         }
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / "national.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -247,16 +285,22 @@ def render_markdown(r: dict) -> str:
         f"Machine: {r['machine']['cpus']} cores, {r['machine']['memory_gib']} GiB, {r['machine']['platform']}, "
         f"DuckDB {r['machine']['duckdb']}; {r['machine']['note']}.",
         "",
-        "| stage (CLI command) | wall time (s) | x bare scan | peak RSS (GiB) | exit |",
-        "|---|---:|---:|---:|---:|",
+        "| stage (CLI command) | wall time (s) | x bare scan | CPU time (s) | CPU x bare scan | peak RSS (GiB) "
+        "| load average (mean / max) | exit |",
+        "|---|---:|---:|---:|---:|---:|---|---:|",
         f"| bare scan: DuckDB reads the register files, joins postcodes, counts by LSOA x sex x age band | "
-        f"{r['bare_scan_seconds']} | 1 | {r['bare_scan_peak_rss_gib']} | 0 |",
+        f"{r['bare_scan_seconds']} | 1 | {r['bare_scan_cpu_seconds']} | 1 | {r['bare_scan_peak_rss_gib']} | "
+        f"{r['bare_scan_load_average']['mean']} / {r['bare_scan_load_average']['max']} | 0 |",
     ]
     for name, s in r["stages"].items():
-        lines.append(f"| `cohesion {name}` | {s['seconds']} | {r['ratios_to_bare_scan'][name]} | "
-                     f"{s['peak_rss_gib']} | {s['exit_code']} |")
+        lines.append(f"| `cohesion {name}` | {s['seconds']} | {r['ratios_to_bare_scan'][name]} | {s['cpu_seconds']} | "
+                     f"{r['cpu_ratios_to_bare_scan'][name]} | {s['peak_rss_gib']} | "
+                     f"{s['load_average']['mean']} / {s['load_average']['max']} | {s['exit_code']} |")
     lines += ["", "Each command reuses the stages before it from the previous run (`validate` = ingest + "
-              "validation; `estimates` = the estimate stage only; `indicators` = the indicator stage only).", ""]
+              "validation; `estimates` = the estimate stage only; `indicators` = the indicator stage only). "
+              "CPU time is user + system of every thread (GNU time): steadier than wall time on a shared machine, "
+              "where the load average says how many other jobs competed for the 2 cores.", "",
+              f"Measured {r['measured']} with `{r['command']}`.", ""]
     return "\n".join(lines)
 
 

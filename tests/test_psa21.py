@@ -102,6 +102,24 @@ def test_a_survey_band_that_cuts_a_5_year_band_is_split_by_single_year_counts():
     assert how == "even" and even["population"].sum() == pytest.approx(80 + 80)
 
 
+def test_a_cut_band_is_split_by_the_ward_register_shrunk_towards_the_la_profile():
+    # two wards, women 15-19 cut by the survey band 16-24; k = 10. By hand:
+    # LA (A + B) by age 15..19 = 20, 10, 10, 10, 0 (sum 50), so prior = 0.4, 0.2, 0.2, 0.2, 0.
+    # ward A: 10, 5, 5, 5, 0 (sum 25): share of 16-19 = (15 + 10 x 0.6) / (25 + 10) = 21/35 = 0.6 -> 200 x 0.6 = 120
+    # ward B: 10, 5, 5, 5, 0 (sum 25) as well but 50 people -> 30; ward C has no register rows: share = prior 0.6
+    ward_bands = pd.DataFrame({"ward_code": ["A", "B", "C", "A"], "sex": ["F", "F", "F", "F"],
+                               "age_band": ["15-19", "15-19", "15-19", "25-29"], "population": [200.0, 50.0, 10.0, 7.0]})
+    single = pd.DataFrame({"ward_code": ["A"] * 4 + ["B"] * 4, "sex": "F", "age": [15, 16, 17, 18] * 2,
+                           "patients": [10, 5, 5, 5] * 2})
+    out, _ = build_survey_band_population(ward_bands, single, ["16-24", "25+"], shrinkage=10)
+    got = out.set_index(["ward_code", "age_band"])["population"]
+    assert got[("A", "16-24")] == pytest.approx(120)
+    assert got[("B", "16-24")] == pytest.approx(30)
+    assert got[("C", "16-24")] == pytest.approx(6)
+    assert got[("A", "25+")] == pytest.approx(7)  # a band wholly inside one survey band goes whole
+    assert len(out) == 4
+
+
 def test_estimates_are_interpolated_between_the_extracts_either_side():
     dates = [dt.date(2024, 1, 1), dt.date(2024, 4, 1), dt.date(2024, 7, 1)]
     d0, d1, frac, how = interpolation_dates(dates, dt.date(2024, 5, 1))

@@ -156,3 +156,22 @@ def test_sii_is_the_weighted_line_from_most_to_least_deprived():
     # values 10, 20, 20: x mean 0.5, y mean 15; Sxy = 0.5*(-0.25)(-5) + 0.25*0.125*5 + 0.25*0.375*5 = 1.25;
     # Sxx = 0.5*0.0625 + 0.25*0.015625 + 0.25*0.140625 = 0.0703125; slope = 17.777...; SII = -17.777...
     assert calculate_sii([10, 20, 20], [200, 100, 100])["sii"] == pytest.approx(-1.25 / 0.0703125)
+
+
+def test_trends_to_date_are_the_one_series_test_on_each_prefix():
+    # two series of 4 periods; by hand for series A up to period 3 (scores 0, 1, 2; x = 10, 20, 30; n = 1000 each):
+    # X/N = 60/3000, U = (0*10 + 1*20 + 2*30) - 0.02 * (0 + 1000 + 2000) = 80 - 60 = 20,
+    # V = 0.02 * (1000*(0 + 1 + 4) - 3000**2 / 3000) = 0.02 * 2000 = 40, chi2 = 400 / 40 = 10 -> p = 0.00157: rising
+    import pandas as pd
+
+    from pipeline.stats.trend import calculate_trends_to_date
+
+    x = pd.Series([10.0, 20, 30, 25, 0, 0, 0, 4])
+    n = pd.Series([1000.0] * 8)
+    got = calculate_trends_to_date(x, n, ["A"] * 4 + ["B"] * 4, "rate")
+    assert list(got["direction"][:2]) == ["not tested"] * 2
+    assert got["statistic"][2] == pytest.approx(10.0) and got["direction"][2] == "rising"
+    assert got["p_value"][2] == pytest.approx(0.0015654, rel=1e-4)
+    assert got["p_value"][3] == pytest.approx(calculate_trend_in_rates(x[:4], n[:4])["p_value"])
+    assert list(got["direction"][4:7]) == ["not tested"] * 3  # no events yet: not tested
+    assert got["p_value"][7] == pytest.approx(calculate_trend_in_rates(x[4:8], n[4:8])["p_value"])

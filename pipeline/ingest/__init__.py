@@ -230,10 +230,16 @@ def load_file(con, path: Path, source: str, report: FileReport, settings: Settin
     contract = layout.contract
     contract_columns = set(layout.columns)
     extra = [c for c in raw.columns if c not in contract_columns] if contract.keep_extra_columns else []
-    for missing in [c for c in layout.columns if c not in raw.columns]:  # optional columns absent from the file
-        con.execute(f"ALTER TABLE raw_file ADD COLUMN {quote(missing)} VARCHAR")
-    checks = compile_checks(contract, "raw_file", extra, settings.ingest.date_forms_for(source))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE typed AS {checks.typed}")
+    source_table = raw.table
+    missing = [c for c in layout.columns if c not in raw.columns]  # optional columns absent from the file
+    if missing:
+        source_table = "raw_file_all"
+        nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {quote(c)}" for c in missing)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {source_table} AS SELECT *, {nulls} FROM {raw.table}")
+    checks = compile_checks(contract, source_table, extra, settings.ingest.date_forms_for(source))
+    con.execute("DROP VIEW IF EXISTS typed")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE typed_store AS {checks.store}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW typed AS {checks.typed_view.format(store='typed_store')}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE violations AS {checks.violations}")
     if raw.rejects:
         con.execute(f"""INSERT INTO violations SELECT __line, 0, NULL, rule, message, raw_line FROM {raw.rejects}""")
@@ -246,15 +252,30 @@ def load_file(con, path: Path, source: str, report: FileReport, settings: Settin
     frame = quarantine_frame(con, report, raw, redacted)
     report.rows_quarantined = len(frame)
     report.quarantined_by_rule = frame["rule"].value_counts().to_dict() if len(frame) else {}
+    con.execute("DROP VIEW IF EXISTS raw_file_all")
+    raw.drop(con)  # the raw text is done with: free its memory before the insert
     report.rows_loaded = insert_valid_rows(con, layout, report.file, extra)
     if layout.table == "school_census":
         _note_new_languages(con, report)
+    _drop_temporary(con, "typed", "violations", "failed", "repeats", "reshaped")
     if report.rows_loaded + report.rows_quarantined != report.rows_read:
         raise RuntimeError(f"{path}: {report.rows_read} rows read but {report.rows_loaded} loaded and "
                            f"{report.rows_quarantined} quarantined; this is a bug, please report it")
     log.info("%s: %s layout, %d read, %d loaded, %d quarantined", report.file, layout.name,
              report.rows_read, report.rows_loaded, report.rows_quarantined)
     return frame
+
+
+def _drop_temporary(con, *tables: str | None) -> None:
+    """Drop a file's temporary tables as soon as they are done with, so that they do not hold memory
+    (a 10-million-row extract's text and typed columns are gigabytes) while the next step runs."""
+    if "typed" in tables:
+        con.execute("DROP VIEW IF EXISTS valid")
+        con.execute("DROP VIEW IF EXISTS typed")
+        tables = tuple(t for t in tables if t != "typed") + ("typed_store",)
+    for table in tables:
+        if table:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def _check_reference_date(layout: Layout, columns: list[str], path: Path) -> None:

@@ -62,6 +62,15 @@ class RawFile:
     rows_read: int  # non-blank data lines (CSV) or rows (Parquet)
     rejects: str | None  # DuckDB table of structural rejects: __line, rule, message, raw_line
     blank_lines: int = 0
+    temporaries: tuple[str, ...] = ()  # tables the view `table` reads (CSV): dropped with it
+
+    def drop(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Drop the file's temporary table or view, its rejects and what they read (frees their memory)."""
+        kind = scalar(con, f"SELECT count(*) FROM duckdb_views() WHERE view_name = {_lit(self.table)} AND temporary")
+        con.execute(f"DROP {'VIEW' if kind else 'TABLE'} IF EXISTS {self.table}")
+        for table in (self.rejects, *self.temporaries):
+            if table:
+                con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def file_hash(path: Path) -> str:
@@ -91,6 +100,7 @@ def read_raw_file(con: duckdb.DuckDBPyConnection, path: Path, table: str, source
     suffix = path.suffix.lower()
     if suffix not in READABLE_SUFFIXES:
         raise UnreadableFile(f"{path}: not a CSV or Parquet file (expected .csv or .parquet)")
+    RawFile(path, table, [], 0, None).drop(con)  # a previous file's table or view of that name (CSV: a view)
     try:
         if suffix == ".csv":
             return _read_csv(con, path, table, source, header_map)
@@ -165,18 +175,17 @@ def _read_csv(con, path: Path, table: str, source: str, header_map) -> RawFile:
               f"lambda f: CASE WHEN starts_with(trim(f), '\"') THEN replace(substr(trim(f), 2, length(trim(f)) - 2), '\"\"', '\"') "
               f"ELSE f END) ELSE string_split(text, ',') END")
     odd = "(length(text) - length(replace(text, '\"', ''))) % 2 = 1"
-    select = ", ".join(f"fields[{i + 1}] AS {quote(m)}" for i, m in enumerate(mapped))
-    # one pass: every data line split into the header's columns, with what (if anything) is wrong with it
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE {table} AS
-        SELECT __line, problem AS __problem, len(fields) AS __fields, {select}
-        FROM (SELECT __line, problem, CASE WHEN problem IS NULL THEN {fields} END AS fields
-              FROM (SELECT __line, text,
-                           CASE WHEN text IS NULL OR trim(text, ' ,' || chr(9) || chr(13)) = '' THEN 'blank'
-                                WHEN NOT contains(text, '"') THEN NULL
-                                WHEN {odd} THEN 'unclosed_quote'
-                                WHEN NOT regexp_full_match(text, {_lit(_LINE)}) THEN 'stray_quote' END AS problem
-                    FROM {lines.table} WHERE __line > 1))""")
-    bad = f"__problem IS NOT NULL OR __fields <> {n}"
+    problem = (f"CASE WHEN text IS NULL OR NOT regexp_matches(text, '[^ ,\\t\\r]') THEN 'blank' "
+               f"WHEN NOT contains(text, '\"') THEN NULL WHEN {odd} THEN 'unclosed_quote' "
+               f"WHEN NOT regexp_full_match(text, {_lit(_LINE)}) THEN 'stray_quote' END")
+    # the number of fields without building the list: commas + 1 on a line without quotes
+    count = f"CASE WHEN contains(text, '\"') THEN len({fields}) ELSE length(text) - length(replace(text, ',', '')) + 1 END"
+    # pass 1 (no field is copied): the lines that are not data rows of the header's width - usually few
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {table}__odd AS
+        SELECT __line, __problem, __fields
+        FROM (SELECT __line, __problem, CASE WHEN __problem IS NULL THEN {count} END AS __fields
+              FROM (SELECT __line, text, {problem} AS __problem FROM {lines.table} WHERE __line > 1))
+        WHERE __problem IS NOT NULL OR __fields <> {n}""")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {table}_rejects AS
         SELECT t.__line,
                CASE WHEN __problem IS NOT NULL THEN 'bad_quoting' WHEN __fields < {n} THEN 'short_row' ELSE 'long_row' END AS rule,
@@ -186,16 +195,22 @@ def _read_csv(con, path: Path, table: str, source: str, header_map) -> RawFile:
                         THEN 'a quote opened on this line is not closed on it (a value may not run over a line break); only this line is quarantined, the lines after it are read as usual'
                     ELSE 'the line has ' || __fields || ' fields; the header has {n}' END AS message,
                l.text AS raw_line
-        FROM (SELECT __line, __problem, __fields FROM {table} WHERE __problem IS DISTINCT FROM 'blank' AND ({bad})) AS t
+        FROM (SELECT __line, __problem, __fields FROM {table}__odd WHERE __problem IS DISTINCT FROM 'blank') AS t
         JOIN {lines.table} AS l USING (__line)
         UNION ALL SELECT * FROM {lines.encoding}""")
-    counts = con.execute(f"SELECT count(*) FILTER (WHERE __problem IS DISTINCT FROM 'blank'), "
-                         f"count(*) FILTER (WHERE __problem = 'blank') FROM {table}").fetchall()[0]
-    con.execute(f"DELETE FROM {table} WHERE {bad}")
-    rows_read = counts[0] + scalar(con, f"SELECT count(*) FROM {lines.encoding}")
-    for temp in (lines.table, lines.encoding):
-        con.execute(f"DROP TABLE IF EXISTS {temp}")
-    return RawFile(path, table, mapped, rows_read, f"{table}_rejects", counts[1])
+    data_lines, blank = con.execute(f"""SELECT (SELECT count(*) FROM {lines.table} WHERE __line > 1),
+        (SELECT count(*) FROM {table}__odd WHERE __problem = 'blank')""").fetchall()[0]
+    rows_read = data_lines - blank + scalar(con, f"SELECT count(*) FROM {lines.encoding}")
+    con.execute(f"DROP TABLE IF EXISTS {lines.encoding}")
+    # pass 2, a view: the well-formed lines split into the header's columns when the checks read them,
+    # so the file's fields are never held as a second copy of the file
+    select = ", ".join(f"fields[{i + 1}] AS {quote(m)}" for i, m in enumerate(mapped))
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW {table} AS
+        SELECT __line, {select}
+        FROM (SELECT __line, {fields} AS fields FROM {lines.table}
+              WHERE __line > 1 AND __line NOT IN (SELECT __line FROM {table}__odd))""")
+    return RawFile(path, table, mapped, rows_read, f"{table}_rejects", blank,
+                   temporaries=(f"{table}__odd", lines.table))
 
 
 @dataclass

@@ -58,8 +58,12 @@ class ColumnSpec:
 
     @property
     def typed_expr(self) -> str:
+        return self.cast_expr(self.text_expr)
+
+    def cast_expr(self, text: str) -> str:
+        """The typed value read from `text`, the column's cleaned text (NULL when it does not parse)."""
         cast = self.form.cast.replace("{date}", date_sql("{x}", self.date_forms)) if self.date_forms else self.form.cast
-        return "(" + cast.replace("{x}", self.text_expr) + ")"
+        return "(" + cast.replace("{x}", text) + ")"
 
     @property
     def expected(self) -> str:
@@ -132,17 +136,33 @@ class CompiledChecks:
     typed: str  # SELECT over the raw table
     violations: str  # SELECT over the typed table (named `typed`) and `place_index`
     columns: list[ColumnSpec]
+    # the same as `typed`, leaner to hold: `store` keeps a text column whose value is its cleaned text once,
+    # and `typed_view` (format {store} with the stored table's name) gives it back under both names
+    store: str = ""
+    typed_view: str = ""
 
 
 def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list[str] = (),
                    date_forms: tuple[str, ...] = DEFAULT_DATE_FORMS) -> CompiledChecks:
     specs = column_specs(contract, date_forms)
-    select = ["__line"]
+    # two levels, so that each column's cleaned text is computed once (the cast reads it, not the raw text)
+    cleaned = ["__line"] + [f"{spec.text_expr} AS {quote(spec.name + '__text')}" for spec in specs]
+    cleaned += [f"NULLIF(trim({quote(c)}), '') AS {quote(c)}" for c in extra_columns]
+    select, stored, aliases = ["__line"], ["__line"], []
     for spec in specs:
-        select.append(f"{spec.typed_expr} AS {quote(spec.name)}")
-        select.append(f"{spec.text_expr} AS {quote(spec.name + '__text')}")
-    select += [f"NULLIF(trim({quote(c)}), '') AS {quote(c)}" for c in extra_columns]
-    typed = f"SELECT {', '.join(select)} FROM {raw_table}"
+        text = quote(spec.name + "__text")
+        select += [f"{spec.cast_expr(text)} AS {quote(spec.name)}", text]
+        if spec.form.cast == "{x}" and not spec.date_forms:  # the value is its cleaned text: stored once
+            stored.append(text)
+            aliases.append(f"{text} AS {quote(spec.name)}")
+        else:
+            stored += [f"{spec.cast_expr(text)} AS {quote(spec.name)}", text]
+    select += [quote(c) for c in extra_columns]
+    stored += [quote(c) for c in extra_columns]
+    source = f"(SELECT {', '.join(cleaned)} FROM {raw_table}) AS cleaned"
+    typed = f"SELECT {', '.join(select)} FROM {source}"
+    store = f"SELECT {', '.join(stored)} FROM {source}"
+    typed_view = f"SELECT *{''.join(', ' + a for a in aliases)} FROM {{store}}"
 
     parts = []
     order = 0
@@ -167,8 +187,11 @@ def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list
         add(rule.column, rule.rule, f"({rule.bad})", rule.message, value)
     if contract.unique_key:
         key = ", ".join(quote(k) for k in contract.unique_key)
-        dup = f"(SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY __line) AS __n FROM typed) AS ranked"
-        add(contract.unique_key[-1], "duplicate_record", "__n > 1",
+        same = " AND ".join(f"t.{quote(k)} IS NOT DISTINCT FROM d.{quote(k)}" for k in contract.unique_key)
+        # every row after the first of its key: a GROUP BY finds the repeated keys (no window over every row)
+        dup = (f"(SELECT t.*, d.__first FROM typed AS t JOIN (SELECT {key}, min(__line) AS __first FROM typed "
+               f"GROUP BY {key} HAVING count(*) > 1) AS d ON {same}) AS ranked")
+        add(contract.unique_key[-1], "duplicate_record", "__line > __first",
             f"a second row with the same {', '.join(contract.unique_key)} in this file; the first was kept",
             "concat_ws(' / ', " + ", ".join(f"CAST({quote(k)} AS VARCHAR)" for k in contract.unique_key) + ")",
             where=dup)
@@ -185,4 +208,4 @@ def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list
             "postcode is not in the postcode directory (check it, or update the directory in raw/geography)", place)
         add(column, "unknown_area", f"{unplaced} AND NOT {postcode_like}",
             "area code is not in the postcode directory's geography", place)
-    return CompiledChecks(typed, "\nUNION ALL\n".join(parts), specs)
+    return CompiledChecks(typed, "\nUNION ALL\n".join(parts), specs, store, typed_view)

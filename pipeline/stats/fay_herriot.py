@@ -61,11 +61,17 @@ def estimate_fay_herriot(direct, variance, covariates, confidence: float = 0.95,
     ys, ds, xs = y[has], d[has], x[has]
     sigma2 = max(float(np.var(ys) - ds.mean()), 0.0)
     for _ in range(max_iter):
-        v_inv = 1.0 / (sigma2 + ds)
-        xtvx = xs.T @ (xs * v_inv[:, None])
-        proj = np.diag(v_inv) - (xs * v_inv[:, None]) @ np.linalg.solve(xtvx, (xs * v_inv[:, None]).T)
-        score = -0.5 * np.trace(proj) + 0.5 * ys @ proj @ proj @ ys
-        info = 0.5 * np.trace(proj @ proj)
+        # REML Fisher scoring with P = W - W X (X'WX)^-1 X'W, W = diag(1 / (sigma2 + d)); the traces and
+        # P y are computed from p x p matrices, never the m x m P (thousands of wards at national scale:
+        # the dense P took gigabytes and O(m^3) time per iteration)
+        w = 1.0 / (sigma2 + ds)
+        xw = xs * w[:, None]
+        xtvx = xs.T @ xw
+        c = np.linalg.solve(xtvx, xw.T @ xw)  # (X'WX)^-1 X'W^2 X
+        e = np.linalg.solve(xtvx, xw.T @ (xw * w[:, None]))  # (X'WX)^-1 X'W^3 X
+        py = w * ys - xw @ np.linalg.solve(xtvx, xw.T @ ys)
+        score = -0.5 * (w.sum() - np.trace(c)) + 0.5 * py @ py
+        info = 0.5 * ((w**2).sum() - 2 * np.trace(e) + np.trace(c @ c))
         step = score / info
         new = max(sigma2 + step, 0.0)
         if abs(new - sigma2) < tolerance:

@@ -95,28 +95,31 @@ def pool_thin_levels(values: pd.Series, order: list[str], min_respondents: int, 
     (level -> group, e.g. the sex of an age x sex cell) only neighbours of the same group merge. Returns
     the pooled labels (``"a | b"``); apply the same mapping to the population margin (`pool_margin`)."""
     groups = [[level] for level in order]
-    counts = values.value_counts()
+    counts = values.value_counts().to_dict()
     group_of = within or (lambda level: None)
-
-    def size(group):
-        return int(sum(counts.get(level, 0) for level in group))
+    sizes = [int(counts.get(level, 0)) for level in order]
+    keys = [group_of(level) for level in order]  # a merged group keeps its first level, so its key
 
     def partner(i):
         for j in (i + 1, i - 1):
-            if 0 <= j < len(groups) and group_of(groups[j][0]) == group_of(groups[i][0]):
+            if 0 <= j < len(groups) and keys[j] == keys[i]:
                 return j
         return None
 
-    changed = True
-    while changed and len(groups) > 1:
-        changed = False
-        for i, group in enumerate(groups):
-            j = partner(i) if size(group) < min_respondents else None
-            if j is not None:
-                lo, hi = sorted((i, j))
-                groups[lo:hi + 1] = [groups[lo] + groups[hi]]
-                changed = True
-                break
+    # the first thin group (in order) merges with its partner, then the scan goes on from the merged
+    # group: the groups before it are unchanged, so rescanning them (as a restart from the top would)
+    # finds nothing new. One pass, not one pass per merge (thousands of wards at national scale).
+    i = 0
+    while i < len(groups) and len(groups) > 1:
+        j = partner(i) if sizes[i] < min_respondents else None
+        if j is None:
+            i += 1
+            continue
+        lo, hi = sorted((i, j))
+        groups[lo:hi + 1] = [groups[lo] + groups[hi]]
+        sizes[lo:hi + 1] = [sizes[lo] + sizes[hi]]
+        keys[lo:hi + 1] = [keys[lo]]
+        i = lo
     label = {level: POOL_JOIN.join(group) for group in groups for level in group}
     return values.map(label)
 
@@ -124,11 +127,13 @@ def pool_thin_levels(values: pd.Series, order: list[str], min_respondents: int, 
 def pool_margin(margin: dict[str, float], pooled: pd.Series, original: pd.Series) -> dict[str, float]:
     """The population margin summed over the same pooled levels as `pool_thin_levels` made."""
     mapping = dict(zip(original.astype(str), pooled.astype(str)))
+    # a level no respondent has joins the pooled label that names it, if any (each level is in one label)
+    named_in = {part: label for label in set(mapping.values()) for part in label.split(POOL_JOIN)}
     out: dict[str, float] = {}
     for level, total in margin.items():
         key = mapping.get(str(level))
-        if key is None:  # a level no respondent has: it joins the pooled label that names it, if any
-            key = next((p for p in set(mapping.values()) if str(level) in p.split(POOL_JOIN)), str(level))
+        if key is None:
+            key = named_in.get(str(level), str(level))
         out[key] = out.get(key, 0.0) + float(total)
     return out
 

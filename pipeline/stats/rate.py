@@ -39,10 +39,14 @@ def calculate_rate(count, denominator, confidence: float | Iterable[float] = 0.9
         raise ValueError("multiplier must be positive, e.g. 1000 for a rate per 1,000")
     levels = [confidence] if isinstance(confidence, float) else list(confidence)
     out = pd.DataFrame({"value": x / n * multiplier})
+    # PHStatsMethods' limits are scalar functions: call them once per distinct count (a national basket
+    # has about a million rows but far fewer distinct counts) and map back
+    distinct, position = np.unique(x, return_inverse=True)
     for level in levels:
         suffix = confidence_suffix(level)
-        lower = np.array([byars_lower(a, level) if a > 0 else 0.0 for a in x])
-        upper = np.array([byars_upper(a, level) if a > 0 else exact_upper(0.0, level) for a in x])
+        lower = np.array([byars_lower(a, level) if a > 0 else 0.0 for a in distinct], dtype=float)[position]
+        upper = np.array([byars_upper(a, level) if a > 0 else exact_upper(0.0, level) for a in distinct],
+                         dtype=float)[position]
         out[f"lower_{suffix}"] = lower / n * multiplier
         out[f"upper_{suffix}"] = upper / n * multiplier
     return out

@@ -13,7 +13,7 @@ from pipeline.stats.funnel import calculate_funnel_limits
 from pipeline.stats.proportion import calculate_proportion
 from pipeline.stats.rate import calculate_rate
 from pipeline.stats.segregation import calculate_diversity, calculate_segregation
-from pipeline.stats.trend import calculate_trend_in_proportions, calculate_trend_in_rates
+from pipeline.stats.trend import calculate_trends_to_date
 
 KEY = ["indicator_id", "area_code", "breakdown", "period_start", "period_end"]
 LEVEL_ORDER = {a: -i for i, a in enumerate(AREA_TYPES)}  # larger areas higher: lsoa < msoa < ward < la
@@ -130,19 +130,19 @@ def add_baseline(rows: pd.DataFrame, baseline_period) -> pd.DataFrame:
 
 def add_trend(rows: pd.DataFrame, statistic: str) -> pd.DataFrame:
     """Trend across the periods up to each row's (three or more): rising / falling / no clear trend."""
-    test = calculate_trend_in_rates if statistic == "rate" else calculate_trend_in_proportions
     rows = rows.copy()
     direction = pd.Series("not tested", index=rows.index, dtype="object")
     p_value = pd.Series(np.nan, index=rows.index)
     usable = rows[rows["denominator"] > 0].sort_values("period_end")
-    for _, series in usable.groupby(["indicator_id", "area_code", "breakdown"]):
-        x, n = series["numerator"].to_numpy(float), series["denominator"].to_numpy(float)
-        for k in range(2, len(series)):
-            if x[: k + 1].sum() <= 0:
-                continue
-            result = test(x[: k + 1], n[: k + 1])
-            direction[series.index[k]] = result["direction"]
-            p_value[series.index[k]] = result["p_value"]
+    keys = usable[["indicator_id", "area_code", "breakdown"]]
+    usable = usable[keys.notna().all(axis=1)]  # as groupby: a row without a key is in no series
+    if len(usable):
+        series = pd.MultiIndex.from_frame(usable[["indicator_id", "area_code", "breakdown"]]).factorize()[0]
+        found = calculate_trends_to_date(usable["numerator"].astype(float), usable["denominator"].astype(float),
+                                         series, "rate" if statistic == "rate" else "proportion")
+        tested = found["direction"] != "not tested"
+        direction[found.index[tested]] = found["direction"][tested]
+        p_value[found.index[tested]] = found["p_value"][tested]
     rows["trend"], rows["trend_p_value"] = direction, p_value
     return rows
 

@@ -47,36 +47,51 @@ def _band_range(band: str) -> tuple[int, int]:
 
 def build_survey_band_population(ward_bands: pd.DataFrame, single_years: pd.DataFrame, survey_bands,
                                  shrinkage: float = 20.0) -> tuple[pd.DataFrame, str]:
-    """Population by ward_code, sex, age_band (survey bands; ages below the first band dropped)."""
+    """Population by ward_code, sex, age_band (survey bands; ages below the first band dropped).
+
+    A 5-year band inside one survey band goes to it whole. A band a survey band cuts (15-19 for
+    16-24) is split by single year: each year's share is the ward's register count shrunk towards the
+    LA's age profile within the band, ``(ward_a + k prior_a) / (ward_band + k)`` with
+    ``prior_a = la_a / la_band`` (even when the LA has none), or even without a single-year register.
+    Vectorised over every ward x sex x band (a national run has hundreds of thousands): no loop per row.
+    """
     edges = survey_band_edges(survey_bands)
     uppers = edges[1:] + [OPEN_TOP + 1]
     have_single = single_years is not None and len(single_years) > 0
-    la_years = single_years.groupby(["sex", "age"])["patients"].sum() if have_single else None
-    ward_years = single_years.set_index(["ward_code", "sex", "age"])["patients"] if have_single else None
-    rows = []
-    for rec in ward_bands.itertuples(index=False):
-        lo, hi = _band_range(rec.age_band)
-        pieces = [(b, max(lo, e0), min(hi, e1 - 1)) for b, e0, e1 in zip(survey_bands, edges, uppers)
-                  if max(lo, e0) <= min(hi, e1 - 1)]
-        if not pieces:
-            continue  # wholly below the survey's youngest age
-        if len(pieces) == 1 and pieces[0][1] == lo and pieces[0][2] == hi:
-            rows.append((rec.ward_code, rec.sex, pieces[0][0], float(rec.population)))
-            continue
-        ages = np.arange(lo, hi + 1)
-        if have_single:
-            la = np.array([la_years.get((rec.sex, a), 0.0) for a in ages], dtype=float)
-            ward = np.array([ward_years.get((rec.ward_code, rec.sex, a), 0.0) for a in ages], dtype=float)
-            prior = la / la.sum() if la.sum() > 0 else np.full(len(ages), 1.0 / len(ages))
-            share = (ward + shrinkage * prior) / (ward.sum() + shrinkage)
-        else:
-            share = np.full(len(ages), 1.0 / len(ages))
-        for band, a0, a1 in pieces:
-            part = share[(ages >= a0) & (ages <= a1)].sum()
-            rows.append((rec.ward_code, rec.sex, band, float(rec.population) * part))
-    out = pd.DataFrame(rows, columns=["ward_code", "sex", "age_band", "population"])
+    columns = ["ward_code", "sex", "age_band", "population"]
+    how = "gp_register single years" if have_single else "even"
+    if not len(ward_bands):
+        return pd.DataFrame(columns=columns), how
+    # each published band's years, and the survey band (if any) each year falls in
+    limits = {band: _band_range(band) for band in pd.unique(ward_bands["age_band"])}
+    survey_of_age = {a: b for b, e0, e1 in zip(survey_bands, edges, uppers) for a in range(e0, e1)}
+    years = pd.DataFrame([(band, a, survey_of_age.get(a)) for band, (lo, hi) in limits.items()
+                          for a in range(lo, hi + 1)], columns=["age_band", "age", "survey_band"])
+    covered = years.groupby("age_band")["survey_band"].agg(lambda s: s.notna().all() and s.nunique() == 1)
+    whole_bands = set(covered[covered].index)
+    rows = ward_bands[columns].reset_index(drop=True)
+    whole = rows[rows["age_band"].isin(whole_bands)].merge(
+        years.drop_duplicates("age_band")[["age_band", "survey_band"]], on="age_band")
+    whole = whole.assign(population=whole["population"].astype(float))[["ward_code", "sex", "survey_band", "population"]]
+    split = rows[~rows["age_band"].isin(whole_bands)].rename_axis("row").reset_index()
+    split = split.merge(years, on="age_band")  # one row per ward x sex x band x single year
+    n_years = split.groupby("row")["age"].transform("size").astype(float)
+    if have_single:
+        la = single_years.groupby(["sex", "age"], as_index=False)["patients"].sum().rename(columns={"patients": "la"})
+        ward = single_years.groupby(["ward_code", "sex", "age"], as_index=False)["patients"].sum()
+        split = split.merge(la, on=["sex", "age"], how="left").merge(ward, on=["ward_code", "sex", "age"], how="left")
+        split[["la", "patients"]] = split[["la", "patients"]].fillna(0.0).astype(float)
+        la_band = split.groupby("row")["la"].transform("sum")
+        ward_band = split.groupby("row")["patients"].transform("sum")
+        prior = (split["la"] / la_band.where(la_band > 0)).where(la_band > 0, 1.0 / n_years)
+        share = (split["patients"] + shrinkage * prior) / (ward_band + shrinkage)
+    else:
+        share = 1.0 / n_years
+    split = split.assign(population=split["population"].astype(float) * share)
+    split = split[split["survey_band"].notna()][["ward_code", "sex", "survey_band", "population"]]
+    out = pd.concat([whole, split], ignore_index=True).rename(columns={"survey_band": "age_band"})
     out = out.groupby(["ward_code", "sex", "age_band"], as_index=False)["population"].sum()
-    return out, ("gp_register single years" if have_single else "even")
+    return out, how
 
 
 def to_survey_band(values: pd.Series, survey_bands) -> pd.Series:
