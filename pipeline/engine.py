@@ -148,6 +148,10 @@ class Engine(Protocol):
 
     def create_table_as(self, table: str, select_sql: str, *, temp: bool = False) -> None: ...
 
+    def create_view_as(self, view: str, select_sql: str) -> None: ...
+
+    def table_columns(self, table: str) -> list[str] | None: ...
+
     def count_rows(self, table: str) -> int: ...
 
     def to_arrow(self, sql: str): ...
@@ -165,8 +169,19 @@ class DuckDBEngine:
         kind = "TEMP TABLE" if temp else "TABLE"
         self.con.execute(f"CREATE OR REPLACE {kind} {table} AS\n{select_sql}")
 
+    def create_view_as(self, view: str, select_sql: str) -> None:
+        """A temporary view (lives as long as the connection)."""
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {select_sql}")
+
+    def table_columns(self, table: str) -> list[str] | None:
+        """Column names of `table` (or view) in the current schema, in order; None when it does not exist."""
+        rows = self.con.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = ? AND table_schema = current_schema() ORDER BY ordinal_position", [table]).fetchall()
+        return [r[0] for r in rows] or None
+
     def count_rows(self, table: str) -> int:
-        return self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+        return self.con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0]
 
     def to_arrow(self, sql: str):
         return self.con.sql(sql).to_arrow_table()
@@ -193,6 +208,8 @@ class SparkEngine:
     def __init__(self, spark, *, database: str | None = None):
         self.spark = spark
         self.database = database
+        if database:  # steps read earlier steps' tables by their bare names
+            spark.catalog.setCurrentDatabase(database)
 
     def create_table_as(self, table: str, select_sql: str, *, temp: bool = False) -> None:
         query = to_dialect(select_sql, self.dialect)
@@ -201,6 +218,17 @@ class SparkEngine:
             return
         frame = self.spark.sql(query).localCheckpoint(eager=True)
         frame.createOrReplaceTempView(table)
+
+    def create_view_as(self, view: str, select_sql: str) -> None:
+        """A temporary view of the session (not materialised: Spark computes it where it is read)."""
+        self.spark.sql(to_dialect(select_sql, self.dialect)).createOrReplaceTempView(view)
+
+    def table_columns(self, table: str) -> list[str] | None:
+        """Column names of `table` (a temporary view, or a table of the current database); None when absent.
+        Spark has no information_schema: the catalog answers."""
+        if not self.spark.catalog.tableExists(table):
+            return None
+        return list(self.spark.table(table).columns)
 
     def count_rows(self, table: str) -> int:
         return self.spark.table(table).count()
