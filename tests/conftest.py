@@ -10,10 +10,12 @@ _main = sys.modules.get("__main__")
 if _main is not None and getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
     _main.__file__ = "<pytest-xdist worker>"
 
+import dataclasses
 import os
 import re
 import shutil
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -74,16 +76,48 @@ def settings_for():
     return build
 
 
+# stage name -> every statement DuckDB ran for that stage in this session's demo_run (its QueryLog);
+# tests/test_sql_portability.py checks what the stages that can run on Spark build in Python
+EXECUTED_SQL: dict[str, list[str]] = {}
+
+
+@contextmanager
+def capturing_stage_sql(into: dict[str, list[str]]):
+    """Record, per stage, the SQL statements the stage runs on the run's DuckDB connection (DuckDB's
+    QueryLog, switched on around each stage's own code only: the runner's bookkeeping is not included)."""
+    import pipeline.run as run_module
+
+    original = run_module.run_stage
+
+    def run_stage(stage, ctx, fingerprint):
+        def run(c):
+            c.con.execute("CALL enable_logging('QueryLog')").fetchall()
+            try:
+                return stage.run(c)
+            finally:
+                rows = c.con.execute("SELECT message FROM duckdb_logs WHERE type = 'QueryLog'").fetchall()
+                into[stage.name] = [r[0] for r in rows if "duckdb_logs" not in r[0]]
+                c.con.execute("CALL disable_logging()").fetchall()
+                c.con.execute("CALL truncate_duckdb_logs()").fetchall()
+        return original(dataclasses.replace(stage, run=run), ctx, fingerprint)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(run_module, "run_stage", run_stage)
+        yield into
+
+
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
-    """A small demo district (12 LSOAs, 30% scale, a year of extracts) run through every built stage."""
+    """A small demo district (12 LSOAs, 30% scale, a year of extracts) run through every built stage
+    (the SQL each stage ran is kept in EXECUTED_SQL)."""
     from pipeline.demo import generate_district
     from pipeline.run import run_pipeline
 
     data = tmp_path_factory.mktemp("demo") / "data"
     settings = load_settings(data_dir=data, demo={"n_lsoas": 12, "scale": 0.3, "quarters": 4, "survey_size": 600})
     generate_district(settings.demo, data)
-    summary = run_pipeline(settings, "outputs")
+    with capturing_stage_sql(EXECUTED_SQL):
+        summary = run_pipeline(settings, "outputs")
     return settings, summary
 
 
@@ -111,7 +145,7 @@ def in_ci() -> bool:
 
 
 @pytest.fixture(scope="session")
-def spark():
+def spark(tmp_path_factory):
     """One local SparkSession for the whole test session (each pytest-xdist worker starts its own).
 
     Kept small and quick for tiny tables: two cores, two shuffle partitions, no UI, no whole-stage
@@ -134,6 +168,7 @@ def spark():
                .config("spark.sql.codegen.wholeStage", "false")
                .config("spark.sql.adaptive.enabled", "false")
                .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("spark-warehouse")))
                .config("spark.driver.memory", "1g")
                .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
                .getOrCreate())

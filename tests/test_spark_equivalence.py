@@ -32,6 +32,9 @@ from pipeline.estimates.estimate import PREPARE_DIR, choose_base, choose_mode
 from pipeline.estimates.sources import SOURCE_COLUMNS, prepare_sources
 from pipeline.sql import list_steps, render, run_steps
 
+# every test here on one pytest-xdist worker (`make test` runs --dist loadgroup): one JVM, one district
+pytestmark = pytest.mark.xdist_group("spark")
+
 PSA21_SQL = Path(__file__).resolve().parents[1] / "pipeline" / "indicators" / "psa21" / "sql" / "population"
 
 
@@ -163,3 +166,23 @@ def test_run_steps_accepts_a_spark_engine(estimated_district, spark):
     assert run_steps(sparky, tmp, {"base_date": dt.date(2022, 6, 30)}) == [first.name]
     assert spark.table(first.name).count() == con.execute(
         "SELECT count(DISTINCT extract_date) FROM gp_register").fetchall()[0][0]
+
+
+def test_steps_saved_as_tables_of_a_spark_database(spark, tmp_path):
+    """SparkEngine(database=...) saves each step as a Parquet table of that database, replaced on a re-run."""
+    import pyarrow as pa
+
+    for n, step in enumerate(["SELECT a, a * 2 AS b FROM step_input", "SELECT sum(b) AS total FROM doubled"]):
+        (tmp_path / f"0{n + 1}_{'doubled' if n == 0 else 'summed'}.sql").write_text(step)
+    spark.sql("CREATE DATABASE IF NOT EXISTS cohesion_test")
+    try:
+        engine = SparkEngine(spark, database="cohesion_test")
+        for values, total in (([1, 2, 3], 12), ([10], 20)):  # the second run replaces the tables
+            engine.load_arrow("step_input", pa.table({"a": values}))
+            assert run_steps(engine, tmp_path) == ["doubled", "summed"]
+            assert spark.table("cohesion_test.summed").collect()[0]["total"] == total
+        assert {t.name for t in spark.catalog.listTables("cohesion_test") if not t.isTemporary} >= {"doubled", "summed"}
+        assert engine.table_columns("doubled") == ["a", "b"] and engine.table_columns("absent") is None
+    finally:
+        spark.catalog.setCurrentDatabase("default")
+        spark.sql("DROP DATABASE IF EXISTS cohesion_test CASCADE")

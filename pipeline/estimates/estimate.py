@@ -275,7 +275,7 @@ def build_turbulence(con: duckdb.DuckDBPyConnection, model: dict) -> pd.DataFram
                      "FROM est_extracts ORDER BY k").df()
     lsoas = con.execute("SELECT lsoa_code, sum(population) AS residents FROM est_base GROUP BY 1").df()
     gp = con.execute("SELECT lsoa_code, extract_date, sum(registrations + deregistrations + from_abroad) AS gp_events "
-                     "FROM est_gp_flows GROUP BY ALL").df()
+                     "FROM est_gp_flows GROUP BY lsoa_code, extract_date").df()
     school = con.execute("SELECT lsoa_code, extract_date, pupil_moves, pupil_years FROM est_school_moves").df()
     asylum = con.execute("SELECT lsoa_code, extract_date, asylum_allocated FROM est_asylum").df()
     frame = lsoas.merge(ex, how="cross")
