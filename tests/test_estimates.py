@@ -22,7 +22,6 @@ from pipeline.estimates.constrain import constrain_to_total
 from pipeline.estimates.ethnicity import shrink_shares
 from pipeline.estimates.inflation import estimate_inflation, shrink_inflation
 from pipeline.estimates.margins import combine_variances, interval_bounds, predict_variance
-from pipeline.estimates.rollforward import correct_list, ratio_change, roll_forward
 from pipeline.estimates.turbulence import score_turbulence
 
 T0 = dt.date(2022, 6, 30)
@@ -210,25 +209,6 @@ def test_inflation_prior_for_lsoa_spanning_two_wards():
     assert out.loc[B, "inflation"] == pytest.approx(1.25)  # k = 0: its own 50 / 40
 
 
-def test_roll_forward_and_ratio_change_by_hand():
-    # base 10, list 14 -> 20, inflation 1.28: 10 + 6 / 1.28 = 14.6875
-    assert roll_forward([10], [20], [14], [1.28])[0] == pytest.approx(14.6875)
-    # 6 ghosts cleaned off (list 20 -> 16 with 2 arrivals), inflation 2: 10 + (16 - 20 + 6) / 2 = 11
-    assert roll_forward([10], [16], [20], [2.0], cleaned=[6])[0] == pytest.approx(11.0)
-    # half the cleaning added back: 10 + (16 - 20 + 3) / 2 = 9.5
-    assert roll_forward([10], [16], [20], [2.0], cleaned=[6], cleaning_addback=0.5)[0] == pytest.approx(9.5)
-    # flows weighted: 8 registrations x 0.25 up, 6 deregistrations x 0.5 up:
-    # 10 + (24 - 20 + 0.25 x 8 - 0.5 x 6) / 2 = 10 + 3 / 2 = 11.5
-    assert roll_forward([10], [24], [20], [2.0], registrations=[8], deregistrations=[6], registration_uplift=0.25,
-                        deregistration_uplift=0.5)[0] == pytest.approx(11.5)
-    # never negative: 2 + (0 - 20) / 1 -> 0
-    assert roll_forward([2], [0], [20], [1.0])[0] == 0.0
-    # ratio change 10 x 20 / 14 = 14.285714; base carried where the list was empty
-    assert ratio_change([10, 7], [20, 5], [14, 0]).tolist() == pytest.approx([200 / 14, 7.0])
-    # L* = list + births not yet on it - deaths not yet off it
-    assert correct_list([10, 1], [3, 0], [1, 2]).tolist() == [12.0, 0.0]
-
-
 def test_turbulence_score_function_by_hand():
     # 18 GP moves in 1,000 resident-years, 4 pupil moves in 16 pupil-years, 5 asylum placements:
     # pooled 1000 x (18 + 4) / (1000 + 16) = 21.653543; asylum 1000 x 5 / 1000 = 5; T = 26.653543
@@ -297,9 +277,14 @@ def test_cohdmap_roll_forward_end_to_end():
     estimate_populations(con, settings(shrinkage_strength=10.0))
     # inflation as worked above: A 1.28, B 1.115, C 1.0510204 (men 20-24)
     # A: 10 + (20 - 14) / 1.28 = 14.6875;  B: 30 + 0 = 30;  C: 60 + (56 - 63) / 1.0510204 = 53.339806
-    assert row(con, A, T1, "M", "20-24")["estimate"] == pytest.approx(14.6875)
-    assert row(con, B, T2, "M", "20-24")["estimate"] == pytest.approx(30.0)
-    assert row(con, C, T2, "M", "20-24")["estimate"] == pytest.approx(60 - 7 / (73.5714286 / 70))
+    assert row(con, A, T1, "M")["estimate"] == pytest.approx(14.6875)
+    assert row(con, B, T2, "M")["estimate"] == pytest.approx(30.0)
+    assert row(con, C, T2, "M")["estimate"] == pytest.approx(60 - 7 / (73.5714286 / 70))
+    # by cohort: A's base of 10 is 2 at each age 20 ... 24; by T1 (92 days = 0.251882 years) a share
+    # 0.251882 of the 2 aged 24 are 25: 0.503765 in 25-29, the rest (and the list change) in 20-24
+    f = 92 / 365.25
+    assert row(con, A, T1, "M", "25-29")["estimate"] == pytest.approx(2 * f)
+    assert row(con, A, T1, "M", "20-24")["estimate"] == pytest.approx(10 - 2 * f + 6 / 1.28)
     # the first extract is the base
     assert row(con, A, T0)["estimate"] == pytest.approx(10.0)
     # other cells are empty: A's total is its one cell
@@ -352,7 +337,7 @@ def test_ward_split_by_ward_share():
                 lookup_rows()[2]]
     con = d.load()
     estimate_populations(con, settings(shrinkage_strength=0.0))
-    # k = 0: each cell's own ratio, so the estimate is exact ratio change.
+    # k = 0: each cell's own ratio, so the LSOA totals are exact ratio change.
     # A: 10 x 20 / 14 = 14.285714;  B: 30;  C: 60 x 56 / 63 = 53.333333
     # W1 = A + 0.25 B = 14.285714 + 7.5 = 21.785714;  W2 = 0.75 B + C = 22.5 + 53.333333 = 75.833333
     assert row(con, W1, T1)["estimate"] == pytest.approx(200 / 14 + 7.5)
@@ -379,43 +364,78 @@ def test_births_and_deaths_corrections():
     con = d.load()
     estimate_populations(con, settings(birth_registration_lag_days=60, death_removal_lag_days=30,
                                        shrinkage_strength=0.0))
-    # 0-4 at T1 (30 Sep): the window (1 Aug, 30 Sep] holds all 6 births -> L* = 5 + 6 = 11.
-    # At T0 the window (1 May, 30 Jun] holds none -> L*(t0) = 5, inflation 5/5 = 1: est = 5 + 6 = 11.
-    assert row(con, A, T1, "M", "0-4")["estimate"] == pytest.approx(11.0)
+    # Births: at T1 (30 Sep) the window (1 Aug, 30 Sep] holds all 6 births, not yet on the list, so
+    # they are added at age 0 (inflation of boys 0-4: 5 / 5 = 1): the boys total 5 + 6 = 11, the men
+    # 40 unchanged -> M at T1 = 51. (By cohort the base's 1 boy a year of age 0 ... 4 ages a quarter,
+    # so a share 92 / 365.25 of the one aged 4 is 5-9 by T1: 0-4 = 11 - 0.251882.)
+    f = 92 / 365.25
+    assert row(con, A, T1, "M")["estimate"] == pytest.approx(51.0)
+    assert row(con, A, T1, "M", "0-4")["estimate"] == pytest.approx(11.0 - f)
     # At T2 (31 Dec) the window (2 Nov, 31 Dec] holds no births: they are on the list by now (or
     # not: this list never took them, so the estimate falls back to 5 - a list that misses babies).
-    assert row(con, A, T2, "M", "0-4")["estimate"] == pytest.approx(5.0)
-    # deaths: window (1 Dec, 31 Dec] holds all 2; B has no men 20-24 so A takes both:
-    # L* = 40 - 2 = 38, est = 40 + (38 - 40) / 1 = 38
-    assert row(con, A, T2, "M", "20-24")["estimate"] == pytest.approx(38.0)
-    # a 20-day birth window would take 20 of the 30 September days at T1: 6 x 20/30 = 4 -> 9
+    # Deaths are in the list change once: the 2 deaths of December, whether or not the register has
+    # removed them yet, are not subtracted again (the list here still holds 40 men: estimate 40)
+    assert row(con, A, T2, "M")["estimate"] == pytest.approx(45.0)
+    assert row(con, A, T2, "M", "20-24")["estimate"] + row(con, A, T2, "M", "25-29")["estimate"] == \
+        pytest.approx(40.0)
+    # a 20-day birth window would take 20 of the 30 September days at T1: 6 x 20/30 = 4 -> 5 + 4 + 40
     con2 = d.load()
     estimate_populations(con2, settings(birth_registration_lag_days=20, shrinkage_strength=0.0))
-    assert row(con2, A, T1, "M", "0-4")["estimate"] == pytest.approx(9.0)
+    assert row(con2, A, T1, "M")["estimate"] == pytest.approx(49.0)
 
 
-def test_list_cleaning_from_movements_is_not_population_loss():
+def test_cleaning_burst_in_a_steady_state_list_only_removes_the_ghosts_it_counted():
+    """A list in steady state: 10 resident women aged 22 and 2 ghosts at T0 (inflation 12 / 10 = 1.2).
+    Each quarter 2 residents leave without deregistering (they stay on the list as ghosts) and 2
+    newcomers register, so the true population stays 10. At T2 the practice cleans the 4 ghosts
+    made since T0 (movement records, reason list_cleaning)."""
     d = District()
-    # A: 20 women aged 22 registered, 10 residents (inflation 2 with k = 0).
-    # By T1: 6 ghosts removed by list cleaning, 2 new registrations -> list 16.
-    stay = d.patients(14, A, "F", DOB_22, [T0, T1])
-    ghosts = d.patients(6, A, "F", DOB_22, [T0], prefix="g")
-    new = d.patients(2, A, "F", DOB_22, [T1], prefix="n")
+    t3 = dt.date(2023, 3, 31)
+    d.patients(6, A, "F", DOB_22, [T0, T1, T2, t3])                   # residents throughout
+    d.patients(2, A, "F", DOB_22, [T0, T1, T2, t3], prefix="old")     # ghosts from before T0, never cleaned
+    leave1 = d.patients(2, A, "F", DOB_22, [T0, T1], prefix="g1")     # leave silently in period 1
+    leave2 = d.patients(2, A, "F", DOB_22, [T0, T1], prefix="g2")     # leave silently in period 2
+    new1 = d.patients(2, A, "F", DOB_22, [T1, T2, t3], prefix="n1")   # register in period 1
+    new2 = d.patients(2, A, "F", DOB_22, [T2, t3], prefix="n2")       # register in period 2
     d.base_cell(A, "F", "20-24", 10)
-    mv = [dict(patient_id=g, practice_code="P00001", postcode="M16 0AA", event_date=dt.date(2022, 8, 15),
-               event="deregistration", reason="list_cleaning", lsoa_code=A) for g in ghosts]
-    mv += [dict(patient_id=n, practice_code="P00001", postcode="M16 0AA", event_date=dt.date(2022, 8, 1),
-                event="registration", reason="transfer_in", lsoa_code=A) for n in new]
+    # lists: T0 6 + 2 + 2 + 2 = 12; T1 12 + 2 = 14 (the leavers are still on it); T2 14 + 2 - 4 = 12
+    # (the 4 ghosts cleaned); T3 12 (steady)
+    mv = [dict(patient_id=g, practice_code="P00001", postcode="M16 0AA", event_date=dt.date(2022, 11, 15),
+               event="deregistration", reason="list_cleaning", lsoa_code=A) for g in leave1 + leave2]
+    mv += [dict(patient_id=n, practice_code="P00001", postcode="M16 0AA", event_date=day,
+                event="registration", reason="transfer_in", lsoa_code=A)
+           for ids, day in ((new1, dt.date(2022, 8, 1)), (new2, dt.date(2022, 11, 1))) for n in ids]
     d.tables["gp_movements"] = mv
     con = d.load()
     estimate_populations(con, settings(shrinkage_strength=0.0))
-    assert stay and ghosts
-    # cohdmap: 10 + (16 - 20 + 6) / 2 = 11;  ratio change: 10 x 16 / 20 = 8 (reads ghosts as leavers)
-    assert row(con, A, T1, "F", "20-24")["estimate"] == pytest.approx(11.0)
-    m = row(con, A, T1, "F", "20-24", table="population_estimates_methods", method="ratio_change")
-    assert m["estimate"] == pytest.approx(8.0)
-    flows = con.execute("SELECT sum(cleaning), sum(registrations) FROM est_gp_flows").fetchall()[0]
-    assert flows == (pytest.approx(6.0), pytest.approx(2.0))
+    assert con.execute("SELECT sum(cleaning) FROM est_gp_flows").fetchall()[0][0] == pytest.approx(4.0)
+    # T1: the 2 silent leavers are not yet visible: 10 + (14 - 12) / 1.2 = 11.666667 (the ghosts' error)
+    assert row(con, A, T1, "F")["estimate"] == pytest.approx(10 + 2 / 1.2)
+    # T2: the burst removes exactly the ghosts the estimate had counted as residents: back to the
+    # truth, 10 + (12 - 12) / 1.2 = 10, and steady after it. Adding the 4 cleaned back (as if they
+    # had left now) would give 10 + 4 / 1.2 = 13.333333: ghosts who never were taken off.
+    assert row(con, A, T2, "F")["estimate"] == pytest.approx(10.0)
+    assert row(con, A, t3, "F")["estimate"] == pytest.approx(10.0)
+    assert row(con, A, T2, table="population_estimates_methods", method="ratio_change")["estimate"] == \
+        pytest.approx(10.0)
+
+
+def test_deaths_in_snapshot_mode_are_counted_once():
+    """Register snapshots only (no movement records): 40 men aged 80, base 40. Two die in September
+    2022 (vital events, inside the 30-day death lag before T1) and the register has already dropped
+    them at T1. The list change says 38; the death lag must not take them off again (36)."""
+    d = District()
+    d.patients(38, A, "M", dt.date(1942, 1, 1), [T0, T1])
+    d.patients(2, A, "M", dt.date(1942, 1, 1), [T0], prefix="died")
+    d.base_cell(A, "M", "80-84", 40)
+    d.tables["vital_events"] = [
+        dict(period_start=dt.date(2022, 9, 10), period_end=dt.date(2022, 9, 20), area_code=A, area_type="lsoa",
+             sex="M", age_band="80-84", births=0, deaths=2)]
+    con = d.load()
+    report = estimate_populations(con, settings(death_removal_lag_days=30, shrinkage_strength=0.0))
+    assert report["mode"] == "register_snapshots"
+    # 40 + (38 - 40) / 1 = 38 (the men 80-84 and those aged into 85+ together)
+    assert row(con, A, T1, "M")["estimate"] == pytest.approx(38.0)
 
 
 def test_list_cleaning_detected_from_snapshots():
@@ -441,9 +461,10 @@ def test_list_cleaning_detected_from_snapshots():
     assert per3["d"] == pytest.approx(30 * (1 - share))
     per1 = flows[flows["extract_date"] == pd.Timestamp(T1)].iloc[0]
     assert per1["c"] == pytest.approx(0.0) and per1["d"] == pytest.approx(2.0) and per1["r"] == pytest.approx(2.0)
-    # T3 list = the 68 who stayed. Estimate (inflation 1): 100 + (68 - 100 + 28.04) / 1 = 96.04,
-    # where ratio change reads the clean-up as an exodus: 100 x 68 / 100 = 68
-    assert row(con, A, t[3])["estimate"] == pytest.approx(100 + (68 - 100 + 30 * share))
+    # T3 list = the 68 who stayed. The detected cleaning is reported (population_flows) but not added
+    # back to the estimate: nothing took these ghosts off when they left, so the clean-up is the first
+    # time the list counts them leaving. Estimate (inflation 1): 100 + (68 - 100) / 1 = 68, as ratio change
+    assert row(con, A, t[3])["estimate"] == pytest.approx(68.0)
     m = row(con, A, t[3], table="population_estimates_methods", method="ratio_change")
     assert m["estimate"] == pytest.approx(68.0)
 

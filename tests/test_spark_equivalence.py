@@ -28,7 +28,7 @@ from sqlglot import exp
 
 from pipeline.config import load_settings
 from pipeline.engine import DuckDBEngine, SparkEngine
-from pipeline.estimates.estimate import PREPARE_DIR, choose_base, choose_mode
+from pipeline.estimates.estimate import COMMON_DIR, PREPARE_DIR, choose_base, choose_mode
 from pipeline.estimates.sources import SOURCE_COLUMNS, prepare_sources
 from pipeline.sql import list_steps, render, run_steps
 
@@ -122,12 +122,12 @@ def test_estimate_prepare_steps_equal_on_spark(estimated_district, spark):
               "birth_lag_days": int(settings.estimates.birth_registration_lag_days),
               "death_lag_days": int(settings.estimates.death_removal_lag_days),
               "flows_from_movements": True, "cleaning_threshold": float(settings.estimates.cleaning_threshold)}
-    steps = [(s.name, render(s.sql, params)) for s in list_steps(PREPARE_DIR)]
+    steps = [(s.name, render(s.sql, params)) for s in list_steps(COMMON_DIR) + list_steps(PREPARE_DIR)]
     # and the snapshots branch (a register without movement records), on the same tables
     flows = next(s for s in list_steps(PREPARE_DIR) if s.name == "est_gp_flows")
     steps.append(("est_gp_flows_snapshots", render(flows.sql, {**params, "flows_from_movements": False})))
     made = run_on_both(con, spark, steps, ready={f"est_src_{t}" for t in SOURCE_COLUMNS})
-    assert len(made) == len(steps) >= 12
+    assert len(made) == len(steps) >= 14
     # the comparison is not vacuous: the district has patients, flows, moves, asylum and vital events
     for table in ("est_gp_patients", "est_cells", "est_gp_flows", "est_gp_flows_snapshots", "est_vital_lag",
                   "est_school_moves", "est_asylum", "est_ethnic_counts"):
@@ -154,11 +154,11 @@ def test_run_steps_accepts_a_spark_engine(estimated_district, spark):
     """pipeline.sql.run_steps drives Spark exactly as it drives DuckDB (tables by step name)."""
     _, db = estimated_district
     con = duckdb.connect(str(db))
-    folder = Path(__file__).resolve().parents[1] / "pipeline" / "estimates" / "sql" / "prepare"
-    first = list_steps(folder)[0]
+    first = list_steps(COMMON_DIR)[0]  # est_extracts
     sparky = SparkEngine(spark)
     sparky.load_arrow("est_src_gp_register", DuckDBEngine(con).to_arrow(
         "SELECT DISTINCT extract_date FROM gp_register"))
+    sparky.load_arrow("est_src_gp_counts", DuckDBEngine(con).to_arrow("SELECT extract_date FROM gp_counts"))
     tmp = Path(db).parent / "one_step"
     tmp.mkdir(exist_ok=True)
     (tmp / first.path.name).write_text(first.sql)

@@ -19,25 +19,16 @@ sex). For LSOA i, sex s, single year of age a and extract t (t0 the first, b the
    age-banded variant, the LSOA's fitted list is then scaled to them, sex by sex (and band by
    band), the single years keeping their fitted shares (rake_to_detail). With a base by sex the
    seed is the base's own sex x age structure.
-2. **Sex of a persons-only base**: P_i(s, a) = P_i(a) x (L_i(s, band, t0) + k r_s(band)) /
-   (L_i(band, t0) + k), the LSOA's list sex share in the age band shrunk (k = 20 people) towards the
-   district's share r_s from the practice profiles.
-3. **Cohorts aged from the base date** (cohorts.age_counts): the base at b is aged to t0 (people
-   born between b and t0 are taken from the list: L/I), and every cohort then moves through the
-   ages with its own list change.
-4. **A list-informed base** (base.py, as in register mode, with the LA's mean log inflation as
-   the curve): each LSOA's base moves towards its list-implied size by a precision weight. The published base's LSOA-specific error s_B
-   (``counts_base_sd``) is real evidence: England's mid-2020 LSOA estimates against Census 2021
-   (see margin_model.json); the list's own scatter is measured on the district's LSOAs.
-5. **Roll forward by cohort** with the shrunk inflation I (inflation.py, LSOA x sex x band at t0
-   towards the LA's):
+2. - 5. **The cohort chassis** (cohort_model.py, shared with register mode): the sex of a
+   persons-only base from the list's sex shares by band shrunk (k = 20 people) towards the
+   district's r_s from the practice profiles; the base aged by cohort to t0 (people born between
+   the base date and t0 taken from the list: L/I); the list-informed base (base.py, with the LA's
+   mean log inflation as the curve and s_B = ``counts_base_sd``, first extract only); inflation I
+   by LSOA x sex x band at t0 (inflation.py); and the roll forward by cohort,
 
-       est_i(s, a, t) = max(0, B~_i(s, a, t) + (L_i(s, a, t) - L~_i(s, a, t0 -> t)) / I~)
+       est_i(s, a, t) = B~_i(s, a, t) + (L_i(s, a, t) - L~_i(s, a, t0 -> t)) / I~   (>= 0 by band)
 
-   where ~ means aged by cohort from t0 to t (I aged with the list it applies to); ages born
-   after t0 have no base or t0 list: their estimate is L / I of the youngest band. Deaths are
-   in the list change once (there is no separate death correction in this mode), and there is
-   no list-cleaning add-back: counts do not say who was cleaned.
+   Deaths are in the list change once and there is no list-cleaning add-back.
 6. **Turbulence** from what the counts show: the gross change of each practice's patients in the
    LSOA between consecutive extracts, sum_p |n[p, i](t) - n[p, i](t-1)|, per 1,000 list-years
    (a move between two of the area's practices counts twice, like a deregistration plus a
@@ -65,20 +56,13 @@ import pandas as pd
 
 from pipeline.sql import run_steps
 
-from .base import blend_base
-from .cohorts import BAND_LABELS, age_counts, band_of_age, born_after, fit_ipf, fold_to_bands
-from .inflation import estimate_inflation
+from .cohort_model import AGES, SEXES, roll_cohorts, split_persons_base
+from .cohort_model import years_between as _years
+from .cohorts import BAND_LABELS, age_counts, band_of_age, born_after, fit_ipf
 
 log = logging.getLogger(__name__)
 
-AGES = 91  # 0 ... 89, 90+
-SEXES = ("M", "F")
-SEX_SHARE_STRENGTH = 20.0  # people: pulls an LSOA's list sex share in a band towards the district's
 SEED_FLOOR = 0.05  # share of the district age structure mixed into each LSOA's seed (no empty ages)
-
-
-def _years(a, b) -> float:
-    return (pd.Timestamp(b) - pd.Timestamp(a)).days / 365.25
 
 
 def prepare_counts(con: duckdb.DuckDBPyConnection, folder, base_date: dt.date, base_source: str) -> None:
@@ -219,7 +203,6 @@ def estimate_from_counts(con: duckdb.DuckDBPyConnection, settings, model: dict, 
     n = len(lsoas)
     notes: dict = {"lsoas": n, "extracts": len(ex), "practices_with_age_profile": len(profiles)}
     base_ts = pd.Timestamp(base_date)
-    t0 = ex["extract_date"].iloc[0]
 
     # the published base by sex x single year (P: persons, split below)
     by_sex = base[base["sex"].isin(SEXES)]
@@ -261,109 +244,21 @@ def estimate_from_counts(con: duckdb.DuckDBPyConnection, settings, model: dict, 
         log.warning("counts-only mode without the practice x age file (gp_practice_age): the list's age and sex "
                     "structure is the base's own, so age and sex rows follow the base")
 
-    # 2. sex of the base
-    band = band_of_age(AGES - 1)
-    nb = band.max() + 1
-    L0 = L[0]
+    # 2-5. sex of a persons-only base, the base aged to t0, the list-informed base, inflation and the
+    # roll-forward by cohort: the chassis register mode shares (cohort_model.py)
     if persons_only:
-        l0_band = np.zeros((n, 2, nb))
-        for bi in range(nb):
-            l0_band[:, :, bi] = L0[:, :, band == bi].sum(axis=-1)
-        r_band = np.zeros((2, nb))
-        for bi in range(nb):
-            r_band[:, bi] = rho[:, band == bi].mean(axis=-1)
-        k = SEX_SHARE_STRENGTH
-        share_band = (l0_band + k * r_band[None]) / (l0_band.sum(axis=1, keepdims=True) + k)
-        pub = pp[:, None, :] * share_band[:, :, band]
-
-    # 3. the base aged to t0 (births between the base date and t0 come from the list below)
-    gap0 = max(_years(base_ts, t0), 0.0)
-    B0 = age_counts(pub, gap0)
-    new0 = born_after(AGES - 1, gap0)  # share of each age at t0 born after the base date
-
-    # 4. list-informed base (totals; every cell of an LSOA moves by the same factor). It uses the first
-    # extract only, so that no estimate is revised by later extracts: the inflation curve is the LA's
-    # level (turbulence from later extracts would move it)
-    turb_raw = count_turbulence(lists, ex, lsoas).merge(ex[["extract_date", "k", "period_years"]],
-                                                        on="extract_date", how="left")
-    turb_raw["list_years"] = turb_raw["list_prev"] * turb_raw["period_years"]
-    la = geo.groupby("lsoa_code")["la_code"].first().reindex(lsoas).fillna("?").to_numpy()
-    s_b = float(model["counts_base_sd"])
-    listed0 = (L0 * (1 - new0)[None, None, :]).sum(axis=(1, 2))
-    if settings.blend_base:
-        factor, weight, variance = blend_base(B0.sum(axis=(1, 2)), listed0, np.zeros(n), s_b, 0.0, groups=la)
-    else:
-        factor, weight, variance = np.ones(n), np.zeros(n), np.full(n, s_b ** 2)
-    notes["base_moved_mean_pct"] = round(100 * float(np.mean(np.abs(factor - 1))), 2)
-    Bb = B0 * factor[:, None, None]
-
-    # 5. inflation by LSOA x sex x band at t0 (shrunk towards the LA), then roll forward by cohort
-    reg_band = fold_to_bands(L0 * (1 - new0)[None, None, :])
-    res_band = fold_to_bands(Bb)
-    inf_cells = pd.DataFrame({
-        "lsoa_code": np.repeat(lsoas, 2 * nb),
-        "sex": np.tile(np.repeat(SEXES, nb), n),
-        "age_band": np.tile(BAND_LABELS, 2 * n),
-        "registered": reg_band.reshape(-1), "resident": res_band.reshape(-1)})
-    infl = estimate_inflation(inf_cells, geo, settings.shrinkage_strength)
-    I_band = infl["inflation"].to_numpy().reshape(n, 2, nb)
-    I_age = I_band[:, :, band]  # [n, 2, AGES] at t0
-    Bb = Bb + new0[None, None, :] * L0 / I_age  # people born between the base date and t0
-
-    frames, single = [], []
-    for row in ex.itertuples(index=False):
-        d = max(_years(t0, row.extract_date), 0.0)
-        Lt = L[row.k]
-        L0a = age_counts(L0, d)
-        IL = age_counts(I_age * L0, d)
-        # the inflation each cohort carries from t0; those born since t0 take the youngest band's
-        own = np.where(np.arange(AGES)[None, None, :] < np.ceil(d), I_age[:, :, :1], I_age)
-        Ia = np.where(L0a > 1e-9, IL / np.maximum(L0a, 1e-9), own)
-        est = np.maximum(age_counts(Bb, d) + (Lt - L0a) / Ia, 0.0)
-        base_aged = age_counts(Bb, d)
-        # the comparators: the published base as published (same ages), and ONS-style ratio change
-        # by sex x band, P(g) L(g, t) / L(g, t0), constrained to the LSOA's total ratio change P L(t) / L(t0)
-        tot_t = Lt.sum(axis=(1, 2))
-        tot_0 = L0.sum(axis=(1, 2))
-        ratio = np.where(tot_0 > 0, tot_t / np.where(tot_0 > 0, tot_0, 1.0), 1.0)
-        lb_t, lb_0 = fold_to_bands(Lt), fold_to_bands(L0)
-        band_ratio = np.where(lb_0 > 0, lb_t / np.where(lb_0 > 0, lb_0, 1.0), ratio[:, None, None])
-        rc = pub * band_ratio[:, :, band]
-        rc_tot = rc.sum(axis=(1, 2))
-        rc *= np.where(rc_tot > 0, pub.sum(axis=(1, 2)) * ratio / np.where(rc_tot > 0, rc_tot, 1.0), 0.0)[:, None, None]
-        cells = {
-            "estimate": fold_to_bands(est), "list_count": fold_to_bands(Lt), "list_t0": fold_to_bands(L0),
-            "list_aged_t0": fold_to_bands(L0a), "base_population": fold_to_bands(base_aged),
-            "published_base": fold_to_bands(pub),
-            "est_ratio_change": fold_to_bands(rc),
-        }
-        single.append(pd.DataFrame({
-            "lsoa_code": np.repeat(lsoas, 2 * AGES), "extract_date": row.extract_date,
-            "sex": np.tile(np.repeat(SEXES, AGES), n), "age": np.tile(np.arange(AGES), 2 * n),
-            "estimate": est.reshape(-1), "list_count": Lt.reshape(-1), "published_base": pub.reshape(-1),
-            "est_ratio_change": rc.reshape(-1)}))
-        frame = pd.DataFrame({key: v.reshape(-1) for key, v in cells.items()})
-        frame["lsoa_code"] = np.repeat(lsoas, 2 * nb)
-        frame["sex"] = np.tile(np.repeat(SEXES, nb), n)
-        frame["age_band"] = np.tile(BAND_LABELS, 2 * n)
-        frame["band_order"] = np.tile(np.arange(nb), 2 * n)
-        frame["extract_date"] = row.extract_date
-        frame["k"] = row.k
-        frame["years_since_base"] = row.years_since_base
-        frames.append(frame)
-    cells = pd.concat(frames, ignore_index=True)
-    per_lsoa = pd.DataFrame({"lsoa_code": lsoas, "base_factor": factor, "base_variance": variance,
-                             "base_weight": weight})
-    cells = cells.merge(per_lsoa, on="lsoa_code", how="left")
-    cells = cells.merge(infl[["lsoa_code", "sex", "age_band", "inflation_raw", "inflation_prior", "inflation"]],
-                        on=["lsoa_code", "sex", "age_band"], how="left")
-    cells["est_raw_list"] = cells["list_count"]
-    cells["est_base_carried_forward"] = cells["published_base"]
-    cells["list_star"] = cells["list_count"]
-    cells["list_star_t0"] = cells["list_t0"]
+        pub = split_persons_base(pp, L[0], rho)
+    cells, single, chassis_notes = roll_cohorts(pub, L, ex, lsoas, geo, settings, model, base_date,
+                                                constrain_ratio_change=True)
+    notes.update(chassis_notes)
     for col in ("births_lag", "deaths_lag", "registrations", "from_abroad", "deregistrations", "cleaning",
                 "cum_cleaning", "cum_registrations", "cum_deregistrations"):
         cells[col] = 0.0
+
+    # turbulence (step 6): gross change of each practice's patients in the LSOA between extracts
+    turb_raw = count_turbulence(lists, ex, lsoas).merge(ex[["extract_date", "k", "period_years"]],
+                                                        on="extract_date", how="left")
+    turb_raw["list_years"] = turb_raw["list_prev"] * turb_raw["period_years"]
 
     # turbulence per LSOA x extract from the periods up to that extract only (0 at the first), in the
     # form build_lsoa_rows reads: gross change per 1,000 list-years
@@ -389,4 +284,4 @@ def estimate_from_counts(con: duckdb.DuckDBPyConnection, settings, model: dict, 
     frame["tau"] = frame["turbulence"] * np.maximum(frame["years_since_base"], 0.0) / 1000.0
     audit, turb = frame, frame
     return cells, turb[["lsoa_code", "extract_date", "turbulence", "tau", "residents"]], {
-        **notes, "audit": audit, "single_years": pd.concat(single, ignore_index=True)}
+        **notes, "audit": audit, "single_years": single}

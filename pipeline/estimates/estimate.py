@@ -3,28 +3,36 @@
     estimate_populations(con, settings)
 
 chooses the run mode from the data (register_movements, register_snapshots or counts_only; see
-choose_mode and counts.py for the last), reads the canonical tables (see sources.py), runs the SQL
-preparation steps in
-``sql/prepare`` (one table each, ``est_*``), applies the statistics (inflation.py,
-rollforward.py, turbulence.py, margins.py, constrain.py, ethnicity.py) in Python, writes
-``est_lsoa_rows`` and ``est_lsoa_ethnic``, then runs the SQL steps in ``sql/publish`` that sum up
-the geography and create
+choose_mode), reads the canonical tables (see sources.py), runs the SQL steps every mode shares
+(``sql/common``: the extract dates, the base by single year of age), then the mode's own
+(``sql/prepare`` for a register, ``sql/counts`` for published counts; one table each, ``est_*``),
+makes the list by LSOA x sex x single year of age (register: read off it exactly; counts: IPF,
+counts.py) and hands it to the one cohort chassis (cohort_model.py), applies the margins
+(turbulence.py, margins.py), constrain.py and ethnicity.py in Python, writes ``est_lsoa_rows`` and
+``est_lsoa_ethnic``, then runs the SQL steps in ``sql/publish`` that sum up the geography and create
 
 * ``population_estimates``          the partner contract (spec/outputs.md), method 'cohdmap:<mode>'
 * ``population_estimates_methods``  cohdmap beside base_carried_forward, raw_list and
                                      ratio_change at every level, for the back-test
 * ``ethnicity_estimates``           broad ethnic groups by area with margins
 
-The model in one place (details in each module's docstring):
+The model in one place (details in each module's docstring), by LSOA i x sex s x single year a:
 
-    L*(t)   = L(t) + births not yet registered - deaths not yet removed     (rollforward.py)
-    P(b)    = published base x F, F moving it towards L*(t0) / I(T)         (base.py)
-    I       = (L*(t0) + k prior) / (P(b) + k)                               (inflation.py)
-    est(t)  = max(0, P(b) + (L*(t) - L*(t0) + theta C(t) + beta_R R(t) - beta_D D(t)) / I)
+    L*(t)     = L(t) + births not yet registered (age 0)                    (register mode)
+    P(b)      = published base x F, F moving it towards L*(t0) / I           (base.py; first extract only)
+    I         = (L*(t0) + k prior) / (P(b) + k) by sex x band, aged with its cohort   (inflation.py)
+    est(t)    = B~(t) + (L*(t) - L~*(t0 -> t)) / I~, floored at 0 by band   (cohort_model.py)
+                ~ = aged by birth cohort from the base date / t0 (cohorts.py)
+    Deaths are in the list change once; list cleaning is not added back; flows are not uplifted.
     T       = moves per 1,000 a year: GP and pupil churn pooled, + asylum    (turbulence.py)
     var     = K^2 [E^2 s^2(T, y, tau, V) + (g^2 + h tau) sum E_c^2 + psi max(E,1)]  (margins.py)
     var_A   = (1 - rho) sum w^2 var + rho (sum w sd)^2 + (l0^2 + (l1 y)^2) E_A^2
               [+ omega^2 sum w(1-w) E^2 for wards]                          up the geography
+
+Revision policy of the point estimate: the estimate for extract t uses the base, the first
+extract and extract t only (the list-informed base and the inflation are fixed at t0), so a later
+extract never revises it. (Register-mode turbulence, which only the margins use, is scored over
+the whole span of extracts: margins.py / turbulence.py.)
 """
 
 from __future__ import annotations
@@ -40,19 +48,18 @@ import pandas as pd
 from pipeline.config import EstimateSettings
 from pipeline.sql import create_table_from, run_steps
 
-from .base import blend_base
+from .cohort_model import AGES, SEXES, roll_cohorts, split_persons_base
 from .constrain import constrain_to_total
 from .counts import estimate_from_counts
 from .ethnicity import GROUPS, share_variance, shrink_shares
-from .inflation import estimate_inflation
 from .margins import load_mode_model, predict_variance, z_value
-from .rollforward import correct_list, ratio_change, roll_forward
 from .sources import prepare_sources
 from .turbulence import score_turbulence
 
 log = logging.getLogger(__name__)
 
 SQL_DIR = Path(__file__).with_name("sql")
+COMMON_DIR = SQL_DIR / "common"
 PREPARE_DIR = SQL_DIR / "prepare"
 PUBLISH_DIR = SQL_DIR / "publish"
 COUNTS_DIR = SQL_DIR / "counts"
@@ -101,6 +108,8 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
     report["base_date"] = base_date.isoformat()
     log.info("population estimates (%s): base %s (%s), first extract %s", mode, base_date,
              base_source or "any source", first_extract)
+    # the extract dates and the base by single year of age: the same steps in every mode
+    run_steps(con, COMMON_DIR, {"base_date": base_date, "base_source": base_source})
     if mode == "counts_only":
         run_steps(con, COUNTS_DIR, {"base_date": base_date, "base_source": base_source})
         # the school census and asylum allocations, where present, add to counts-mode turbulence
@@ -109,8 +118,6 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
         geo = con.execute("SELECT * FROM est_lsoa_geo").df()
         cells, turb, notes = estimate_from_counts(con, settings, model, base_date, geo)
         audit = notes.pop("audit")
-        # single years of age by cohort (the bands are only for publishing), kept for audit and the back-test
-        _write(con, "est_lsoa_single_years", notes.pop("single_years"), date_cols=("extract_date",))
         _write(con, "est_turbulence", audit, date_cols=("extract_date",))
         # what counts cannot show: recorded ethnicity, flows by reason (empty, for the publish steps)
         con.execute("CREATE OR REPLACE TABLE est_ethnic_counts (lsoa_code VARCHAR, extract_date DATE, sex VARCHAR, "
@@ -131,8 +138,11 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
         })
         _log_coverage(con)
         turb = build_turbulence(con, model)
-        cells = build_cells(con, settings, model, turb)
         geo = con.execute("SELECT * FROM est_lsoa_geo").df()
+        cells, notes = build_register_cells(con, settings, model, base_date, geo)
+        report["register"] = {k: v for k, v in notes.items() if k != "single_years"}
+    # single years of age by cohort (the bands are only for publishing), kept for audit and the back-test
+    _write(con, "est_lsoa_single_years", notes.pop("single_years"), date_cols=("extract_date",))
     la_totals = con.execute("SELECT reference_date, la_code, population FROM est_src_la_totals "
                             "WHERE population IS NOT NULL").df() if info.has("la_totals") else None
     cells = apply_constraint(cells, geo, la_totals)
@@ -192,75 +202,67 @@ def choose_base(con: duckdb.DuckDBPyConnection, first_extract: dt.date, wanted_s
 
 # ----------------------------------------------------------------------------------------- cells
 
-def build_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSettings, model: dict,
-                turb: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per LSOA x extract x sex x band with the corrected list, inflation and estimates."""
-    cells = con.execute("SELECT * FROM est_cells").df()
+def register_arrays(con: duckdb.DuckDBPyConnection, ex: pd.DataFrame):
+    """The register's arrays for the cohort chassis: LSOAs, the published base by sex x single year
+    [n, 2, AGES] (a persons-only base split by the list's sex shares), the list [K, n, 2, AGES]
+    (est_list_sya) and births not yet registered [K, n, 2] (est_vital_lag, band 0-4; added at age 0)."""
+    base = con.execute("SELECT lsoa_code, sex, age, population FROM est_base_sya").df()
+    lsoas = sorted(base["lsoa_code"].unique())
+    index = {c: i for i, c in enumerate(lsoas)}
+    n, K = len(lsoas), len(ex)
+    k_of = {pd.Timestamp(d): k for d, k in zip(ex["extract_date"], ex["k"])}
+    lst = con.execute("SELECT lsoa_code, extract_date, sex, age, list_count FROM est_list_sya").df()
+    L = np.zeros((K, n, 2, AGES))
+    np.add.at(L, (pd.to_datetime(lst["extract_date"]).map(k_of).to_numpy(), lst["lsoa_code"].map(index).to_numpy(),
+                  lst["sex"].map({"M": 0, "F": 1}).to_numpy(), lst["age"].to_numpy().astype(int)),
+              lst["list_count"].to_numpy())
+    births = con.execute("SELECT lsoa_code, extract_date, sex, births_lag FROM est_vital_lag "
+                         "WHERE age_band = '0-4' AND births_lag > 0").df()
+    births = births[births["lsoa_code"].isin(index)]
+    extra = np.zeros((K, n, 2))
+    np.add.at(extra, (pd.to_datetime(births["extract_date"]).map(k_of).to_numpy(),
+                      births["lsoa_code"].map(index).to_numpy(), births["sex"].map({"M": 0, "F": 1}).to_numpy()),
+              births["births_lag"].to_numpy())
+    by_sex = base[base["sex"].isin(SEXES)]
+    if by_sex.empty:  # a persons-only base: split by the list's sex shares at t0
+        pp = np.zeros((n, AGES))
+        np.add.at(pp, (base["lsoa_code"].map(index).to_numpy(), base["age"].to_numpy().astype(int)),
+                  base["population"].to_numpy())
+        total = L[0].sum(axis=0)
+        share = np.where(total.sum(axis=0) > 0, total / np.maximum(total.sum(axis=0), 1e-12), 0.5)
+        pub = split_persons_base(pp, L[0], share)
+    else:
+        pub = np.zeros((n, 2, AGES))
+        np.add.at(pub, (by_sex["lsoa_code"].map(index).to_numpy(), by_sex["sex"].map({"M": 0, "F": 1}).to_numpy(),
+                        by_sex["age"].to_numpy().astype(int)), by_sex["population"].to_numpy())
+    return lsoas, pub, L, extra
+
+
+def build_register_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSettings, model: dict, base_date,
+                         geo: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Register mode on the cohort chassis (cohort_model.py): the list by LSOA x sex x single year
+    exactly as the register shows it, rolled forward by cohort from the base date. The flows by
+    reason (est_gp_flows) and the vital-event lags are joined for audit only: deaths are in the
+    list change once, list cleaning is not added back and no flow is uplifted."""
+    ex = con.execute("SELECT extract_date, k, years_since_base FROM est_extracts ORDER BY k").df()
+    ex["extract_date"] = pd.to_datetime(ex["extract_date"])
+    lsoas, pub, L, extra = register_arrays(con, ex)
+    cells, single, notes = roll_cohorts(pub, L, ex, lsoas, geo, settings, model, base_date, births_unregistered=extra,
+                                        constrain_ratio_change=False)
     vital = con.execute("SELECT * FROM est_vital_lag").df()
     flows = con.execute("SELECT * FROM est_gp_flows").df()
     keys = [*CELL_KEYS, "extract_date"]
-    cells = cells.merge(vital, on=keys, how="left").merge(flows, on=keys, how="left")
+    for df in (vital, flows):
+        df["extract_date"] = pd.to_datetime(df["extract_date"])
+        cells = cells.merge(df, on=keys, how="left")
     for col in ("births_lag", "deaths_lag", "registrations", "from_abroad", "deregistrations", "cleaning"):
         cells[col] = cells[col].fillna(0.0).astype(float)
     cells = cells.sort_values([*CELL_KEYS, "k"]).reset_index(drop=True)
-
-    cells["list_star"] = correct_list(cells["list_count"], cells["births_lag"], cells["deaths_lag"])
     g = cells.groupby(CELL_KEYS, sort=False)
-    cells["cum_cleaning"] = g["cleaning"].cumsum()
-    cells["cum_registrations"] = g["registrations"].cumsum()
-    cells["cum_deregistrations"] = g["deregistrations"].cumsum()
-    t0 = cells[cells["k"] == 0][[*CELL_KEYS, "list_star"]].rename(columns={"list_star": "list_star_t0"})
-    cells = cells.merge(t0, on=CELL_KEYS, how="left")
-    cells["list_star_t0"] = cells["list_star_t0"].fillna(0.0)
-
-    geo = con.execute("SELECT lsoa_code, ward_code, la_code, ward_share FROM est_lsoa_geo").df()
-    cells["published_base"] = cells["base_population"]
-    cells["base_factor"] = 1.0
-    # the published base's (log) variance; reduced where the list informs it
-    cells["base_variance"] = model["base_a"] ** 2
-    if settings.blend_base and turb is not None:
-        cells = _blend_base(cells, turb, geo, model)
-    elif turb is not None:
-        rate = turb.groupby("lsoa_code", as_index=False)["turbulence"].first()
-        rate["base_variance"] = model["base_a"] ** 2 + model["base_f"] * rate["turbulence"] / 1000.0
-        cells = cells.drop(columns=["base_variance"]).merge(rate[["lsoa_code", "base_variance"]], on="lsoa_code",
-                                                            how="left").fillna({"base_variance": model["base_a"] ** 2})
-    cells["base_population"] = cells["published_base"] * cells["base_factor"]
-
-    base_cells = cells[cells["k"] == 0][[*CELL_KEYS, "list_star_t0", "base_population"]].rename(
-        columns={"list_star_t0": "registered", "base_population": "resident"})
-    infl = estimate_inflation(base_cells, geo, settings.shrinkage_strength)
-    cells = cells.merge(infl[[*CELL_KEYS, "inflation_raw", "inflation_prior", "inflation"]], on=CELL_KEYS, how="left")
-
-    cells["estimate"] = roll_forward(
-        cells["base_population"], cells["list_star"], cells["list_star_t0"], cells["inflation"],
-        cells["cum_cleaning"], cells["cum_registrations"], cells["cum_deregistrations"],
-        cleaning_addback=model["cleaning_addback"], registration_uplift=model["registration_uplift"],
-        deregistration_uplift=model["deregistration_uplift"])
-    cells["est_ratio_change"] = ratio_change(cells["published_base"], cells["list_count"], cells["list_t0"])
-    cells["est_raw_list"] = cells["list_count"]
-    cells["est_base_carried_forward"] = cells["published_base"]
-    return cells
-
-
-def _blend_base(cells: pd.DataFrame, turb: pd.DataFrame, geo: pd.DataFrame, model: dict) -> pd.DataFrame:
-    """Per-LSOA factors moving the published base towards the list-implied population (base.py)."""
-    t0 = cells[cells["k"] == 0].groupby("lsoa_code", as_index=False)[["published_base", "list_star_t0"]].sum()
-    first = turb.groupby("lsoa_code", as_index=False)["turbulence"].first()  # the whole-span score
-    t0 = t0.merge(first, on="lsoa_code", how="left").merge(
-        geo.groupby("lsoa_code", as_index=False)["la_code"].first(), on="lsoa_code", how="left")
-    t0["la_code"] = t0["la_code"].fillna("?")
-    factor, weight, variance = blend_base(t0["published_base"], t0["list_star_t0"], t0["turbulence"].fillna(0.0),
-                                          model["base_a"], model["base_f"], groups=t0["la_code"].to_numpy())
-    t0["base_factor"] = factor
-    t0["base_weight"] = weight
-    t0["base_variance"] = variance
-    moved = np.abs(factor - 1)
-    log.info("list-informed base: LSOA bases moved by %.1f%% on average (largest %.1f%%)",
-             100 * moved.mean() if len(moved) else 0, 100 * moved.max() if len(moved) else 0)
-    return cells.drop(columns=["base_factor", "base_variance"]) \
-        .merge(t0[["lsoa_code", "base_factor", "base_variance"]], on="lsoa_code", how="left") \
-        .fillna({"base_factor": 1.0, "base_variance": model["base_a"] ** 2})
+    for col in ("cleaning", "registrations", "deregistrations"):
+        cells[f"cum_{col}"] = g[col].cumsum()
+    notes.update({"lsoas": len(lsoas), "extracts": len(ex), "single_years": single})
+    return cells, notes
 
 
 def build_turbulence(con: duckdb.DuckDBPyConnection, model: dict) -> pd.DataFrame:

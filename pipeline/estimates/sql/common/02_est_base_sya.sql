@@ -1,5 +1,5 @@
--- Counts-only mode: the base population by LSOA x sex x single year of age (0 ... 90, 90 = 90+)
--- on the base date, from base_population_sya (sex M/F, or P for a persons-only base). Where an LSOA
+-- The base population by LSOA x sex x single year of age (0 ... 90, 90 = 90+) on the base date
+-- (both modes: the cohorts are aged from it), from base_population_sya (sex M/F, or P for a persons-only base). Where an LSOA
 -- and sex has only 5-year bands, each band is spread evenly over its single years (85+ over 85-90).
 WITH sya AS (
     SELECT lsoa_code, upper(sex) AS sex, least(age, 90) AS age, population

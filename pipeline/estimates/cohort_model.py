@@ -1,0 +1,217 @@
+"""The cohort chassis: one roll-forward by single-year birth cohort, fed by either data mode.
+
+Both data modes end in the same arrays: the published base by LSOA x sex x single year of age
+on the base date b, and the GP list by LSOA x sex x single year at every extract t (t0 the first).
+Counts-only mode estimates the list by age (IPF of practice profiles, counts.py); register mode
+reads it off the register exactly (sql/prepare/12_est_list_sya.sql). From there one function,
+roll_cohorts, makes the estimates:
+
+1. **Sex of a persons-only base**: P_i(s, a) = P_i(a) x (L_i(s, band, t0) + k r_s(band)) /
+   (L_i(band, t0) + k), the LSOA's list sex share in the band shrunk (k = 20 people) towards
+   the district's share r_s (the caller's, by single year).
+2. **The base aged to t0** (cohorts.age_counts), the gap between the base date and the first
+   extract included; people born between b and t0 come from the list at t0 (L / I).
+3. **A list-informed base** (base.py): each LSOA's base total moves towards its list-implied
+   size by a precision weight, with the LA's mean log inflation as the curve and the published
+   base's LSOA error s_B = ``counts_base_sd`` (England: mid-2020 LSOA estimates against Census
+   2021, margin_model.json). The list's own scatter about the curve is measured on the
+   district's LSOAs, so the weight falls where the list says little. It uses the first extract
+   only (no turbulence), so nothing is revised when later extracts arrive.
+4. **Inflation** I by LSOA x sex x band at t0, shrunk towards the ward's and LA's (inflation.py).
+5. **Roll forward by cohort**:
+
+       est_i(s, a, t) = max(0, B~_i(s, a, t) + (L*_i(s, a, t) - L~*_i(s, a, t0 -> t)) / I~)
+
+   ~ = aged by cohort from t0 to t (I aged with the list it applies to); ages born after t0 have
+   no base or t0 list and take the youngest band's inflation. L* = L + `births_unregistered` at
+   age 0 (what the caller knows the list lacks: register mode's births not yet registered). Deaths are in the
+   list change once: no separate death subtraction. List cleaning is not added back: a cleaning
+   burst removes ghosts whose departure never lowered the list, so the fall in the list is the
+   first time they are counted leaving (adding it back would count ghosts who were never taken
+   off). No flow uplifts: what a registration or deregistration "stands for" is not something a
+   district can estimate from its own data. Bands are only for publishing (fold_to_bands).
+
+The comparators beside it (population_estimates_methods) are computed from the raw list: carry-
+forward is the published base as published (same ages, not aged); ratio change is
+P(g) L(g, t) / L(g, t0) by LSOA x sex x band g, in counts-only mode constrained to the LSOA's own
+total ratio change P_i L_i(t) / L_i(t0) (the form real counts support), in register mode by cell
+as before.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from .base import blend_base
+from .cohorts import BAND_LABELS, age_counts, band_of_age, born_after, fold_to_bands
+from .inflation import estimate_inflation
+
+log = logging.getLogger(__name__)
+
+AGES = 91  # 0 ... 89, 90+
+SEXES = ("M", "F")
+SEX_SHARE_STRENGTH = 20.0  # people: pulls an LSOA's list sex share in a band towards the district's
+YOUNG = slice(18, 35)  # ages 18-34: where list inflation concentrates (students, young renters, recent migrants)
+
+
+def years_between(a, b) -> float:
+    return (pd.Timestamp(b) - pd.Timestamp(a)).days / 365.25
+
+
+def split_persons_base(persons: np.ndarray, list_t0: np.ndarray, district_share: np.ndarray) -> np.ndarray:
+    """P[i, s, a] from a persons-only base P[i, a] with the list's sex share by band (step 1)."""
+    band = band_of_age(AGES - 1)
+    nb = band.max() + 1
+    n = persons.shape[0]
+    l0_band = np.zeros((n, 2, nb))
+    r_band = np.zeros((2, nb))
+    for bi in range(nb):
+        l0_band[:, :, bi] = list_t0[:, :, band == bi].sum(axis=-1)
+        r_band[:, bi] = district_share[:, band == bi].mean(axis=-1)
+    k = SEX_SHARE_STRENGTH
+    share_band = (l0_band + k * r_band[None]) / (l0_band.sum(axis=1, keepdims=True) + k)
+    return persons[:, None, :] * share_band[:, :, band]
+
+
+def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: list[str], geo: pd.DataFrame,
+                 settings, model: dict, base_date, *, births_unregistered: np.ndarray | None = None,
+                 constrain_ratio_change: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Cells (LSOA x extract x sex x band: the columns build_lsoa_rows reads), single years, notes.
+
+    `pub`: the published base by sex, [n, 2, AGES] (split a persons-only base first:
+    split_persons_base). `L`: the list, [K, n, 2, AGES], one slice per row of `extracts`
+    (extract_date, k, years_since_base; k = 0 first). `births_unregistered`: babies not yet on
+    the list, added at age 0 for estimating only, [K, n, 2], or None. `geo`: est_lsoa_geo.
+    """
+    ex = extracts.sort_values("k").reset_index(drop=True)
+    ex["extract_date"] = pd.to_datetime(ex["extract_date"])
+    n = len(lsoas)
+    if pub.shape != (n, 2, AGES) or L.shape != (len(ex), n, 2, AGES):
+        raise ValueError(f"roll_cohorts: base {pub.shape} and list {L.shape} must be [n, 2, {AGES}] and "
+                         f"[extracts, n, 2, {AGES}] for {n} LSOAs and {len(ex)} extracts")
+    Ls = L
+    if births_unregistered is not None:  # one more array, not two: the additions are at age 0 only
+        Ls = L.copy()
+        Ls[..., 0] += births_unregistered
+    band = band_of_age(AGES - 1)
+    nb = band.max() + 1
+    t0 = ex["extract_date"].iloc[0]
+    L0 = Ls[0]
+
+    # 2. the base aged to t0 (births between the base date and t0 come from the list below)
+    gap0 = max(years_between(base_date, t0), 0.0)
+    B0 = age_counts(pub, gap0)
+    new0 = born_after(AGES - 1, gap0)  # share of each age at t0 born after the base date
+
+    # 3. list-informed base (LSOA totals; every cell of an LSOA moves by the same factor), first extract only
+    la = geo.groupby("lsoa_code")["la_code"].first().reindex(lsoas).fillna("?").to_numpy()
+    s_b = float(model["counts_base_sd"])
+    listed = L0 * (1 - new0)[None, None, :]
+    if settings.blend_base:
+        covariate = np.zeros(n)
+        if getattr(settings, "blend_covariate", "none") == "young_share":
+            covariate = young_share(listed)
+        factor, weight, variance = blend_base(B0.sum(axis=(1, 2)), listed.sum(axis=(1, 2)), covariate, s_b, 0.0,
+                                              groups=la)
+    else:
+        factor, weight, variance = np.ones(n), np.zeros(n), np.full(n, s_b ** 2)
+    notes = {"base_moved_mean_pct": round(100 * float(np.mean(np.abs(factor - 1))), 2) if n else 0.0}
+    Bb = B0 * factor[:, None, None]
+
+    # 4. inflation by LSOA x sex x band at t0 (shrunk towards the ward and LA)
+    inf_cells = pd.DataFrame({
+        "lsoa_code": np.repeat(lsoas, 2 * nb),
+        "sex": np.tile(np.repeat(SEXES, nb), n),
+        "age_band": np.tile(BAND_LABELS, 2 * n),
+        "registered": fold_to_bands(L0 * (1 - new0)[None, None, :]).reshape(-1),
+        "resident": fold_to_bands(Bb).reshape(-1)})
+    infl = estimate_inflation(inf_cells, geo, settings.shrinkage_strength)
+    I_age = infl["inflation"].to_numpy().reshape(n, 2, nb)[:, :, band]  # [n, 2, AGES] at t0
+    Bb = Bb + new0[None, None, :] * L0 / I_age  # people born between the base date and t0
+
+    # 5. roll forward by cohort
+    frames, single = [], []
+    raw0 = L[0]
+    for row in ex.itertuples(index=False):
+        d = max(years_between(t0, row.extract_date), 0.0)
+        Lt = Ls[row.k]
+        L0a = age_counts(L0, d)
+        IL = age_counts(I_age * L0, d)
+        # the inflation each cohort carries from t0; those born since t0 take the youngest band's
+        own = np.where(np.arange(AGES)[None, None, :] < np.ceil(d), I_age[:, :, :1], I_age)
+        Ia = np.where(L0a > 1e-9, IL / np.maximum(L0a, 1e-9), own)
+        base_aged = age_counts(Bb, d)
+        est = floor_by_band(base_aged + (Lt - L0a) / Ia, band)
+        raw = L[row.k]
+        rc = _ratio_change(pub, raw, raw0, band, constrain_ratio_change)  # by single year
+        cells = {
+            "estimate": fold_to_bands(est), "list_count": fold_to_bands(raw), "list_t0": fold_to_bands(raw0),
+            "list_star": fold_to_bands(Lt), "list_star_t0": fold_to_bands(L0),
+            "list_aged_t0": fold_to_bands(L0a), "base_population": fold_to_bands(base_aged),
+            "published_base": fold_to_bands(pub), "est_ratio_change": fold_to_bands(rc),
+        }
+        single.append(pd.DataFrame({
+            "lsoa_code": np.repeat(lsoas, 2 * AGES), "extract_date": row.extract_date,
+            "sex": np.tile(np.repeat(SEXES, AGES), n), "age": np.tile(np.arange(AGES), 2 * n),
+            "estimate": est.reshape(-1), "list_count": raw.reshape(-1), "list_aged_t0": L0a.reshape(-1),
+            "base_aged": base_aged.reshape(-1), "published_base": pub.reshape(-1),
+            "est_ratio_change": rc.reshape(-1)}))
+        frame = pd.DataFrame({key: v.reshape(-1) for key, v in cells.items()})
+        frame["lsoa_code"] = np.repeat(lsoas, 2 * nb)
+        frame["sex"] = np.tile(np.repeat(SEXES, nb), n)
+        frame["age_band"] = np.tile(BAND_LABELS, 2 * n)
+        frame["band_order"] = np.tile(np.arange(nb), 2 * n)
+        frame["extract_date"] = row.extract_date
+        frame["k"] = row.k
+        frame["years_since_base"] = row.years_since_base
+        frames.append(frame)
+    cells = pd.concat(frames, ignore_index=True)
+    per_lsoa = pd.DataFrame({"lsoa_code": lsoas, "base_factor": factor, "base_variance": variance,
+                             "base_weight": weight})
+    cells = cells.merge(per_lsoa, on="lsoa_code", how="left")
+    cells = cells.merge(infl[["lsoa_code", "sex", "age_band", "inflation_raw", "inflation_prior", "inflation"]],
+                        on=["lsoa_code", "sex", "age_band"], how="left")
+    cells["est_raw_list"] = cells["list_count"]
+    cells["est_base_carried_forward"] = cells["published_base"]
+    return cells, pd.concat(single, ignore_index=True), notes
+
+
+def young_share(listed: np.ndarray) -> np.ndarray:
+    """Per LSOA, 1,000 x the share of its list [n, 2, AGES] aged 18-34 (the list-informed base's
+    covariate with blend_covariate = "young_share"; base.py fits its curve on the log)."""
+    total = listed.sum(axis=(1, 2))
+    young = listed[:, :, YOUNG].sum(axis=(1, 2))
+    return 1000.0 * np.where(total > 0, young / np.maximum(total, 1e-9), 0.0)
+
+
+def floor_by_band(est: np.ndarray, band: np.ndarray) -> np.ndarray:
+    """No negative estimate, floored where it is published: each band's sum at max(0, sum), its
+    single years sharing it in proportion to their positive parts. (Flooring every single year
+    at 0 would bias small areas upwards: a register's single years often differ from the base's
+    smooth ones, so one year's list change can exceed its aged base while the next year's falls
+    short by as much.)"""
+    positive = np.maximum(est, 0.0)
+    raw_band = fold_to_bands(est)
+    pos_band = fold_to_bands(positive)
+    scale = np.where(pos_band > 0, np.maximum(raw_band, 0.0) / np.where(pos_band > 0, pos_band, 1.0), 0.0)
+    return positive * scale[..., band]
+
+
+def _ratio_change(pub, Lt, L0, band, constrained: bool) -> np.ndarray:
+    """Ratio change by LSOA x sex x single year: each band's ratio P(g) L(g, t) / L(g, t0) applied
+    to its single years (the base carried forward where L(g, t0) = 0); `constrained`: scaled to the
+    LSOA's total ratio change P L(t) / L(t0)."""
+    lb_t, lb_0 = fold_to_bands(Lt), fold_to_bands(L0)
+    if not constrained:
+        return pub * np.where(lb_0 > 0, lb_t / np.where(lb_0 > 0, lb_0, 1.0), 1.0)[:, :, band]
+    tot_t = Lt.sum(axis=(1, 2))
+    tot_0 = L0.sum(axis=(1, 2))
+    ratio = np.where(tot_0 > 0, tot_t / np.where(tot_0 > 0, tot_0, 1.0), 1.0)
+    band_ratio = np.where(lb_0 > 0, lb_t / np.where(lb_0 > 0, lb_0, 1.0), ratio[:, None, None])
+    rc = pub * band_ratio[:, :, band]
+    rc_tot = rc.sum(axis=(1, 2))
+    rc *= np.where(rc_tot > 0, pub.sum(axis=(1, 2)) * ratio / np.where(rc_tot > 0, rc_tot, 1.0), 0.0)[:, None, None]
+    return rc
