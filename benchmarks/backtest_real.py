@@ -59,11 +59,12 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.config import EstimateSettings  # noqa: E402
 from pipeline.estimates import estimate_populations  # noqa: E402
-from pipeline.estimates.margins import MODEL_PATH, load_mode_model  # noqa: E402
+from pipeline.estimates.margins import MODEL_PATH, age_terms_frame, load_mode_model  # noqa: E402
 
 PACKAGE = ROOT.parent / "shared" / "data" / "real" / "census2021_backtest"
 RESULTS = ROOT / "benchmarks" / "results"
 Z = 1.959964
+BANDS_5 = [f"{a}-{a + 4}" for a in range(0, 85, 5)] + ["85+"]
 AGE_GROUPS = [("Aged 15 years and under", 0, 15), ("Aged 16 to 24 years", 16, 24), ("Aged 25 to 34 years", 25, 34),
               ("Aged 35 to 49 years", 35, 49), ("Aged 50 to 64 years", 50, 64), ("Aged 65 years and over", 65, 200)]
 METHODS = {"cohdmap": "cohdmap (counts only)", "ratio_change": "ratio change", "base_carried_forward": "carry-forward"}
@@ -130,8 +131,13 @@ def unit_frame(con, u11: pd.Series, truth: pd.Series, model: dict) -> pd.DataFra
         V=("base_variance", "mean"), y=("years_since_base", "first"), turbulence=("turbulence", "mean"),
         la_code=("la_code", "first"), lsoas=("lsoa_code", "count"))
     u["truth"] = truth.reindex(u.index)
+    # the LA-wide error by age band (m0, m1; the roll-up sql/publish/03_est_area_rows.sql): sum over the
+    # unit's bands of (m0_g^2 + (m1_g y)^2) E_b^2, E_b both sexes of all its LSOAs
+    bands = con.execute("""SELECT lsoa_code, age_band, estimate, years_since_base FROM est_lsoa_rows
+                           WHERE sex = 'All' AND age_band <> 'All' AND reference_date = ?""", [last]).df()
+    u["v_age"] = age_band_variance(bands.assign(unit=bands["lsoa_code"].map(u11)), model).reindex(u.index).fillna(0.0)
     u["variance"] = ((1 - rho) * u["v_sum"] + rho * u["sd_sum"] ** 2
-                     + (model["l0"] ** 2 + (model["l1"] * u["y"]) ** 2) * u["cohdmap"] ** 2)
+                     + (model["l0"] ** 2 + (model["l1"] * u["y"]) ** 2) * u["cohdmap"] ** 2 + u["v_age"])
     pub = con.execute("""SELECT area_code AS lsoa_code, lower_95, upper_95 FROM population_estimates
                          WHERE area_type = 'lsoa' AND sex = 'All' AND age_band = 'All' AND reference_date = ?""",
                       [last]).df()
@@ -146,6 +152,17 @@ def unit_frame(con, u11: pd.Series, truth: pd.Series, model: dict) -> pd.DataFra
         if not np.allclose(recomputed, u.loc[published, "upper_95"], rtol=1e-6):
             raise SystemExit("published intervals differ from the variance model's: the back-test is out of step")
     return u
+
+
+def age_band_variance(bands: pd.DataFrame, model: dict, by=("unit",)) -> pd.Series:
+    """Per `by` group: sum over its 5-year bands of (m0_g^2 + (m1_g y)^2) (sum of the group's estimates
+    in the band)^2 - the LA-wide error by age (margins.py), fully correlated between LSOAs.
+    `bands`: estimate, age_band, years_since_base and the `by` columns."""
+    terms = age_terms_frame(model).set_index("age_band")
+    b = bands.groupby([*by, "age_band"], as_index=False).agg(e=("estimate", "sum"), y=("years_since_base", "first"))
+    m0, m1 = terms["m0"].reindex(b["age_band"]).to_numpy(), terms["m1"].reindex(b["age_band"]).to_numpy()
+    b["v"] = (m0 ** 2 + (m1 * b["y"]) ** 2) * b["e"] ** 2
+    return b.groupby(list(by))["v"].sum()
 
 
 def age_frame(con, u11: pd.Series, truth6: pd.Series, lsoa_var: pd.DataFrame, model: dict) -> pd.DataFrame:
@@ -169,13 +186,16 @@ def age_frame(con, u11: pd.Series, truth6: pd.Series, lsoa_var: pd.DataFrame, mo
     g = g.rename(columns={"estimate": "cohdmap", "est_ratio_change": "ratio_change",
                           "published_base": "base_carried_forward"})
     g["cell_sq"] = sq
+    s["age_band"] = np.array(BANDS_5)[s["band"].to_numpy()]
+    ysb = con.execute("SELECT max(years_since_base) FROM est_lsoa_rows WHERE reference_date = ?", [last]).fetchall()[0][0]
+    g["v_age"] = age_band_variance(s.assign(years_since_base=float(ysb or 0.0)), model, by=("unit", "age_group"))
     g["truth"] = truth6.reindex(g.index)
     g = g.reset_index().merge(lsoa_var, on="unit", how="left")
     g["unit_total"] = g.groupby("unit")["cohdmap"].transform("sum")
     g["s2"] = group_relative_variance(g, model)
     g["variance"] = (g["cohdmap"] ** 2 * (g["s2"] + model["l0"] ** 2 + (model["l1"] * g["y"]) ** 2)
                      + model["g"] ** 2 * g["cell_sq"] + model["psi"] * np.maximum(g["cohdmap"], 1.0)
-                     + composition(g, model))
+                     + composition(g, model) + g["v_age"].fillna(0.0))
     g["lower"] = np.maximum(g["cohdmap"] - Z * np.sqrt(g["variance"]), 0)
     g["upper"] = g["cohdmap"] + Z * np.sqrt(g["variance"])
     return g
@@ -270,11 +290,12 @@ def interval_frame(frame: pd.DataFrame, model: dict, kind: str) -> pd.DataFrame:
     """Recompute intervals with other parameters (leave-one-district-out scoring)."""
     f = frame.copy()
     shared = group_relative_variance(f, model) + model["l0"] ** 2 + (model["l1"] * f["y"]) ** 2
+    v_age = f["v_age"].fillna(0.0) if "v_age" in f else 0.0  # the LA-wide error by age (not refitted here)
     if kind == "total":
-        var = f["cohdmap"] ** 2 * shared + model["psi"] * np.maximum(f["cohdmap"], 1.0)
+        var = f["cohdmap"] ** 2 * shared + model["psi"] * np.maximum(f["cohdmap"], 1.0) + v_age
     else:
         var = (f["cohdmap"] ** 2 * shared + model["g"] ** 2 * f["cell_sq"] + model["psi"] * np.maximum(f["cohdmap"], 1.0)
-               + composition(f, model))
+               + composition(f, model) + v_age)
     f["lower"] = np.maximum(f["cohdmap"] - Z * np.sqrt(var), 0)
     f["upper"] = f["cohdmap"] + Z * np.sqrt(var)
     return f

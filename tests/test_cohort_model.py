@@ -148,7 +148,7 @@ def test_register_and_counts_modes_agree_on_the_same_lists():
 def test_no_revision_from_later_extracts():
     """The point estimate for a date uses the extracts up to that date only: adding a later
     extract (here a big list-cleaning burst) changes no estimate for an earlier date, in register
-    mode (snapshots: cleaning detected from medians over every period) and in counts-only mode."""
+    mode (snapshots: cleaning judged against usual rates up to each extract) and in counts-only mode."""
     t2, t3 = T2Y, dt.date(2024, 12, 31)
     def district(last: dt.date | None, counts: bool) -> District:
         d = mixed_district()

@@ -37,7 +37,9 @@ A, B, C = "E01000001", "E01000002", "E01000003"
 PINNED = {"cleaning_addback": 1.0, "registration_uplift": 0.0, "deregistration_uplift": 0.0, "a": 0.1, "b": 0.0, "c": 0.0, "d": 0.0, "e": 0.0,
           "f": 0.0, "q": 0.0, "j": 0.0, "g": 0.0, "h": 0.0, "psi": 1.0, "kappa": 1.0, "kappa_t": 0.0, "kappa_y": 0.0, "kappa_n": 0.0, "rho": 0.5, "omega": 0.0, "l0": 0.0, "l1": 0.0, "eta": 0.0,
           "base_a": 0.02, "base_f": 0.025,
-          "w_school": 1.0, "w_asylum": 1.0}
+          "w_school": 1.0, "w_asylum": 1.0,
+          # no LA-wide error by age (margin_model.json's modes.*.parameters may set it)
+          **{f"m{i}_{g}": 0.0 for g in ("0_4", "5_14", "15_24", "25_44", "45_64", "65_84", "85") for i in (0, 1)}}
 Z95 = 1.959963984540054
 
 
@@ -438,6 +440,30 @@ def test_deaths_in_snapshot_mode_are_counted_once():
     assert row(con, A, T1, "M")["estimate"] == pytest.approx(38.0)
 
 
+def test_list_cleaning_at_an_extract_is_not_revised_by_later_extracts():
+    """Snapshot mode judges a practice's leaving rate against its usual rate up to that extract only.
+    Hand-worked: lists T0 96, T1 94, T2 64, T3 62; leaving rates 2/96, 30/94 = 0.319, 2/64, 2/62.
+    At T2 the usual rate is max(earlier median 0.021, median up to T2 0.170) = 0.170 and 0.319 is below
+    3 x 0.170: people leaving, not cleaning. A median over every period (0.032) would call it cleaning
+    once T3 and T4 arrived, revising T2's flows."""
+    t3, t4 = dt.date(2023, 3, 31), dt.date(2023, 6, 30)
+
+    def flows(dates):
+        d = District()
+        d.patients(60, A, "M", DOB_22, dates)
+        for n, present in ((2, [T0]), (30, [T0, T1]), (2, [T0, T1, T2]), (2, [T0, T1, T2, t3])):
+            d.patients(n, A, "M", DOB_22, [x for x in present if x in dates], prefix=f"p{len(present)}")
+        d.base_cell(A, "M", "20-24", 96)
+        con = d.load()
+        estimate_populations(con, settings(shrinkage_strength=0.0))
+        return con.execute("SELECT extract_date, sum(cleaning) AS c, sum(deregistrations) AS d FROM est_gp_flows "
+                           f"WHERE extract_date <= DATE '{T2}' GROUP BY 1 ORDER BY 1").df()
+
+    early, late = flows([T0, T1, T2]), flows([T0, T1, T2, t3, t4])
+    pd.testing.assert_frame_equal(early, late)
+    assert early["c"].sum() == pytest.approx(0.0) and early["d"].tolist() == pytest.approx([2.0, 30.0])
+
+
 def test_list_cleaning_detected_from_snapshots():
     t = [T0, T1, T2, dt.date(2023, 3, 31)]
     # one practice, men aged 22, base 100:
@@ -524,8 +550,8 @@ def test_turbulence_from_gp_school_and_asylum_by_hand():
     moves = con.execute("SELECT sum(pupil_moves), sum(pupil_years) FROM est_school_moves").fetchall()[0]
     assert moves[0] == pytest.approx(4.0) and moves[1] == pytest.approx(20 * 245 / 365.25)
     assert row(con, A, t1)["turbulence"] == pytest.approx(expected)
-    # the first extract shows the first period's rate
-    assert row(con, A, T0)["turbulence"] == pytest.approx(expected)
+    # nothing is known of moves at the first extract (no later extract enters its margins)
+    assert row(con, A, T0)["turbulence"] == pytest.approx(0.0)
     # and the LA's is the residents-weighted mean of its one LSOA
     assert row(con, LA, t1)["turbulence"] == pytest.approx(expected)
 
@@ -865,12 +891,28 @@ def test_even_coverage_widens_where_errors_are_wider():
         assert covered[x > 0.1].mean() == pytest.approx(0.95, abs=0.015)
 
 
+def unchecked_model_path(mode: str) -> str:
+    """The committed margin model with `mode`'s checked_on removed (a mode never checked)."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from pipeline.estimates.margins import MODEL_PATH
+
+    doc = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    doc.setdefault("modes", {}).setdefault(mode, {}).pop("checked_on", None)
+    path = Path(tempfile.mkdtemp(prefix="margin-model-")) / "margin_model.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return str(path)
+
+
 def test_unchecked_mode_publishes_no_interval():
-    """A register without movement records (register_snapshots) has never had its margins checked
-    against a known truth (margin_model.json has no modes.register_snapshots.checked_on): the
+    """A run mode whose margins have never been checked against a known truth (no
+    modes.<mode>.checked_on in margin_model.json; here register_snapshots with it removed): the
     estimates are published without intervals and every row says why."""
     con = three_lsoa_district().load()
-    report = estimate_populations(con, EstimateSettings(margin_overrides=PINNED))  # the committed model
+    report = estimate_populations(con, EstimateSettings(margin_overrides=PINNED,
+                                                        margin_model_path=unchecked_model_path("register_snapshots")))
     assert report["mode"] == "register_snapshots" and not report["intervals_published"]
     rows = con.execute("SELECT lower_95, upper_95, note, method FROM population_estimates").df()
     assert rows["lower_95"].isna().all() and rows["upper_95"].isna().all()

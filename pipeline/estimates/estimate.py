@@ -27,12 +27,12 @@ The model in one place (details in each module's docstring), by LSOA i x sex s x
     T       = moves per 1,000 a year: GP and pupil churn pooled, + asylum    (turbulence.py)
     var     = K^2 [E^2 s^2(T, y, tau, V) + (g^2 + h tau) sum E_c^2 + psi max(E,1)]  (margins.py)
     var_A   = (1 - rho) sum w^2 var + rho (sum w sd)^2 + (l0^2 + (l1 y)^2) E_A^2
-              [+ omega^2 sum w(1-w) E^2 for wards]                          up the geography
+              + sum_b (m0_g^2 + (m1_g y)^2) E_A,b^2
+              [+ omega^2 sum w(1-w) E^2 for wards]        up the geography (sql/publish/03)
 
-Revision policy of the point estimate: the estimate for extract t uses the base, the first
-extract and extract t only (the list-informed base and the inflation are fixed at t0), so a later
-extract never revises it. (Register-mode turbulence, which only the margins use, is scored over
-the whole span of extracts: margins.py / turbulence.py.)
+Revision policy: the estimate for extract t uses the base, the first extract and extract t only
+(the list-informed base and the inflation are fixed at t0), and its margin the turbulence of the
+periods up to t only (turbulence.py), so a later extract never revises either.
 """
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ from .cohort_model import AGES, SEXES, roll_cohorts, split_persons_base
 from .constrain import constrain_to_total
 from .counts import estimate_from_counts
 from .ethnicity import GROUPS, share_variance, shrink_shares
-from .margins import load_mode_model, predict_variance, z_value
+from .margins import age_terms_frame, load_mode_model, predict_variance, z_value
 from .sources import prepare_sources
-from .turbulence import score_turbulence
+from .turbulence import score_turbulence, score_turbulence_to_date
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,18 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
     _write(con, "est_lsoa_rows", rows, date_cols=("reference_date",))
     ethnic = build_ethnicity(con, cells, rows, settings)
     _write(con, "est_lsoa_ethnic", ethnic, date_cols=("reference_date",))
-    run_steps(con, PUBLISH_DIR, {
+    # the LA-wide error by age band, read by the roll-up (sql/publish/03_est_area_rows.sql)
+    _write(con, "est_margin_age_terms", age_terms_frame(model))
+    run_steps(con, PUBLISH_DIR, publish_parameters(model, settings, base_date, report["method"], intervals, note))
+    n = con.execute("SELECT count(*), count(DISTINCT area_code) FROM population_estimates").fetchall()[0]
+    log.info("population_estimates: %d rows for %d areas", n[0], n[1])
+    return report
+
+
+def publish_parameters(model: dict, settings: EstimateSettings, base_date, method: str, intervals: bool,
+                       note: str) -> dict:
+    """The parameters of the sql/publish steps (the roll-up's margin terms among them)."""
+    return {
         "z": z_value(settings.interval_level),
         "rho": float(model["rho"]),
         "omega": float(model["omega"]),
@@ -160,13 +171,10 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
         "l0": float(model["l0"]),
         "l1": float(model["l1"]),
         "base_date": base_date,
-        "method": report["method"],
+        "method": method,
         "intervals": intervals,
         "interval_note": note,
-    })
-    n = con.execute("SELECT count(*), count(DISTINCT area_code) FROM population_estimates").fetchall()[0]
-    log.info("population_estimates: %d rows for %d areas", n[0], n[1])
-    return report
+    }
 
 
 # ------------------------------------------------------------------------------------------ base
@@ -266,12 +274,12 @@ def build_register_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
 
 
 def build_turbulence(con: duckdb.DuckDBPyConnection, model: dict) -> pd.DataFrame:
-    """Turbulence per LSOA (see turbulence.py).
+    """Turbulence per LSOA x extract (see turbulence.py).
 
-    Each LSOA's score is annualised over the whole span of extracts (all periods between the
-    first and the last extract), so that an early date is not judged on one quarter's moves; it
-    drives the margins at every date. Each period's own score is kept in est_turbulence beside
-    its components, for audit and for indicators of change.
+    The score that drives the margins at extract k pools the periods up to k only (0 at the
+    first extract: score_turbulence_to_date), so an estimate is never revised by later extracts.
+    Each period's own score is kept in est_turbulence beside its components, for audit and for
+    indicators of change.
     """
     ex = con.execute("SELECT extract_date, k, years_since_base, coalesce(period_years, 0) AS period_years "
                      "FROM est_extracts ORDER BY k").df()
@@ -291,14 +299,11 @@ def build_turbulence(con: duckdb.DuckDBPyConnection, model: dict) -> pd.DataFram
     frame["period_score"] = score_turbulence(frame["gp_events"], frame["resident_years"], frame["pupil_moves"],
                                              frame["pupil_years"], frame["asylum_allocated"], **weights)
     frame.loc[frame["k"] == 0, "period_score"] = np.nan
-    span = frame[frame["k"] > 0].groupby("lsoa_code", as_index=False)[[*cols, "resident_years"]].sum()
-    span["turbulence"] = score_turbulence(span["gp_events"], span["resident_years"], span["pupil_moves"],
-                                          span["pupil_years"], span["asylum_allocated"], **weights)
-    frame = frame.merge(span[["lsoa_code", "turbulence"]], on="lsoa_code", how="left")
-    frame["turbulence"] = frame["turbulence"].fillna(0.0)
+    frame["turbulence"] = score_turbulence_to_date(frame, **weights)
     frame["tau"] = frame["turbulence"] * np.maximum(frame["years_since_base"], 0.0) / 1000.0
     _write(con, "est_turbulence", frame[["lsoa_code", "extract_date", "k", "residents", "resident_years", *cols,
-                                         "period_score", "turbulence", "tau"]], date_cols=("extract_date",))
+                                         "period_score", "turbulence", "tau"]],
+           date_cols=("extract_date",))
     return frame[["lsoa_code", "extract_date", "turbulence", "tau", "residents"]]
 
 

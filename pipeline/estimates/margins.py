@@ -28,15 +28,22 @@ chases the heaviest tails and the intervals grow the wrong way with time), g, h 
 
 The interval is E -/+ z sqrt(var), the lower limit floored at 0.
 
-Up the geography (LSOA -> MSOA, ward, LA), with weights w_i (1, or ward_share for wards):
+Up the geography (LSOA -> MSOA, ward, LA), with weights w_i (1, or ward_share for wards), in one
+SQL step for population and ethnic rows alike (sql/publish/03_est_area_rows.sql):
 
     E_A   = sum w_i E_i
     var_A = (1 - rho) sum w_i^2 var_i + rho (sum w_i sqrt(var_i))^2
             + (l0^2 + (l1 y)^2) E_A^2
+            + sum over the row's bands b of (m0_g(b)^2 + (m1_g(b) y)^2) E_A,b^2
             [+ omega^2 sum w_i (1 - w_i) E_i^2 for wards]
 
-where var_i is the LSOA-specific variance above and (l0^2 + (l1 y)^2) E^2 the error common to the
-whole LA, in every area including the LSOA itself (whose interval is specific + common).
+where var_i is the LSOA-specific variance above and the last two terms the error common to the
+whole LA, in every area including the LSOA itself (whose interval is specific + common): the LA's
+all-ages error (l0, l1) and its error by age (m0, m1 per broad age group g, AGE_GROUPS: the
+published base's LA-wide error differs by age - ONS's mid-year estimates missed young adults and
+infants most against Census 2021 - and list inflation and late registration differ by age too).
+Both are fully correlated between LSOAs (computed on the area's summed estimate); the age term is
+independent between bands and shared by the sexes.
 
 i.e. LSOA errors are partially correlated with correlation rho. Independent errors (rho = 0)
 would make the margin of a big area shrink like 1/sqrt(n) and give too-narrow intervals for the
@@ -52,9 +59,16 @@ ward totals. When the LA total is supplied (la_totals),
 estimates are scaled to it, the common term is dropped and the shared part of each LSOA variance
 is removed (var_i x (1 - rho)); the LA all-ages total then has no margin.
 
-All parameters are calibrated by back-testing on demo districts with known truth
-(benchmarks/backtest_estimates.py) and stored in margin_model.json with the seeds and settings
-they were calibrated on.
+The parameters are calibrated by back-testing against a known truth and stored in
+margin_model.json with what each was fitted to: the top level by the demo back-test
+(benchmarks/backtest_estimates.py); each run mode's margin terms (modes.<mode>.parameters) by
+benchmarks/calibrate_margins.py, which fits them on one world of simulated districts (the demo
+generator's, or the independent regimes simulator's) and tests them on the other, both ways
+(benchmarks/results/margins_cross_world.md), then fits them on both; counts-only mode's by the
+real back-test against Census 2021 (benchmarks/backtest_real.py) with only the age terms from the
+simulated worlds. The LA-wide all-ages term l0 is never below the real back-test's 4.2% (England's
+LA-level errors against Census 2021): a few simulated districts cannot estimate it, and the LSOA
+scale K is then set on the errors less each district's own common error (common_in_scale=False).
 """
 
 from __future__ import annotations
@@ -75,6 +89,33 @@ DEFAULT_PARAMETERS = {
     "w_school": 1.0, "w_asylum": 1.0,
     "counts_base_sd": 0.047, "psi_share": 0.0,
 }
+# The LA-wide error by age: one (m0, m1) pair per broad age group, (m0^2 + (m1 y)^2) E_A,b^2 for
+# every 5-year band b of the group, fully correlated between the LSOAs, independent between bands.
+AGE_GROUPS = {
+    "0_4": ("0-4",), "5_14": ("5-9", "10-14"), "15_24": ("15-19", "20-24"),
+    "25_44": ("25-29", "30-34", "35-39", "40-44"), "45_64": ("45-49", "50-54", "55-59", "60-64"),
+    "65_84": ("65-69", "70-74", "75-79", "80-84"), "85": ("85+",),
+}
+for _group in AGE_GROUPS:
+    DEFAULT_PARAMETERS[f"m0_{_group}"] = 0.0
+    DEFAULT_PARAMETERS[f"m1_{_group}"] = 0.0
+
+
+def age_group_of(age_band: str) -> str:
+    """The broad age group (a key of AGE_GROUPS) of a 5-year band."""
+    for group, bands in AGE_GROUPS.items():
+        if age_band in bands:
+            return group
+    raise ValueError(f"unknown age band '{age_band}' (expected an ONS 5-year band, 0-4 ... 85+)")
+
+
+def age_terms_frame(params: dict):
+    """est_margin_age_terms: one row per 5-year band with its LA-wide error terms m0, m1."""
+    import pandas as pd
+
+    rows = [{"age_band": band, "m0": float(params.get(f"m0_{g}", 0.0)), "m1": float(params.get(f"m1_{g}", 0.0))}
+            for g, bands in AGE_GROUPS.items() for band in bands]
+    return pd.DataFrame(rows)
 
 
 def load_margin_model(path: str | Path | None = None, overrides: dict[str, float] | None = None) -> dict[str, float]:
@@ -253,7 +294,8 @@ def fit_variance_components(errors, design, start, free, df: float | None = None
     return full(best.x)
 
 
-def calibrate_margins(totals: dict, cells: dict, level: float = 0.95, start: dict | None = None) -> dict[str, float]:
+def calibrate_margins(totals: dict, cells: dict, level: float = 0.95, start: dict | None = None,
+                      common_in_scale: bool = True) -> dict[str, float]:
     """Fit the LSOA-specific margin parameters on back-test rows.
 
     `totals` and `cells` hold arrays (estimate, truth, years, tau, cell_square_sum, turbulence,
@@ -265,6 +307,13 @@ def calibrate_margins(totals: dict, cells: dict, level: float = 0.95, start: dic
     so that, with the common variance added, the thirds of the totals by turbulence, by time since
     the base and by LSOA size (`residents`, optional) are covered alike and `level` of all of them; (5) the cell parts again beside the scaled
     shared part, and K again.
+
+    With common_in_scale False, K is set on the specific errors alone (each error less its district's
+    common error, no common variance): the specific part then covers `level` of the deviations from
+    the district's own common error, whatever size that common error had in the calibration
+    districts, and the LA-wide terms are added on top at the size they are given (the real
+    back-test's, for instance) - for calibrating on simulated districts whose LA-wide error is not
+    the real one (benchmarks/calibrate_margins.py).
     """
     p = dict(DEFAULT_PARAMETERS)
     p.update(start or {})
@@ -294,12 +343,13 @@ def calibrate_margins(totals: dict, cells: dict, level: float = 0.95, start: dic
     x = np.maximum(np.asarray(totals["turbulence"], float), 0.0) / 1000.0
     y = np.asarray(totals["years"], float)
     n = _size(totals)
-    kt, ky, kn, kappa = even_coverage(et, Xt @ theta, vt_common, x, y, n, level)
+    e_scale, c_scale = (et, vt_common) if common_in_scale else (et_spec, np.zeros_like(vt_common))
+    kt, ky, kn, kappa = even_coverage(e_scale, Xt @ theta, c_scale, x, y, n, level)
     yc = np.asarray(cells["years"], float)
     xc = np.maximum(np.asarray(cells["turbulence"], float), 0.0) / 1000.0
     Kc2 = (kappa * (1 + kt * xc) * (1 + ky * yc) * _size(cells) ** kn) ** 2
     theta = fit_variance_components(ec_spec, Xc * Kc2[:, None], theta, cell_part)
-    kt, ky, kn, kappa = even_coverage(et, Xt @ theta, vt_common, x, y, n, level)
+    kt, ky, kn, kappa = even_coverage(e_scale, Xt @ theta, c_scale, x, y, n, level)
     out = params_of(theta)
     out.update({"kappa": kappa, "kappa_t": kt, "kappa_y": ky, "kappa_n": kn})
     return {k: float(out[k]) for k in MARGIN_KEYS}
@@ -428,3 +478,26 @@ def calibrate_composition(errors, sampling_variance, share) -> float:
 
     res = optimize.minimize_scalar(nll, bounds=(np.log(1e-8), np.log(1.0)), method="bounded")
     return float(np.sqrt(np.exp(res.x)))
+
+
+def calibrate_age_common(errors, years, known_variance=0.0) -> tuple[float, float]:
+    """ML estimates of m0, m1 for one age group from LA cells' relative errors (estimate's error
+    over the estimate): variance m0^2 + (m1 y)^2 + known_variance, where known_variance is what
+    the rest of the model already gives those cells (LSOA-specific parts summed up, the LA-wide
+    all-ages term), relative to the estimate squared."""
+    err = np.asarray(errors, float)
+    y2 = np.asarray(years, float) ** 2
+    known = np.broadcast_to(np.maximum(np.asarray(known_variance, float), 0.0), err.shape)
+
+    def nll(theta):
+        m0sq, m1sq = np.exp(theta)
+        v = np.maximum(m0sq + m1sq * y2 + known, 1e-12)
+        return 0.5 * np.sum(np.log(v) + err ** 2 / v)
+
+    best = None
+    for start in (np.log([1e-4, 1e-4]), np.log([1e-2, 1e-6]), np.log([1e-6, 1e-2])):
+        res = optimize.minimize(nll, start, method="Nelder-Mead", options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 4000})
+        if best is None or res.fun < best.fun:
+            best = res
+    m0, m1 = np.sqrt(np.exp(best.x))
+    return float(m0 if m0 > 1e-4 else 0.0), float(m1 if m1 > 1e-4 else 0.0)

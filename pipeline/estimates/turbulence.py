@@ -2,9 +2,10 @@
 
 The COHDMAP guide sets margins of error "by the extent of population turbulence, reflected in the
 changing school population and recent housing allocations to asylum seekers". The score pools
-three sources, each counted over the whole span of extracts (all periods between the first and
-the last extract, so that early dates are not judged on one quarter's moves; each period's own
-score is kept in the est_turbulence table):
+three sources, each counted over every period from the first extract up to the date estimated
+(never a later extract: an estimate at t is not revised when later extracts arrive; at the first
+extract nothing is known of moves and T = 0), so that a date is judged on all the moves seen
+so far rather than one quarter's (each period's own score is kept in the est_turbulence table):
 
     GP moves      registrations + deregistrations + from-abroad registrations, over
                   resident-years (base residents x years). Registrations exclude births;
@@ -47,3 +48,26 @@ def score_turbulence(gp_events, resident_years, pupil_moves, pupil_years, asylum
         pooled = np.where(exposure > 0, 1000.0 * (gp_events + w_school * pupil_moves) / np.where(exposure > 0, exposure, 1.0), 0.0)
         asy = np.where(resident_years > 0, 1000.0 * asylum / np.where(resident_years > 0, resident_years, 1.0), 0.0)
     return pooled + w_asylum * asy
+
+
+def score_turbulence_to_date(frame, w_school: float = 1.0, w_asylum: float = 1.0) -> np.ndarray:
+    """T at each extract from the periods up to that extract only (0 at the first).
+
+    `frame`: one row per LSOA x extract (columns lsoa_code, k, gp_events, resident_years,
+    pupil_moves, pupil_years, asylum_allocated; the row at k holds the period ending at extract k,
+    zeros at k = 0). Returns the score of the sums over periods 1..k, in the frame's row order:
+    no later extract enters the score at k (no revision from the future).
+    """
+    cols = ["gp_events", "resident_years", "pupil_moves", "pupil_years", "asylum_allocated"]
+    missing = [c for c in ("lsoa_code", "k", *cols) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"score_turbulence_to_date: the frame lacks column(s) {missing}")
+    ordered = frame.sort_values(["lsoa_code", "k"], kind="stable")
+    body = ordered[cols].astype(float)
+    body.loc[ordered["k"].to_numpy() <= 0, :] = 0.0
+    cum = body.groupby(ordered["lsoa_code"]).cumsum()
+    score = score_turbulence(cum["gp_events"], cum["resident_years"], cum["pupil_moves"], cum["pupil_years"],
+                             cum["asylum_allocated"], w_school=w_school, w_asylum=w_asylum)
+    out = np.empty(len(frame))
+    out[frame.index.get_indexer(ordered.index)] = score
+    return out

@@ -6,8 +6,8 @@
 -- sex and date of birth come from the patient's latest snapshot. Without it, consecutive
 -- snapshots are compared by patient_id: joiners born before the previous extract are
 -- registrations; leavers are deregistrations, except that a practice whose leavers in a period
--- exceed cleaning_threshold x its usual (median) quarterly leaving rate, by more than one
--- percentage point, is taken to have cleaned its list: the excess share of its leavers counts as
+-- exceed cleaning_threshold x its usual quarterly leaving rate (the larger of its own median over
+-- earlier periods and all practices' median up to the extract), by more than one percentage point, is taken to have cleaned its list: the excess share of its leavers counts as
 -- list cleaning (a burst of ghost removals, not people leaving).
 -- Unknown sex is split equally; an unknown age is spread over bands by the LSOA's list.
 WITH ex AS (SELECT extract_date, prev_date FROM est_extracts WHERE k > 0),
@@ -59,14 +59,27 @@ practice_rate AS (
     JOIN practice_list pl ON pl.practice_code = l.practice_code AND pl.extract_date = ex.prev_date
     GROUP BY l.practice_code, l.extract_date
 ),
--- medians as aggregates joined back (median(...) OVER is not a window function on every engine)
-practice_median AS (SELECT practice_code, median(rate) AS median_rate FROM practice_rate GROUP BY practice_code),
-overall_median AS (SELECT median(rate) AS median_rate FROM practice_rate),
-practice_usual AS (
-    SELECT r.practice_code, r.extract_date, r.rate, greatest(m.median_rate, o.median_rate) AS usual
+-- The usual rate at extract t uses periods up to t only, so no flow is revised when later extracts
+-- arrive: the practice's median over its earlier periods, and every practice's median up to t
+-- (medians as aggregates over a self-join: median(...) OVER is not a window function on every engine).
+practice_median AS (
+    SELECT r.practice_code, r.extract_date, median(h.rate) AS median_rate
     FROM practice_rate r
-    JOIN practice_median m ON m.practice_code = r.practice_code
-    CROSS JOIN overall_median o
+    JOIN practice_rate h ON h.practice_code = r.practice_code AND h.extract_date < r.extract_date
+    GROUP BY r.practice_code, r.extract_date
+),
+overall_median AS (
+    SELECT d.extract_date, median(h.rate) AS median_rate
+    FROM (SELECT DISTINCT extract_date FROM practice_rate) d
+    JOIN practice_rate h ON h.extract_date <= d.extract_date
+    GROUP BY d.extract_date
+),
+practice_usual AS (
+    SELECT r.practice_code, r.extract_date, r.rate,
+           greatest(coalesce(m.median_rate, o.median_rate), o.median_rate) AS usual
+    FROM practice_rate r
+    LEFT JOIN practice_median m ON m.practice_code = r.practice_code AND m.extract_date = r.extract_date
+    JOIN overall_median o ON o.extract_date = r.extract_date
 ),
 excess AS (
     SELECT practice_code, extract_date,

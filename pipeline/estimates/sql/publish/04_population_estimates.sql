@@ -33,3 +33,4 @@ SELECT
 FROM est_area_rows a
 LEFT JOIN (SELECT area_code, any_value(area_name) AS area_name FROM est_src_area_names GROUP BY area_code) n
     ON n.area_code = a.area_code
+WHERE a.ethnic_group = 'All'

@@ -1,0 +1,89 @@
+-- Every LSOA row summed up the geography (LSOA -> MSOA, ward, LA) with its variance: the one
+-- roll-up of the margins, for the population rows and the ethnic groups alike (02_est_lsoa_margin_rows).
+-- With weights w (1, or ward_share for wards) and each LSOA's specific variance v_i:
+--     E_A   = sum w E_i
+--     var_A = (1 - rho) sum w^2 v_i + rho (sum w sqrt(v_i))^2          LSOA-specific errors, correlation rho
+--             [+ omega^2 sum w (1 - w) E_i^2 for wards]               splitting LSOAs between wards
+--             + (l0^2 + (l1 y)^2) E_A^2                               LA-wide error, all ages (none once the
+--                                                                     LA is constrained to a supplied total)
+--             + sum over the row's bands b of (m0_b^2 + (m1_b y)^2) E_A,b^2   LA-wide error by age band
+-- The two LA-wide terms are carried fully correlated: they are computed on the area's summed
+-- estimate (its square), never summed from LSOA variances, so an LSOA carries them in full and an
+-- area of n LSOAs carries n^2 times an LSOA's share, not n times. The band term is independent
+-- between bands (a row spanning several bands sums their parts) and shared by both sexes
+-- (E_A,b of a sex = All row is both sexes' sum). m0_b, m1_b come from est_margin_age_terms.
+-- Ethnic groups (sex = age_band = All) take the LA-wide terms of their area's all-ages total in
+-- proportion: (E_g / E_A)^2 x its LA-wide variance. The share-sampling variance v_share sums
+-- independently. Turbulence is the residents-weighted mean of the LSOAs' scores.
+WITH rolled AS (
+    SELECT
+        m.area_code, m.area_type, r.reference_date, r.sex, r.age_band, r.ethnic_group,
+        any_value(r.band_order) AS band_order,
+        sum(m.w * r.estimate) AS estimate,
+        sum(m.w * m.w * r.variance) AS v_independent,
+        power(sum(m.w * sqrt(greatest(r.variance, 0))), 2) AS v_correlated,
+        sum(m.w * (1 - m.w) * r.estimate * r.estimate) AS split_sum,
+        sum(m.w * m.w * r.v_share) AS v_share,
+        sum(m.w * r.total_estimate) AS total_estimate,
+        sum(m.w * r.gp_list) AS gp_list,
+        sum(m.w * r.base_population) AS base_population,
+        sum(m.w * r.published_base) AS published_base,
+        sum(m.w * r.residents * r.turbulence) / nullif(sum(m.w * r.residents), 0) AS turbulence,
+        any_value(r.years_since_base) AS years_since_base,
+        bool_and(r.constrained) AS constrained,
+        sum(m.w * r.est_base_carried_forward) AS est_base_carried_forward,
+        sum(m.w * r.est_raw_list) AS est_raw_list,
+        sum(m.w * r.est_ratio_change) AS est_ratio_change
+    FROM est_area_members m
+    JOIN est_lsoa_margin_rows r ON r.lsoa_code = m.lsoa_code
+    GROUP BY m.area_code, m.area_type, r.reference_date, r.sex, r.age_band, r.ethnic_group
+),
+band_cells AS (
+    SELECT c.area_code, c.area_type, c.reference_date, c.sex, c.age_band,
+           (t.m0 * t.m0 + power(t.m1 * c.years_since_base, 2)) * c.estimate * c.estimate AS v_band
+    FROM rolled c
+    JOIN est_margin_age_terms t ON t.age_band = c.age_band
+    WHERE c.ethnic_group = 'All'
+),
+band_rows AS (
+    SELECT r.area_code, r.area_type, r.reference_date, r.sex, r.age_band, sum(b.v_band) AS v_band
+    FROM rolled r
+    JOIN band_cells b ON b.area_code = r.area_code AND b.area_type = r.area_type
+        AND b.reference_date = r.reference_date AND b.sex = r.sex
+        AND (r.age_band = 'All' OR b.age_band = r.age_band)
+    WHERE r.ethnic_group = 'All'
+    GROUP BY r.area_code, r.area_type, r.reference_date, r.sex, r.age_band
+),
+la_wide AS (
+    SELECT r.area_code, r.area_type, r.reference_date, r.sex, r.age_band, r.ethnic_group,
+           CASE WHEN r.constrained THEN 0.0
+                ELSE ({{ l0 }} * {{ l0 }} + power({{ l1 }} * r.years_since_base, 2)) * r.estimate * r.estimate END
+               + coalesce(b.v_band, 0.0) AS v_common
+    FROM rolled r
+    LEFT JOIN band_rows b ON b.area_code = r.area_code AND b.area_type = r.area_type
+        AND b.reference_date = r.reference_date AND b.sex = r.sex AND b.age_band = r.age_band
+    WHERE r.ethnic_group = 'All'
+),
+all_ages AS (
+    SELECT w.area_code, w.area_type, w.reference_date,
+           w.v_common / nullif(r.estimate * r.estimate, 0) AS rel_common
+    FROM la_wide w
+    JOIN rolled r ON r.area_code = w.area_code AND r.area_type = w.area_type AND r.reference_date = w.reference_date
+        AND r.sex = w.sex AND r.age_band = w.age_band AND r.ethnic_group = 'All'
+    WHERE w.sex = 'All' AND w.age_band = 'All'
+)
+SELECT
+    r.area_code, r.area_type, r.reference_date, r.sex, r.age_band, r.ethnic_group, r.band_order,
+    r.estimate,
+    (1 - {{ rho }}) * r.v_independent + {{ rho }} * r.v_correlated
+        + CASE WHEN r.area_type = 'ward' THEN {{ omega }} * {{ omega }} * r.split_sum ELSE 0.0 END
+        + CASE WHEN r.ethnic_group = 'All' THEN coalesce(w.v_common, 0.0)
+               ELSE coalesce(a.rel_common, 0.0) * r.estimate * r.estimate END AS variance,
+    r.v_share,
+    r.total_estimate,
+    r.gp_list, r.base_population, r.published_base, r.turbulence, r.years_since_base, r.constrained,
+    r.est_base_carried_forward, r.est_raw_list, r.est_ratio_change
+FROM rolled r
+LEFT JOIN la_wide w ON w.area_code = r.area_code AND w.area_type = r.area_type AND w.reference_date = r.reference_date
+    AND w.sex = r.sex AND w.age_band = r.age_band AND w.ethnic_group = r.ethnic_group
+LEFT JOIN all_ages a ON a.area_code = r.area_code AND a.area_type = r.area_type AND a.reference_date = r.reference_date
