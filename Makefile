@@ -52,7 +52,7 @@ outputs: setup ## every built stage, then publish partner outputs through disclo
 	$(COHESION) outputs $(WHERE)
 
 test: $(SPARK_STAMP) ## set up (with the spark extra; Spark also needs Java 17+) and run the test suite
-	$(BIN)/python -m pytest -n 2 --dist loadfile -q --durations=15
+	$(BIN)/python -m pytest -n 2 -q --durations=15
 
 bench: setup ## benchmarks: ingest speed, estimate accuracy (results in benchmarks/results/)
 	$(BIN)/python benchmarks/bench_ingest.py

@@ -32,8 +32,9 @@ from pipeline.estimates.estimate import COMMON_DIR, PREPARE_DIR, choose_base, ch
 from pipeline.estimates.sources import SOURCE_COLUMNS, prepare_sources
 from pipeline.sql import list_steps, render, run_steps
 
-# `make test` runs pytest-xdist with --dist loadfile, so every test here runs on one worker: one JVM, one
-# district (xdist_group / --dist loadgroup did not keep them together with pytest 9.2 and xdist 3.8)
+# Under pytest-xdist each worker that gets a test from here starts its own JVM and builds its own district
+# (--dist loadfile would keep them on one worker, but lets tests/test_stages.py re-run the shared demo_run
+# folder before the tests that read its outputs; xdist_group did not group with pytest 9.2 and xdist 3.8)
 PSA21_SQL = Path(__file__).resolve().parents[1] / "pipeline" / "indicators" / "psa21" / "sql" / "population"
 
 
