@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 COHESION := $(BIN)/cohesion
 WHERE := --data-dir $(DATA_DIR)
 STAMP := $(VENV)/.installed
+SPARK_STAMP := $(VENV)/.installed-spark
 
 .DEFAULT_GOAL := help
 .PHONY: bench-psa21 bench-alerts help setup all demo-data ingest validate estimates indicators outputs test bench bench-real bench-regimes bench-national clean
@@ -21,6 +22,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# the test suite also needs the `spark` extra (pyspark; tests/test_spark_equivalence.py), which `make all` does not
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,spark]'
+	touch $(SPARK_STAMP)
 
 setup: $(STAMP) ## create .venv and install the pipeline and its dependencies
 
@@ -45,8 +51,8 @@ indicators: setup ## ... then the indicator stages: PSA 21 from the resident sur
 outputs: setup ## every built stage, then publish partner outputs through disclosure control
 	$(COHESION) outputs $(WHERE)
 
-test: setup ## set up and run the test suite
-	$(BIN)/python -m pytest -n 2 -q
+test: $(SPARK_STAMP) ## set up (with the spark extra; Spark also needs Java 17+) and run the test suite
+	$(BIN)/python -m pytest -n 2 -q --durations=15
 
 bench: setup ## benchmarks: ingest speed, estimate accuracy (results in benchmarks/results/)
 	$(BIN)/python benchmarks/bench_ingest.py

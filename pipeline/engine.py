@@ -26,6 +26,9 @@ import sqlglot
 from sqlglot import exp
 
 SOURCE_DIALECT = "duckdb"
+# Leads the SQL an adapter runs in its own engine's dialect (catalog look-ups): dialect-specific by design,
+# so tests/test_sql_portability.py leaves it out of the statements it checks
+ADAPTER_TAG = "-- engine adapter: "
 
 # Functions that exist only in DuckDB (no Spark equivalent that sqlglot maps them to): a step
 # using one of them would fail on Spark. Checked on the source text (case-insensitive).
@@ -39,6 +42,9 @@ _FUNCTION_CALL = re.compile(r"\b(" + "|".join(DUCKDB_ONLY_FUNCTIONS) + r")\s*\("
 _GROUP_BY_ALL = re.compile(r"\bGROUP\s+BY\s+ALL\b", re.IGNORECASE)
 _REGEXP_REPLACE_G = re.compile(r"regexp_replace\s*\((?:[^()]|\([^()]*\))*,\s*'[a-z]*g[a-z]*'\s*\)", re.IGNORECASE)
 _COMMENT = re.compile(r"--[^\n]*")
+_BY_NAME = re.compile(r"\bINSERT\b.*\bBY\s+NAME\b", re.IGNORECASE | re.DOTALL)
+# DuckDB's catalog: information_schema, duckdb_tables() & co., pragma_table_info(), the temp.main schema
+_CATALOG = re.compile(r"\b(information_schema\.\w+|duckdb_\w+\s*\(|pragma_\w+\s*\(|temp\.main\.)", re.IGNORECASE)
 _DATE_DIFF_UNIT = re.compile(r"\bdate_?diff\s*\(\s*'(\w+)'", re.IGNORECASE)
 # Column names that hold dates in our tables (schemas/): used to spot date - date subtraction.
 _DATE_NAME = re.compile(r"(date|period_start|period_end|prev_census|^dob$)", re.IGNORECASE)
@@ -87,14 +93,21 @@ def _is_date_like(node: exp.Expression) -> bool:
     return False
 
 
-def find_unportable(sql: str) -> list[str]:
+def find_unportable(sql: str, *, step: bool = True) -> list[str]:
     """The constructs in one DuckDB statement that would fail or mean something else on Spark.
 
     Each finding says what to write instead. An empty list means the statement is portable as far
-    as these checks go (sqlglot's own RAISE catches the rest when transpiling).
+    as these checks go (sqlglot's own RAISE catches the rest when transpiling). `step`: the statement
+    is (or becomes) a table, so an ORDER BY on its outer SELECT means nothing; a query whose rows
+    are fetched into Python (``step=False``) may order them.
     """
     problems: list[str] = []
     text = _COMMENT.sub("", sql)
+    for match in _CATALOG.finditer(text):
+        problems.append(f"{match.group(1).rstrip('( ')} is DuckDB's catalog: ask the engine "
+                        "(Engine.table_columns) instead")
+    if _BY_NAME.search(text):
+        problems.append("INSERT ... BY NAME is DuckDB-only: name the columns")
     if _GROUP_BY_ALL.search(text):
         problems.append("GROUP BY ALL (Spark 3.4+ only): list the grouping columns")
     for match in _FUNCTION_CALL.finditer(text):
@@ -108,7 +121,7 @@ def find_unportable(sql: str) -> list[str]:
     for tree in sqlglot.parse(sql, read=SOURCE_DIALECT):
         if tree is None:
             continue
-        if isinstance(tree, exp.Query) and tree.args.get("order") is not None:
+        if step and isinstance(tree, exp.Query) and tree.args.get("order") is not None:
             problems.append("ORDER BY on the step's outer SELECT (meaningless in CREATE TABLE AS): drop it")
         if isinstance(tree, exp.Create) and isinstance(tree.expression, exp.Query) \
                 and tree.expression.args.get("order") is not None:
@@ -148,6 +161,10 @@ class Engine(Protocol):
 
     def create_table_as(self, table: str, select_sql: str, *, temp: bool = False) -> None: ...
 
+    def create_view_as(self, view: str, select_sql: str) -> None: ...
+
+    def table_columns(self, table: str) -> list[str] | None: ...
+
     def count_rows(self, table: str) -> int: ...
 
     def to_arrow(self, sql: str): ...
@@ -165,8 +182,20 @@ class DuckDBEngine:
         kind = "TEMP TABLE" if temp else "TABLE"
         self.con.execute(f"CREATE OR REPLACE {kind} {table} AS\n{select_sql}")
 
+    def create_view_as(self, view: str, select_sql: str) -> None:
+        """A temporary view (lives as long as the connection)."""
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {select_sql}")
+
+    def table_columns(self, table: str) -> list[str] | None:
+        """Column names of `table` (or view) in the current schema, in order; None when it does not exist."""
+        rows = self.con.execute(
+            f"{ADAPTER_TAG}DuckDBEngine.table_columns (SparkEngine asks Spark's catalog)\n"
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = ? AND table_schema = current_schema() ORDER BY ordinal_position", [table]).fetchall()
+        return [r[0] for r in rows] or None
+
     def count_rows(self, table: str) -> int:
-        return self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+        return self.con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0]
 
     def to_arrow(self, sql: str):
         return self.con.sql(sql).to_arrow_table()
@@ -184,8 +213,9 @@ class SparkEngine:
 
     Each step's result is materialised (``localCheckpoint``: computed once, lineage cut) and
     registered as a temporary view named after the step, so the next step reads it by name as on
-    DuckDB. With ``database`` set, results are saved as tables in that Spark database instead
-    (``CREATE OR REPLACE TABLE db.table USING parquet AS ...``), for clusters with a metastore.
+    DuckDB. With ``database`` set (it must exist), results are saved as Parquet tables in that Spark
+    database instead (dropped and created again on each run), for clusters with a metastore; the
+    database becomes the session's current one, so steps read each other's tables by bare name.
     """
 
     dialect = "spark"
@@ -193,14 +223,30 @@ class SparkEngine:
     def __init__(self, spark, *, database: str | None = None):
         self.spark = spark
         self.database = database
+        if database:  # steps read earlier steps' tables by their bare names
+            spark.catalog.setCurrentDatabase(database)
 
     def create_table_as(self, table: str, select_sql: str, *, temp: bool = False) -> None:
         query = to_dialect(select_sql, self.dialect)
         if self.database and not temp:
-            self.spark.sql(f"CREATE OR REPLACE TABLE {self.database}.{table} USING parquet AS {query}")
+            # Spark's built-in (v1) tables cannot be replaced in one statement (REPLACE TABLE AS SELECT
+            # needs a v2 catalog such as Delta or Iceberg): drop, then create
+            self.spark.sql(f"DROP TABLE IF EXISTS {self.database}.{table}")
+            self.spark.sql(f"CREATE TABLE {self.database}.{table} USING parquet AS {query}")
             return
         frame = self.spark.sql(query).localCheckpoint(eager=True)
         frame.createOrReplaceTempView(table)
+
+    def create_view_as(self, view: str, select_sql: str) -> None:
+        """A temporary view of the session (not materialised: Spark computes it where it is read)."""
+        self.spark.sql(to_dialect(select_sql, self.dialect)).createOrReplaceTempView(view)
+
+    def table_columns(self, table: str) -> list[str] | None:
+        """Column names of `table` (a temporary view, or a table of the current database); None when absent.
+        Spark has no information_schema: the catalog answers."""
+        if not self.spark.catalog.tableExists(table):
+            return None
+        return list(self.spark.table(table).columns)
 
     def count_rows(self, table: str) -> int:
         return self.spark.table(table).count()

@@ -409,6 +409,9 @@ class Layout:
     table: str  # the canonical table its rows end up in
     reshape: str | None = None  # SQL file in pipeline/ingest/sql/ turning valid rows into `table`
     also: tuple[tuple[str, str], ...] = ()  # further (table, SQL file) each layout's valid rows load into
+    # SQL file run first, into the temporary table `unpivoted` that `reshape` and `also` then read (one
+    # unpivot of a wide layout feeding both its 5-year-band and single-year forms)
+    unpivot: str | None = None
 
     @property
     def required(self) -> set[str]:
@@ -436,10 +439,12 @@ LAYOUTS: tuple[Layout, ...] = (
     Layout("asylum", "home_office_asy_d11", AsylumSupportRow, "asylum_support"),
     Layout("base_population", "long", BasePopulationRow, "base_population", reshape="base_population_long.sql",
            also=(("base_population_sya", "base_population_long_sya.sql"),)),
-    Layout("base_population", "ons_mye_wide", OnsMidYearWideRow, "base_population", reshape="base_population_wide.sql",
-           also=(("base_population_sya", "base_population_wide_sya.sql"),)),
-    Layout("base_population", "ons_sape_wide", OnsSapeWideRow, "base_population", reshape="base_population_sape.sql",
-           also=(("base_population_sya", "base_population_sape_sya.sql"),)),
+    Layout("base_population", "ons_mye_wide", OnsMidYearWideRow, "base_population",
+           unpivot="base_population_wide_unpivot.sql", reshape="base_population_bands.sql",
+           also=(("base_population_sya", "base_population_single_years.sql"),)),
+    Layout("base_population", "ons_sape_wide", OnsSapeWideRow, "base_population",
+           unpivot="base_population_sape_unpivot.sql", reshape="base_population_bands.sql",
+           also=(("base_population_sya", "base_population_single_years.sql"),)),
     Layout("incidents", "canonical", IncidentRow, "incidents"),
 )
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from pipeline.engine import Engine, engine_for
+
 # table -> [(column, duckdb type)] the steps read
 SOURCE_COLUMNS: dict[str, list[tuple[str, str]]] = {
     "gp_register": [
@@ -76,24 +78,21 @@ class SourceInfo:
         return self.rows.get(table, 0) > 0
 
 
-def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str] | None:
+def table_columns(con: duckdb.DuckDBPyConnection | Engine, table: str) -> list[str] | None:
     """Column names of `table` in the current schema, or None when it does not exist."""
-    rows = con.execute(
-        "SELECT column_name FROM information_schema.columns "
-        "WHERE table_name = ? AND table_schema = current_schema() ORDER BY ordinal_position",
-        [table],
-    ).fetchall()
-    return [r[0] for r in rows] or None
+    return engine_for(con).table_columns(table)
 
 
-def prepare_sources(con: duckdb.DuckDBPyConnection) -> SourceInfo:
-    """Create the ``est_src_*`` temporary views; raise when a required table is absent."""
+def prepare_sources(con: duckdb.DuckDBPyConnection | Engine) -> SourceInfo:
+    """Create the ``est_src_*`` temporary views on `con` (a DuckDB connection or an Engine: the views'
+    SQL is the engine's to translate); raise when a required table is absent."""
+    engine = engine_for(con)
     info = SourceInfo()
     for table, columns in SOURCE_COLUMNS.items():
-        present = table_columns(con, table)
+        present = engine.table_columns(table)
         if present is None:
             selects = ", ".join(f"CAST(NULL AS {typ}) AS {col}" for col, typ in columns)
-            con.execute(f"CREATE OR REPLACE TEMP VIEW est_src_{table} AS SELECT {selects} WHERE FALSE")
+            engine.create_view_as(f"est_src_{table}", f"SELECT {selects} WHERE FALSE")
             info.rows[table] = 0
             continue
         lower = {c.lower(): c for c in present}
@@ -106,9 +105,9 @@ def prepare_sources(con: duckdb.DuckDBPyConnection) -> SourceInfo:
             (f'TRY_CAST("{lower[col]}" AS {typ}) AS {col}' if col in lower else f"CAST(NULL AS {typ}) AS {col}")
             for col, typ in columns
         )
-        con.execute(f'CREATE OR REPLACE TEMP VIEW est_src_{table} AS SELECT {selects} FROM "{table}"')
+        engine.create_view_as(f"est_src_{table}", f'SELECT {selects} FROM "{table}"')
         info.present.add(table)
-        info.rows[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0]
+        info.rows[table] = engine.count_rows(table)
     if info.rows["gp_register"] == 0 and info.rows["gp_counts"] == 0:
         raise ValueError("population estimates need the gp_register table (or, failing that, gp_counts): "
                          "neither is in the database or both are empty")

@@ -361,12 +361,15 @@ def insert_valid_rows(con, layout: Layout, file: str, extra: list[str]) -> int:
         WHERE t.__line NOT IN (SELECT __line FROM failed)""")
     if layout.reshape:
         loaded = scalar(con, "SELECT count(*) FROM valid")
+        if layout.unpivot:
+            create_table_from(con, "unpivoted", SQL / layout.unpivot, temp=True)
         create_table_from(con, "reshaped", SQL / layout.reshape, temp=True)
         _refuse_reshaped_repeats(con, table, file)
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM reshaped")
         for other, sql in layout.also:
             create_table_from(con, "reshaped", SQL / sql, temp=True)
             con.execute(f"INSERT INTO {other} BY NAME SELECT * FROM reshaped")
+        con.execute("DROP TABLE IF EXISTS unpivoted")
         return loaded
     for column in extra:
         if column not in target:

@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from schemas.published import POLARITY
 
@@ -51,18 +51,12 @@ class IndicatorDefinition(BaseModel):
             raise ValueError("ids are lower case letters, digits and _ (e.g. new_migrant_registrations)")
         return value
 
-    @field_validator("polarity")
+    @field_validator("polarity", "unit")
     @classmethod
-    def _polarity(cls, value: str) -> str:
-        if value not in POLARITY:
-            raise ValueError(f"polarity must be one of {', '.join(POLARITY)}")
-        return value
-
-    @field_validator("unit")
-    @classmethod
-    def _unit(cls, value: str) -> str:
-        if value not in UNITS:
-            raise ValueError(f"unit must be one of {', '.join(UNITS)}")
+    def _one_of_the_known_values(cls, value: str, info: ValidationInfo) -> str:
+        allowed = {"polarity": POLARITY, "unit": UNITS}[info.field_name]
+        if value not in allowed:
+            raise ValueError(f"{info.field_name} must be one of {', '.join(allowed)}")
         return value
 
     @model_validator(mode="after")
