@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import duckdb
 import pytest
@@ -29,8 +30,11 @@ def test_a_stage_reading_an_unpublished_table_is_refused():
 
 
 def test_a_new_stage_is_added_by_declaring_it(demo_run, tmp_path):
-    """A toy stage reading population_estimates runs after estimates, without touching the runner."""
-    settings, _ = demo_run
+    """A toy stage reading population_estimates runs after estimates, without touching the runner.
+    It runs on a copy of the demo run's folder: the shared folder's outputs stay as other tests read them."""
+    shared, _ = demo_run
+    shutil.copytree(shared.data_dir, tmp_path / "data", ignore=shutil.ignore_patterns("*.lock"))
+    settings = shared.model_copy(update={"data_dir": tmp_path / "data"})
 
     def count_areas(ctx):
         ctx.con.execute("CREATE TABLE toy_area_count AS SELECT count(DISTINCT area_code) AS n FROM population_estimates")
