@@ -60,6 +60,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.backtest_regimes import run_pipeline  # noqa: E402
 from pipeline.estimates.margins import (AGE_GROUPS, MODEL_PATH, age_group_of, age_terms_frame,  # noqa: E402
                                         calibrate_age_common, calibrate_correlation,
                                         calibrate_margins, calibrate_split, load_mode_model, predict_variance,
@@ -77,14 +78,6 @@ HORIZONS = {1.0: "1y", 2.0: "2y"}
 
 
 # =================================================================================== collect
-
-def run_cli(folder: Path) -> tuple[bool, str, float]:
-    t = time.perf_counter()
-    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "cohesion"), "estimates", "--data-dir", str(folder)],
-                          capture_output=True, text=True, cwd=ROOT)
-    tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
-    return proc.returncode == 0, " ".join(x.strip() for x in tail), time.perf_counter() - t
-
 
 def keep_run(folder: Path, out: Path, truth: pd.DataFrame, lsoa_info: pd.DataFrame, meta: dict) -> None:
     """Save what calibration and testing need from a finished run."""
@@ -157,7 +150,7 @@ def collect_regimes(args) -> None:
                 write_raw(world, folder, mode)
                 truth = regimes_truth(folder)
                 facts = pd.read_csv(folder / "truth" / "lsoa_facts.csv")
-                ok, tail, secs = run_cli(folder)
+                ok, tail, secs = run_pipeline(folder)
                 print(f"regimes {regime} s{seed} {mode}: {'ok' if ok else 'FAILED ' + tail} in {secs:.0f}s", flush=True)
                 if ok:
                     info = facts[["lsoa_code", "churn"]].copy()
@@ -195,7 +188,7 @@ def collect_demo(args) -> None:
             shutil.copytree(gen / "truth", folder / "truth")
             if mode == "snapshots":
                 shutil.rmtree(folder / "raw" / "gp_movements", ignore_errors=True)
-            ok, tail, secs = run_cli(folder)
+            ok, tail, secs = run_pipeline(folder)
             print(f"demo {mix} s{seed} {mode}: {'ok' if ok else 'FAILED ' + tail} in {secs:.0f}s", flush=True)
             if ok:
                 keep_run(folder, out, demo_truth(folder), info,
