@@ -213,37 +213,60 @@ def choose_base(con: duckdb.DuckDBPyConnection, first_extract: dt.date, wanted_s
 def register_arrays(con: duckdb.DuckDBPyConnection, ex: pd.DataFrame):
     """The register's arrays for the cohort chassis: LSOAs, the published base by sex x single year
     [n, 2, AGES] (a persons-only base split by the list's sex shares), the list [K, n, 2, AGES]
-    (est_list_sya) and births not yet registered [K, n, 2] (est_vital_lag, band 0-4; added at age 0)."""
-    base = con.execute("SELECT lsoa_code, sex, age, population FROM est_base_sya").df()
-    lsoas = sorted(base["lsoa_code"].unique())
-    index = {c: i for i, c in enumerate(lsoas)}
+    (est_list_sya) and births not yet registered [K, n, 2] (est_vital_lag, band 0-4; added at age 0).
+
+    The tables are read as integer positions (LSOA, extract, sex, age: joined in SQL to the sorted
+    LSOA list) and summed into the arrays with one np.bincount each: no string column per row
+    passes through Python (at national scale est_list_sya has millions of rows)."""
+    lsoas = sorted(r[0] for r in con.execute("SELECT DISTINCT lsoa_code FROM est_base_sya").fetchall())
     n, K = len(lsoas), len(ex)
-    k_of = {pd.Timestamp(d): k for d, k in zip(ex["extract_date"], ex["k"])}
-    lst = con.execute("SELECT lsoa_code, extract_date, sex, age, list_count FROM est_list_sya").df()
-    L = np.zeros((K, n, 2, AGES))
-    np.add.at(L, (pd.to_datetime(lst["extract_date"]).map(k_of).to_numpy(), lst["lsoa_code"].map(index).to_numpy(),
-                  lst["sex"].map({"M": 0, "F": 1}).to_numpy(), lst["age"].to_numpy().astype(int)),
-              lst["list_count"].to_numpy())
-    births = con.execute("SELECT lsoa_code, extract_date, sex, births_lag FROM est_vital_lag "
-                         "WHERE age_band = '0-4' AND births_lag > 0").df()
-    births = births[births["lsoa_code"].isin(index)]
-    extra = np.zeros((K, n, 2))
-    np.add.at(extra, (pd.to_datetime(births["extract_date"]).map(k_of).to_numpy(),
-                      births["lsoa_code"].map(index).to_numpy(), births["sex"].map({"M": 0, "F": 1}).to_numpy()),
-              births["births_lag"].to_numpy())
-    by_sex = base[base["sex"].isin(SEXES)]
-    if by_sex.empty:  # a persons-only base: split by the list's sex shares at t0
-        pp = np.zeros((n, AGES))
-        np.add.at(pp, (base["lsoa_code"].map(index).to_numpy(), base["age"].to_numpy().astype(int)),
-                  base["population"].to_numpy())
+    with _lsoa_positions(con, lsoas) as lsoa_index:
+        lst = con.execute(
+            "SELECT e.k, x.i, CASE WHEN l.sex = 'M' THEN 0 ELSE 1 END AS s, l.age, l.list_count "
+            f"FROM est_list_sya l JOIN {lsoa_index} x ON x.lsoa_code = l.lsoa_code "
+            "JOIN est_extracts e ON e.extract_date = l.extract_date").fetchnumpy()
+        births = con.execute(
+            "SELECT e.k, x.i, CASE WHEN v.sex = 'M' THEN 0 ELSE 1 END AS s, v.births_lag "
+            f"FROM est_vital_lag v JOIN {lsoa_index} x ON x.lsoa_code = v.lsoa_code "
+            "JOIN est_extracts e ON e.extract_date = v.extract_date "
+            "WHERE v.age_band = '0-4' AND v.births_lag > 0").fetchnumpy()
+        base = con.execute(
+            "SELECT x.i, b.sex, b.age, b.population "
+            f"FROM est_base_sya b JOIN {lsoa_index} x ON x.lsoa_code = b.lsoa_code").fetchnumpy()
+    L = _scatter((K, n, 2, AGES), (lst["k"], lst["i"], lst["s"], lst["age"]), lst["list_count"])
+    extra = _scatter((K, n, 2), (births["k"], births["i"], births["s"]), births["births_lag"])
+    sex = np.asarray(base["sex"], dtype=object)
+    by_sex = np.isin(sex, SEXES)
+    if not by_sex.any():  # a persons-only base: split by the list's sex shares at t0
+        pp = _scatter((n, AGES), (base["i"], base["age"]), base["population"])
         total = L[0].sum(axis=0)
         share = np.where(total.sum(axis=0) > 0, total / np.maximum(total.sum(axis=0), 1e-12), 0.5)
         pub = split_persons_base(pp, L[0], share)
     else:
-        pub = np.zeros((n, 2, AGES))
-        np.add.at(pub, (by_sex["lsoa_code"].map(index).to_numpy(), by_sex["sex"].map({"M": 0, "F": 1}).to_numpy(),
-                        by_sex["age"].to_numpy().astype(int)), by_sex["population"].to_numpy())
+        pub = _scatter((n, 2, AGES), (base["i"][by_sex], (sex[by_sex] == "F").astype(np.int64), base["age"][by_sex]),
+                       base["population"][by_sex])
     return lsoas, pub, L, extra
+
+
+class _lsoa_positions:
+    """A temporary view (lsoa_code, i) of the sorted LSOA list, so that SQL hands back positions, not codes."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, lsoas: list[str]):
+        self.con, self.lsoas, self.name = con, lsoas, "_est_lsoa_positions"
+
+    def __enter__(self) -> str:
+        self.con.register(self.name, pd.DataFrame({"lsoa_code": pd.array(self.lsoas, dtype="string"),
+                                                   "i": np.arange(len(self.lsoas), dtype=np.int64)}))
+        return self.name
+
+    def __exit__(self, *exc) -> None:
+        self.con.unregister(self.name)
+
+
+def _scatter(shape: tuple, positions: tuple, values) -> np.ndarray:
+    """An array of `shape` holding the sum of `values` at each position (one index array per axis)."""
+    flat = np.ravel_multi_index(tuple(np.asarray(p, dtype=np.int64) for p in positions), shape)
+    return np.bincount(flat, weights=np.asarray(values, dtype=float), minlength=int(np.prod(shape))).reshape(shape)
 
 
 def build_register_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSettings, model: dict, base_date,
