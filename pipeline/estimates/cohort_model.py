@@ -153,9 +153,10 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
             "list_aged_t0": fold_to_bands(L0a), "base_population": fold_to_bands(base_aged),
             "published_base": fold_to_bands(pub), "est_ratio_change": fold_to_bands(rc),
         }
-        single.append(pd.DataFrame({
-            "lsoa_code": np.repeat(lsoas, 2 * AGES), "extract_date": row.extract_date,
-            "sex": np.tile(np.repeat(SEXES, AGES), n), "age": np.tile(np.arange(AGES), 2 * n),
+        single.append(pd.DataFrame({  # codes as categoricals: no string per single year (12M rows nationally)
+            "lsoa_code": lsoa_labels(lsoas, 2 * AGES), "extract_date": row.extract_date,
+            "sex": pd.Categorical.from_codes(np.tile(np.repeat(np.arange(2), AGES), n), categories=list(SEXES)),
+            "age": np.tile(np.arange(AGES), 2 * n),
             "estimate": est.reshape(-1), "list_count": raw.reshape(-1), "list_aged_t0": L0a.reshape(-1),
             "base_aged": base_aged.reshape(-1), "published_base": pub.reshape(-1),
             "est_ratio_change": rc.reshape(-1)}))
@@ -177,6 +178,11 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
     cells["est_raw_list"] = cells["list_count"]
     cells["est_base_carried_forward"] = cells["published_base"]
     return cells, pd.concat(single, ignore_index=True), notes
+
+
+def lsoa_labels(lsoas: list[str], repeat: int) -> pd.Categorical:
+    """Each LSOA code `repeat` times in a row, as a categorical (codes, not one string per row)."""
+    return pd.Categorical.from_codes(np.repeat(np.arange(len(lsoas)), repeat), categories=pd.Index(lsoas, dtype=object))
 
 
 def young_share(listed: np.ndarray) -> np.ndarray:

@@ -451,10 +451,18 @@ def build_ethnicity(con: duckdb.DuckDBPyConnection, cells: pd.DataFrame, rows: p
 # --------------------------------------------------------------------------------------- helpers
 
 def _write(con: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame, date_cols=()) -> None:
+    """CREATE OR REPLACE `table` from a frame; categorical columns (codes, e.g. lsoa_code of the
+    single years) are written as text, `date_cols` as dates."""
     name = f"_est_frame_{table}"
     con.register(name, df)
     try:
-        select = ", ".join(f'CAST("{c}" AS DATE) AS "{c}"' if c in date_cols else f'"{c}"' for c in df.columns)
+        def column(c: str) -> str:
+            if c in date_cols:
+                return f'CAST("{c}" AS DATE) AS "{c}"'
+            if isinstance(df[c].dtype, pd.CategoricalDtype):
+                return f'CAST("{c}" AS VARCHAR) AS "{c}"'
+            return f'"{c}"'
+        select = ", ".join(column(c) for c in df.columns)
         con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT {select} FROM {name}")
     finally:
         con.unregister(name)
