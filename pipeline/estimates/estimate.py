@@ -49,6 +49,7 @@ from pipeline.config import EstimateSettings
 from pipeline.sql import create_table_from, run_steps
 
 from .cohort_model import AGES, SEXES, roll_cohorts, split_persons_base
+from .cohorts import BAND_LABELS
 from .constrain import constrain_to_total
 from .counts import estimate_from_counts
 from .ethnicity import GROUPS, share_variance, shrink_shares
@@ -280,18 +281,31 @@ def build_register_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
     lsoas, pub, L, extra = register_arrays(con, ex)
     cells, single, notes = roll_cohorts(pub, L, ex, lsoas, geo, settings, model, base_date, births_unregistered=extra,
                                         constrain_ratio_change=False)
-    vital = con.execute("SELECT * FROM est_vital_lag").df()
-    flows = con.execute("SELECT * FROM est_gp_flows").df()
-    keys = [*CELL_KEYS, "extract_date"]
-    for df in (vital, flows):
-        df["extract_date"] = pd.to_datetime(df["extract_date"])
-        cells = cells.merge(df, on=keys, how="left")
-    for col in ("births_lag", "deaths_lag", "registrations", "from_abroad", "deregistrations", "cleaning"):
-        cells[col] = cells[col].fillna(0.0).astype(float)
-    cells = cells.sort_values([*CELL_KEYS, "k"]).reset_index(drop=True)
-    g = cells.groupby(CELL_KEYS, sort=False)
+    # the audit columns, by integer position (extract, LSOA, sex, band) rather than a merge on text keys
+    pos = (cells["k"].to_numpy(np.int64), pd.Categorical(cells["lsoa_code"], categories=lsoas).codes.astype(np.int64),
+           (cells["sex"] == "F").to_numpy(np.int64), cells["band_order"].to_numpy(np.int64))
+    shape = (len(ex), len(lsoas), 2, len(BAND_LABELS))
+    cumulative: dict[str, np.ndarray] = {}
+    with _lsoa_positions(con, lsoas) as lsoa_index:
+        for table, cols in (("est_vital_lag", ("births_lag", "deaths_lag")),
+                            ("est_gp_flows", ("registrations", "from_abroad", "deregistrations", "cleaning"))):
+            found = con.execute(
+                f"SELECT e.k, x.i, CASE WHEN t.sex = 'M' THEN 0 ELSE 1 END AS s, b.band_order, "
+                f"{', '.join('t.' + c for c in cols)} FROM {table} t "
+                f"JOIN {lsoa_index} x ON x.lsoa_code = t.lsoa_code "
+                "JOIN est_extracts e ON e.extract_date = t.extract_date "
+                "JOIN ref_age_band b ON b.age_band = t.age_band WHERE t.sex IN ('M', 'F')").fetchnumpy()
+            for col in cols:
+                arr = _scatter(shape, (found["k"], found["i"], found["s"], found["band_order"]), found[col])
+                cells[col] = arr[pos]
+                if col in ("cleaning", "registrations", "deregistrations"):  # summed over the extracts so far
+                    cumulative[col] = np.cumsum(arr, axis=0)[pos]
     for col in ("cleaning", "registrations", "deregistrations"):
-        cells[f"cum_{col}"] = g[col].cumsum()
+        cells[f"cum_{col}"] = cumulative[col]
+    # rows in the order of [*CELL_KEYS, "k"] as text (LSOA codes sort as `lsoas`, 'F' before 'M', bands as text)
+    band_rank = np.argsort(np.argsort(np.array(BAND_LABELS, dtype=object)))
+    order = np.lexsort((pos[0], band_rank[pos[3]], 1 - pos[2], pos[1]))
+    cells = cells.iloc[order].reset_index(drop=True)
     notes.update({"lsoas": len(lsoas), "extracts": len(ex), "single_years": single})
     return cells, notes
 
