@@ -249,19 +249,24 @@ def register_arrays(con: duckdb.DuckDBPyConnection, ex: pd.DataFrame):
     return lsoas, pub, L, extra
 
 
-class _lsoa_positions:
-    """A temporary view (lsoa_code, i) of the sorted LSOA list, so that SQL hands back positions, not codes."""
+class _positions:
+    """A temporary view (<column>, i) giving each of `codes` its position, so that SQL hands back
+    positions, not text (e.g. the sorted LSOA list: i indexes the arrays)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, lsoas: list[str]):
-        self.con, self.lsoas, self.name = con, lsoas, "_est_lsoa_positions"
+    def __init__(self, con: duckdb.DuckDBPyConnection, name: str, column: str, codes: list[str]):
+        self.con, self.name, self.column, self.codes = con, name, column, codes
 
     def __enter__(self) -> str:
-        self.con.register(self.name, pd.DataFrame({"lsoa_code": pd.array(self.lsoas, dtype="string"),
-                                                   "i": np.arange(len(self.lsoas), dtype=np.int64)}))
+        self.con.register(self.name, pd.DataFrame({self.column: pd.array(self.codes, dtype="string"),
+                                                   "i": np.arange(len(self.codes), dtype=np.int64)}))
         return self.name
 
     def __exit__(self, *exc) -> None:
         self.con.unregister(self.name)
+
+
+def _lsoa_positions(con: duckdb.DuckDBPyConnection, lsoas: list[str]) -> _positions:
+    return _positions(con, "_est_lsoa_positions", "lsoa_code", lsoas)
 
 
 def _scatter(shape: tuple, positions: tuple, values) -> np.ndarray:
@@ -405,54 +410,74 @@ def build_ethnicity(con: duckdb.DuckDBPyConnection, cells: pd.DataFrame, rows: p
     """Broad ethnic group estimates per LSOA x date with v_pop and v_share (see ethnicity.py)."""
     columns = ["lsoa_code", "reference_date", "ethnic_group", "estimate", "v_pop", "v_share", "total_estimate",
                "years_since_base"]
-    counts = con.execute("SELECT * FROM est_ethnic_counts").df()
-    if counts.empty or counts.loc[counts["ethnic_group"] != "Not stated", "n"].sum() <= 0:
+    n_rows, stated = con.execute("SELECT count(*), coalesce(sum(n) FILTER (WHERE ethnic_group <> 'Not stated'), 0) "
+                                 "FROM est_ethnic_counts").fetchall()[0]
+    if n_rows == 0 or stated <= 0:
         log.info("no recorded ethnicity: ethnicity_estimates will be empty")
         return pd.DataFrame({c: pd.Series(dtype="object" if c in ("lsoa_code", "ethnic_group") else "float")
                              for c in columns}).assign(reference_date=pd.Series(dtype="datetime64[us]"))
     alpha = settings.ethnicity_shrinkage
-    keys = [*CELL_KEYS, "extract_date"]
-    wide = counts.pivot_table(index=keys, columns="ethnic_group", values="n", aggfunc="sum", fill_value=0.0)
-    for g in (*GROUPS, "Not stated"):
-        if g not in wide.columns:
-            wide[g] = 0.0
-    wide = wide[[*GROUPS, "Not stated"]].reset_index()
-    c = cells[[*keys, "estimate"]].merge(wide, on=keys, how="left").fillna({g: 0.0 for g in (*GROUPS, "Not stated")})
-    geo = con.execute("SELECT lsoa_code, any_value(la_code) AS la_code FROM est_lsoa_geo GROUP BY 1").df()
-    c = c.merge(geo, on="lsoa_code", how="left")
-    c["la_code"] = c["la_code"].fillna("?")
     groups = list(GROUPS)
+    G = len(groups)
+    # every array is indexed [extract k, LSOA i, sex s, band b (, group g)]: no text key per cell
+    codes = pd.Categorical(cells["lsoa_code"])
+    lsoas = list(codes.categories)
+    k = cells["k"].to_numpy(np.int64)
+    K, n, nb = int(k.max()) + 1, len(lsoas), len(BAND_LABELS)
+    pos = (k, codes.codes.astype(np.int64), (cells["sex"] == "F").to_numpy(np.int64),
+           cells["band_order"].to_numpy(np.int64))
+    est = np.zeros((K, n, 2, nb))
+    est[pos] = cells["estimate"].to_numpy(float)
+    present = np.zeros((K, n), bool)
+    present[pos[:2]] = True
+    dates = np.empty(K, dtype=cells["extract_date"].to_numpy().dtype)
+    dates[k] = cells["extract_date"].to_numpy()
+    with _positions(con, "_est_lsoa_positions", "lsoa_code", lsoas) as lsoa_index, \
+            _positions(con, "_est_group_positions", "ethnic_group", [*groups, "Not stated"]) as group_index:
+        found = con.execute(
+            "SELECT e.k, x.i, CASE WHEN c.sex = 'M' THEN 0 ELSE 1 END AS s, b.band_order, g.i AS g, "
+            "coalesce(c.n, 0) AS n FROM est_ethnic_counts c "
+            f"JOIN {lsoa_index} x ON x.lsoa_code = c.lsoa_code "
+            f"JOIN {group_index} g ON g.ethnic_group = c.ethnic_group "
+            "JOIN est_extracts e ON e.extract_date = c.extract_date "
+            "JOIN ref_age_band b ON b.age_band = c.age_band WHERE c.sex IN ('M', 'F')").fetchnumpy()
+        geo = con.execute(f"SELECT x.i, any_value(g.la_code) AS la_code FROM est_lsoa_geo g "
+                          f"JOIN {lsoa_index} x ON x.lsoa_code = g.lsoa_code GROUP BY x.i").fetchnumpy()
+    wide = _scatter((K, n, 2, nb, G + 1), (found["k"], found["i"], found["s"], found["band_order"], found["g"]),
+                    found["n"])
+    x_all, not_stated = wide[..., :G], wide[..., G]
+    la_of = np.full(n, "?", dtype=object)
+    la_of[np.asarray(geo["i"], np.int64)] = [c if isinstance(c, str) else "?" for c in geo["la_code"]]
+    la_idx, la_codes = pd.factorize(la_of)
 
-    la = c.groupby(["la_code", "extract_date"], as_index=False)[groups].sum()
-    la_has = la[groups].sum(axis=1) > 0
-    la = la[la_has]
-    la_shares = la[groups].to_numpy() / la[groups].sum(axis=1).to_numpy()[:, None]
-    la_prior = pd.concat([la[["la_code", "extract_date"]].reset_index(drop=True),
-                          pd.DataFrame(la_shares, columns=[f"p_{g}" for g in groups])], axis=1)
+    # the LA's recorded shares, then each LSOA's shrunk towards its LA's (LSOA-dates of an LA without any: none)
+    lsoa_counts = x_all.sum(axis=(2, 3))  # [K, n, G]
+    la_counts = np.zeros((K, len(la_codes), G))
+    np.add.at(la_counts, (slice(None), la_idx), lsoa_counts)
+    la_total = la_counts.sum(axis=-1)
+    la_shares = la_counts / np.where(la_total > 0, la_total, 1.0)[..., None]
+    keep = present & (la_total[:, la_idx] > 0)  # [K, n]
+    lsoa_prior = np.zeros((K, n, G))
+    lsoa_prior[keep] = shrink_shares(lsoa_counts[keep], la_shares[:, la_idx][keep], alpha)
 
-    ls = c.groupby(["lsoa_code", "la_code", "extract_date"], as_index=False)[groups].sum()
-    ls = ls.merge(la_prior, on=["la_code", "extract_date"], how="inner")
-    ls_shares = shrink_shares(ls[groups].to_numpy(), ls[[f"p_{g}" for g in groups]].to_numpy(), alpha)
-    lsoa_prior = pd.concat([ls[["lsoa_code", "extract_date"]].reset_index(drop=True),
-                            pd.DataFrame(ls_shares, columns=[f"q_{g}" for g in groups])], axis=1)
-
-    c = c.merge(lsoa_prior, on=["lsoa_code", "extract_date"], how="inner")
-    x = c[groups].to_numpy()
-    n = x.sum(axis=1)
-    recorded = n + c["Not stated"].to_numpy()
-    q = np.where(recorded > 0, c["Not stated"].to_numpy() / np.where(recorded > 0, recorded, 1.0), 1.0)
-    p = shrink_shares(x, c[[f"q_{g}" for g in groups]].to_numpy(), alpha)
-    est = c["estimate"].to_numpy()[:, None]
-    e_g = est * p
-    v_share = est ** 2 * share_variance(p, n, q, alpha)
-    long = pd.DataFrame({
-        "lsoa_code": np.repeat(c["lsoa_code"].to_numpy(), len(groups)),
-        "reference_date": np.repeat(c["extract_date"].to_numpy(), len(groups)),
-        "ethnic_group": np.tile(groups, len(c)),
+    # each cell's shares shrunk towards its LSOA's, applied to its estimate
+    x = x_all[keep].reshape(-1, G)  # [cells of kept LSOA-dates, G]
+    stated_n = x.sum(axis=1)
+    recorded = stated_n + not_stated[keep].reshape(-1)
+    q = np.where(recorded > 0, not_stated[keep].reshape(-1) / np.where(recorded > 0, recorded, 1.0), 1.0)
+    prior = np.broadcast_to(lsoa_prior[keep][:, None, None, :], (int(keep.sum()), 2, nb, G)).reshape(-1, G)
+    p = shrink_shares(x, prior, alpha)
+    e = est[keep].reshape(-1, 1)
+    e_g = (e * p).reshape(-1, 2 * nb, G).sum(axis=1)  # [kept LSOA-dates, G]
+    v_share = (e ** 2 * share_variance(p, stated_n, q, alpha)).reshape(-1, 2 * nb, G).sum(axis=1)
+    kk, ii = np.nonzero(keep)
+    out = pd.DataFrame({
+        "lsoa_code": np.repeat(np.asarray(lsoas, dtype=object)[ii], G),
+        "reference_date": np.repeat(dates[kk], G),
+        "ethnic_group": np.tile(np.asarray(groups, dtype=object), len(kk)),
         "estimate": e_g.ravel(),
         "v_share": v_share.ravel(),
     })
-    out = long.groupby(["lsoa_code", "reference_date", "ethnic_group"], as_index=False)[["estimate", "v_share"]].sum()
     tot = rows[(rows["sex"] == "All") & (rows["age_band"] == "All")][["lsoa_code", "reference_date", "estimate", "variance",
                                                                         "years_since_base"]]
     tot = tot.rename(columns={"estimate": "total_estimate", "variance": "total_variance"})
