@@ -371,33 +371,67 @@ def apply_constraint(cells: pd.DataFrame, geo: pd.DataFrame, la_totals: pd.DataF
 
 
 def build_lsoa_rows(cells: pd.DataFrame, turb: pd.DataFrame, model: dict) -> pd.DataFrame:
-    """LSOA rows by sex x band, plus the All margins, with their variances."""
-    c = cells.copy()
-    c["est_sq"] = c["estimate"] ** 2
+    """LSOA rows by sex x band, plus the All margins, with their variances.
+
+    Summed on arrays [extract, LSOA, sex (M, F, All), band (18 bands, All)] by integer position;
+    LSOA, sex and band are categoricals in the frame returned (no text per row)."""
     value_cols = ["estimate", "est_sq", "list_count", "base_population", "published_base", "est_ratio_change",
                   "est_raw_list", "est_base_carried_forward"]
-    keys = ["lsoa_code", "extract_date", "years_since_base"]
-    parts = [c[[*keys, "sex", "age_band", "band_order", "constrained", *value_cols]]]
-    for by_sex, by_band in ((True, False), (False, True), (False, False)):
-        group = keys + (["sex"] if by_sex else []) + (["age_band", "band_order"] if by_band else [])
-        agg = c.groupby(group, as_index=False).agg(
-            **{col: (col, "sum") for col in value_cols}, constrained=("constrained", "all"))
-        if not by_sex:
-            agg["sex"] = "All"
-        if not by_band:
-            agg["age_band"] = "All"
-            agg["band_order"] = 18
-        parts.append(agg)
-    rows = pd.concat(parts, ignore_index=True)
-    rows = rows.merge(turb, on=["lsoa_code", "extract_date"], how="left")
-    rows = rows.merge(c.groupby("lsoa_code", as_index=False)["base_variance"].first(), on="lsoa_code", how="left")
-    totals = rows[(rows["sex"] == "All") & (rows["age_band"] == "All")][["lsoa_code", "extract_date", "estimate"]]
-    rows = rows.merge(totals.rename(columns={"estimate": "lsoa_total"}), on=["lsoa_code", "extract_date"], how="left")
+    codes = pd.Categorical(cells["lsoa_code"])
+    lsoas = codes.categories
+    k = cells["k"].to_numpy(np.int64)
+    K, n, nb = int(k.max()) + 1, len(lsoas), len(BAND_LABELS)
+    i = codes.codes.astype(np.int64)
+    pos = (k, i, (cells["sex"] == "F").to_numpy(np.int64), cells["band_order"].to_numpy(np.int64))
+    shape = (K, n, 3, nb + 1)  # sex: M, F, All; band: the bands, All
+
+    def margins(values: np.ndarray, how) -> np.ndarray:
+        grid = np.zeros(shape, dtype=values.dtype)
+        grid[:, :, :2, :nb][pos] = values
+        cell = grid[:, :, :2, :nb]
+        grid[:, :, :2, nb] = how(cell, axis=3)
+        grid[:, :, 2, :nb] = how(cell, axis=2)
+        grid[:, :, 2, nb] = how(cell, axis=(2, 3))
+        return grid
+
+    estimate = cells["estimate"].to_numpy(float)
+    grids = {col: margins(estimate ** 2 if col == "est_sq" else cells[col].to_numpy(float), np.sum) for col in value_cols}
+    constrained = margins(cells["constrained"].to_numpy(bool), np.all)
+    dates = np.empty(K, dtype=cells["extract_date"].to_numpy().dtype)
+    dates[k] = cells["extract_date"].to_numpy()
+    years = np.zeros(K)
+    years[k] = cells["years_since_base"].to_numpy(float)
+    # per LSOA x extract: turbulence (NaN where est_turbulence has none), the LSOA's base variance and total
+    per_lsoa = {col: np.full((K, n), np.nan) for col in ("turbulence", "tau", "residents")}
+    t_i = pd.Categorical(turb["lsoa_code"], categories=lsoas).codes.astype(np.int64)
+    t_k = pd.Index(pd.to_datetime(dates)).get_indexer(pd.to_datetime(turb["extract_date"]))
+    found = (t_i >= 0) & (t_k >= 0)
+    for col in per_lsoa:
+        per_lsoa[col][t_k[found], t_i[found]] = turb[col].to_numpy(float)[found]
+    base_variance = np.full(n, np.nan)
+    base_variance[i] = cells["base_variance"].to_numpy(float)
+    flat = lambda a: np.broadcast_to(a, shape).reshape(-1)  # noqa: E731
+    by_lsoa = lambda a: flat(a[:, :, None, None])  # noqa: E731
+    rows = pd.DataFrame({
+        "lsoa_code": pd.Categorical.from_codes(np.repeat(np.arange(n), 3 * (nb + 1))[None, :].repeat(K, 0).reshape(-1),
+                                               categories=lsoas),
+        "reference_date": np.repeat(dates, n * 3 * (nb + 1)),
+        "sex": pd.Categorical.from_codes(flat(np.arange(3)[None, None, :, None]), categories=[*SEXES, "All"]),
+        "age_band": pd.Categorical.from_codes(flat(np.arange(nb + 1)[None, None, None, :]),
+                                              categories=[*BAND_LABELS, "All"]),
+        "band_order": flat(np.arange(nb + 1, dtype=np.int64)[None, None, None, :]),
+        **{col: grids[col].reshape(-1) for col in value_cols},
+        "constrained": constrained.reshape(-1),
+        "years_since_base": flat(years[:, None, None, None]),
+        **{col: by_lsoa(per_lsoa[col]) for col in per_lsoa},
+        "base_variance": flat(base_variance[None, :, None, None]),
+        "lsoa_total": by_lsoa(grids["estimate"][:, :, 2, nb]),
+    })
     rows["variance"] = predict_variance(model, rows["estimate"], rows["years_since_base"], rows["tau"], rows["est_sq"],
                                         rows["turbulence"], rows["base_variance"], rows["residents"], rows["lsoa_total"])
     # a constraint to a known LA total removes the error the LSOAs share
     rows.loc[rows["constrained"], "variance"] *= (1.0 - model["rho"])
-    rows = rows.rename(columns={"extract_date": "reference_date", "list_count": "gp_list"})
+    rows = rows.rename(columns={"list_count": "gp_list"})
     return rows[["lsoa_code", "reference_date", "sex", "age_band", "band_order", "estimate", "variance", "gp_list",
                  "base_population", "published_base", "turbulence", "tau", "residents", "years_since_base", "constrained",
                  "est_ratio_change", "est_raw_list", "est_base_carried_forward", "est_sq", "base_variance"]]
@@ -481,6 +515,7 @@ def build_ethnicity(con: duckdb.DuckDBPyConnection, cells: pd.DataFrame, rows: p
     tot = rows[(rows["sex"] == "All") & (rows["age_band"] == "All")][["lsoa_code", "reference_date", "estimate", "variance",
                                                                         "years_since_base"]]
     tot = tot.rename(columns={"estimate": "total_estimate", "variance": "total_variance"})
+    tot["lsoa_code"] = np.asarray(tot["lsoa_code"], dtype=object)  # a categorical in build_lsoa_rows
     out = out.merge(tot, on=["lsoa_code", "reference_date"], how="left")
     share = np.where(out["total_estimate"] > 0, out["estimate"] / out["total_estimate"].where(out["total_estimate"] > 0, 1.0), 0.0)
     out["v_pop"] = share ** 2 * out["total_variance"]
