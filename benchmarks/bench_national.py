@@ -297,7 +297,7 @@ def main() -> None:
             "ingest_validate_seconds": stages.get("validate", {}).get("seconds"),
             "estimates_seconds": stages.get("estimates", {}).get("seconds"),
             "indicators_seconds": stages.get("indicators", {}).get("seconds"),
-            "peak_rss_gib": max((s["peak_rss_gib"] or 0) for s in stages.values()),
+            "peak_rss_gib": max(((s["peak_rss_gib"] or 0) for s in stages.values()), default=None),
             "stages": stages,
             "ratios_to_bare_scan": {k: round(v["seconds"] / bare, 1) for k, v in stages.items()},
             "cpu_ratios_to_bare_scan": {k: round(v["cpu_seconds"] / floor["cpu_seconds"], 1) for k, v in stages.items()},
