@@ -46,13 +46,12 @@ band_cells AS (
     WHERE c.ethnic_group = 'All'
 ),
 band_rows AS (
-    SELECT r.area_code, r.area_type, r.reference_date, r.sex, r.age_band, sum(b.v_band) AS v_band
-    FROM rolled r
-    JOIN band_cells b ON b.area_code = r.area_code AND b.area_type = r.area_type
-        AND b.reference_date = r.reference_date AND b.sex = r.sex
-        AND (r.age_band = 'All' OR b.age_band = r.age_band)
-    WHERE r.ethnic_group = 'All'
-    GROUP BY r.area_code, r.area_type, r.reference_date, r.sex, r.age_band
+    -- a band row carries its own band's term; an all-ages row (age_band 'All') the sum over its bands
+    SELECT area_code, area_type, reference_date, sex, age_band, v_band FROM band_cells
+    UNION ALL
+    SELECT b.area_code, b.area_type, b.reference_date, b.sex, 'All' AS age_band, sum(b.v_band) AS v_band
+    FROM band_cells b
+    GROUP BY b.area_code, b.area_type, b.reference_date, b.sex
 ),
 la_wide AS (
     SELECT r.area_code, r.area_type, r.reference_date, r.sex, r.age_band, r.ethnic_group,
