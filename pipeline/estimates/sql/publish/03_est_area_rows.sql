@@ -15,7 +15,34 @@
 -- Ethnic groups (sex = age_band = All) take the LA-wide terms of their area's all-ages total in
 -- proportion: (E_g / E_A)^2 x its LA-wide variance. The share-sampling variance v_share sums
 -- independently. Turbulence is the residents-weighted mean of the LSOAs' scores.
-WITH rolled AS (
+-- An LSOA is its own only member (weight 1): its rows are the same expressions on one row, without
+-- the GROUP BY (most rows are LSOA rows; grouping millions of one-row groups is what costs most).
+WITH lsoa_level AS (
+    SELECT
+        m.area_code, m.area_type, r.reference_date, r.sex, r.age_band, r.ethnic_group,
+        r.band_order,
+        m.w * r.estimate AS estimate,
+        m.w * m.w * r.variance AS v_independent,
+        power(m.w * sqrt(greatest(r.variance, 0)), 2) AS v_correlated,
+        m.w * (1 - m.w) * r.estimate * r.estimate AS split_sum,
+        m.w * m.w * r.v_share AS v_share,
+        m.w * r.total_estimate AS total_estimate,
+        m.w * r.gp_list AS gp_list,
+        m.w * r.base_population AS base_population,
+        m.w * r.published_base AS published_base,
+        m.w * r.residents * r.turbulence / nullif(m.w * r.residents, 0) AS turbulence,
+        r.years_since_base,
+        r.constrained,
+        m.w * r.est_base_carried_forward AS est_base_carried_forward,
+        m.w * r.est_raw_list AS est_raw_list,
+        m.w * r.est_ratio_change AS est_ratio_change
+    FROM est_area_members m
+    JOIN est_lsoa_margin_rows r ON r.lsoa_code = m.lsoa_code
+    WHERE m.area_type = 'lsoa'
+),
+rolled AS (
+    SELECT * FROM lsoa_level
+    UNION ALL
     SELECT
         m.area_code, m.area_type, r.reference_date, r.sex, r.age_band, r.ethnic_group,
         any_value(r.band_order) AS band_order,
@@ -36,6 +63,7 @@ WITH rolled AS (
         sum(m.w * r.est_ratio_change) AS est_ratio_change
     FROM est_area_members m
     JOIN est_lsoa_margin_rows r ON r.lsoa_code = m.lsoa_code
+    WHERE m.area_type <> 'lsoa'
     GROUP BY m.area_code, m.area_type, r.reference_date, r.sex, r.age_band, r.ethnic_group
 ),
 band_cells AS (
