@@ -155,6 +155,7 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
     _write(con, "est_lsoa_ethnic", ethnic, date_cols=("reference_date",))
     # the LA-wide error by age band, read by the roll-up (sql/publish/03_est_area_rows.sql)
     _write(con, "est_margin_age_terms", age_terms_frame(model))
+    del cells, rows, ethnic  # the frames are in the database now: free their memory for the publish steps
     run_steps(con, PUBLISH_DIR, publish_parameters(model, settings, base_date, report["method"], intervals, note))
     n = con.execute("SELECT count(*), count(DISTINCT area_code) FROM population_estimates").fetchall()[0]
     log.info("population_estimates: %d rows for %d areas", n[0], n[1])
@@ -351,8 +352,7 @@ def build_turbulence(con: duckdb.DuckDBPyConnection, model: dict) -> pd.DataFram
 
 def apply_constraint(cells: pd.DataFrame, geo: pd.DataFrame, la_totals: pd.DataFrame | None) -> pd.DataFrame:
     """Scale cohdmap (and ratio-change) cells so each LA sums to a supplied total for that date."""
-    cells = cells.copy()
-    cells["constrained"] = False
+    cells = cells.assign(constrained=False)  # copy-on-write (pandas 3): the cells' data is not copied
     if la_totals is None or la_totals.empty:
         return cells
     lsoa_la = geo.groupby("lsoa_code", as_index=False)["la_code"].first()
