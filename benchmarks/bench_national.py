@@ -247,7 +247,9 @@ def main() -> None:
     parser.add_argument("--stages", default=",".join(STAGES),
                         help=f"comma-separated stages to run, of {', '.join(STAGES)} (default: all)")
     parser.add_argument("--write-results", action="store_true",
-                        help="write benchmarks/results/national.* even when only some stages ran")
+                        help="write benchmarks/results/<results-name>.* even when only some stages ran")
+    parser.add_argument("--results-name", default="national",
+                        help="name of the results files in benchmarks/results/ (default: national)")
     args = parser.parse_args()
     chosen = [s.strip() for s in args.stages.split(",") if s.strip()]
     if unknown := [s for s in chosen if s not in STAGES]:
@@ -313,8 +315,8 @@ def main() -> None:
         }
         if chosen == list(STAGES) or args.write_results:
             RESULTS.mkdir(parents=True, exist_ok=True)
-            (RESULTS / "national.json").write_text(json.dumps(result, indent=2) + "\n")
-            (RESULTS / "national.md").write_text(render_markdown(result))
+            (RESULTS / f"{args.results_name}.json").write_text(json.dumps(result, indent=2) + "\n")
+            (RESULTS / f"{args.results_name}.md").write_text(render_markdown(result))
         print(json.dumps({k: v for k, v in result.items() if k != "stages"}, indent=2))
         print(f"stage logs in {work}" if args.keep else "", flush=True)
     finally:
