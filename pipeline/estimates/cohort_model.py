@@ -180,11 +180,6 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
     return cells, pd.concat(single, ignore_index=True), notes
 
 
-def lsoa_labels(lsoas: list[str], repeat: int) -> pd.Categorical:
-    """Each LSOA code `repeat` times in a row, as a categorical (codes, not one string per row)."""
-    return pd.Categorical.from_codes(np.repeat(np.arange(len(lsoas)), repeat), categories=pd.Index(lsoas, dtype=object))
-
-
 def young_share(listed: np.ndarray) -> np.ndarray:
     """Per LSOA, 1,000 x the share of its list [n, 2, AGES] aged 18-34 (the list-informed base's
     covariate with blend_covariate = "young_share"; base.py fits its curve on the log)."""
@@ -221,3 +216,8 @@ def _ratio_change(pub, Lt, L0, band, constrained: bool) -> np.ndarray:
     rc_tot = rc.sum(axis=(1, 2))
     rc *= np.where(rc_tot > 0, pub.sum(axis=(1, 2)) * ratio / np.where(rc_tot > 0, rc_tot, 1.0), 0.0)[:, None, None]
     return rc
+
+
+def lsoa_labels(lsoas: list[str], repeat: int) -> pd.Categorical:
+    """Each LSOA code `repeat` times in a row, as a categorical (codes, not one string per row)."""
+    return pd.Categorical.from_codes(np.repeat(np.arange(len(lsoas)), repeat), categories=pd.Index(lsoas, dtype=object))
