@@ -176,7 +176,9 @@ def roll_experimental(inp: dict, settings, opts: dict) -> tuple[np.ndarray, np.n
     la = geo.groupby("lsoa_code")["la_code"].first().reindex(lsoas).fillna("?").to_numpy()
     listed = L0 * (1 - new0)[None, None, :]
     if settings.blend_base:
-        factor, _, _ = blend_base(B0.sum(axis=(1, 2)), listed.sum(axis=(1, 2)), np.zeros(n),
+        chosen = cohort_model.choose_blend_covariate(settings.blend_covariate, kw.get("list_ages_observed", False))
+        covariate = cohort_model.young_share(listed) if chosen == "young_share" else np.zeros(n)
+        factor, _, _ = blend_base(B0.sum(axis=(1, 2)), listed.sum(axis=(1, 2)), covariate,
                                   float(model["counts_base_sd"]), 0.0, groups=la)
     else:
         factor = np.ones(n)
@@ -231,6 +233,10 @@ EXPERIMENTS: dict[str, tuple[dict, dict]] = {
     "x_additive_noblend": ({"blend_base": False}, {"change": "one"}),
     "x_sya": ({}, {"inflation": "sya"}), "x_sya200": ({}, {"inflation": "sya", "k_sya": 200.0}),
     "x_rawinfl": ({}, {"change": "raw_inflation"}),
+    "x_young": ({"blend_covariate": "young_share"}, {}), "x_noyoung": ({"blend_covariate": "none"}, {}),
+    "x_young_sya": ({"blend_covariate": "young_share"}, {"inflation": "sya"}),
+    "x_young_sya_nb1": ({"blend_covariate": "young_share"}, {"inflation": "sya", "newborn": "one"}),
+    "x_young_k0": ({"blend_covariate": "young_share", "shrinkage_strength": 0.0}, {}),
 }
 
 
@@ -248,6 +254,7 @@ def main(argv=None) -> int:
             continue
         regime, seed, mode = folder.name.rsplit("_", 2)[0], folder.name.rsplit("_", 2)[1][1:], folder.name.rsplit("_", 1)[1]
         inp = capture(folder)
+        inp["kwargs"].setdefault("list_ages_observed", mode != "counts")  # caches made before the flag existed
         dates = list(pd.to_datetime(inp["ex"].sort_values("k")["extract_date"]))
         truth = truth_array(folder, inp["lsoas"], dates)
         facts = pd.read_csv(folder / "truth" / "lsoa_facts.csv")

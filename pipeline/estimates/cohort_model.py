@@ -78,13 +78,16 @@ def split_persons_base(persons: np.ndarray, list_t0: np.ndarray, district_share:
 
 def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: list[str], geo: pd.DataFrame,
                  settings, model: dict, base_date, *, births_unregistered: np.ndarray | None = None,
-                 constrain_ratio_change: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+                 constrain_ratio_change: bool = True,
+                 list_ages_observed: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Cells (LSOA x extract x sex x band: the columns build_lsoa_rows reads), single years, notes.
 
     `pub`: the published base by sex, [n, 2, AGES] (split a persons-only base first:
     split_persons_base). `L`: the list, [K, n, 2, AGES], one slice per row of `extracts`
     (extract_date, k, years_since_base; k = 0 first). `births_unregistered`: babies not yet on
     the list, added at age 0 for estimating only, [K, n, 2], or None. `geo`: est_lsoa_geo.
+    `list_ages_observed`: the list's ages are read off a register (True) rather than modelled
+    from practice profiles (counts-only mode); it decides blend_covariate = "auto".
     """
     ex = extracts.sort_values("k").reset_index(drop=True)
     ex["extract_date"] = pd.to_datetime(ex["extract_date"])
@@ -112,7 +115,7 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
     listed = L0 * (1 - new0)[None, None, :]
     if settings.blend_base:
         covariate = np.zeros(n)
-        if getattr(settings, "blend_covariate", "none") == "young_share":
+        if choose_blend_covariate(getattr(settings, "blend_covariate", "none"), list_ages_observed) == "young_share":
             covariate = young_share(listed)
         factor, weight, variance = blend_base(B0.sum(axis=(1, 2)), listed.sum(axis=(1, 2)), covariate, s_b, 0.0,
                                               groups=la)
@@ -177,6 +180,19 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
     cells["est_raw_list"] = cells["list_count"]
     cells["est_base_carried_forward"] = cells["published_base"]
     return cells, pd.concat(single, ignore_index=True), notes
+
+
+def choose_blend_covariate(setting: str, list_ages_observed: bool) -> str:
+    """The list-informed base's inflation curve: "young_share" or "none". `setting` "auto" takes
+    young_share where the list's single years are read off a register (register modes) and none
+    where they are modelled (counts-only mode, where an LSOA's young share is largely its practices'
+    age profiles spread over it, not the LSOA's own). Issue 9: chosen on 15 fresh regimes districts
+    and the real back-test (benchmarks/results/regimes_backtest_fresh.md)."""
+    if setting == "auto":
+        return "young_share" if list_ages_observed else "none"
+    if setting not in ("none", "young_share"):
+        raise ValueError(f"blend_covariate must be auto, none or young_share (got {setting!r}): see config.toml [estimates]")
+    return setting
 
 
 def young_share(listed: np.ndarray) -> np.ndarray:
