@@ -240,12 +240,45 @@ EXPERIMENTS: dict[str, tuple[dict, dict]] = {
 }
 
 
+def markdown_tables(table: pd.DataFrame, measures=("mape", "mape_in", "mape_in_high_churn", "mape_in_student")) -> str:
+    """Per measure, a table regime x mode x horizon with a column per variant and ratio change
+    (means over seeds), then the means over regimes."""
+    out = []
+    keys = ["regime", "mode", "horizon"]
+    for m in measures:
+        if m not in table:
+            continue
+        p = table.pivot_table(index=keys, columns="variant", values=m)
+        p["ratio_change"] = table.groupby(keys)["rc_" + m].mean()
+        q = table.pivot_table(index=["mode", "horizon"], columns="variant", values=m)
+        q["ratio_change"] = table.groupby(["mode", "horizon"])["rc_" + m].mean()
+        q.insert(0, "regime", "mean")
+        q = q.reset_index()[["regime", "mode", "horizon", *p.columns]]
+        both = pd.concat([p.reset_index(), q], ignore_index=True)
+        out += [f"### {m} (%)", "", _md(both), ""]
+    return "\n".join(out)
+
+
+def _md(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for r in df.itertuples(index=False):
+        lines.append("| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in r) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("folders", nargs="+", type=Path)
+    ap.add_argument("folders", nargs="*", type=Path)
     ap.add_argument("--variant", action="append", default=[], choices=sorted(VARIANTS) + sorted(EXPERIMENTS))
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--tables", nargs="+", type=Path, help="only print markdown tables of earlier --out CSVs")
     args = ap.parse_args(argv)
+    if args.tables:
+        table = pd.concat([pd.read_csv(f) for f in args.tables]).drop_duplicates(
+            subset=["regime", "seed", "mode", "variant", "horizon"])
+        print(markdown_tables(table))
+        return 0
     logging.disable(logging.WARNING)
     base = load_settings().estimates
     rows = []

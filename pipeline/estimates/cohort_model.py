@@ -12,7 +12,9 @@ roll_cohorts, makes the estimates:
 2. **The base aged to t0** (cohorts.age_counts), the gap between the base date and the first
    extract included; people born between b and t0 come from the list at t0 (L / I).
 3. **A list-informed base** (base.py): each LSOA's base total moves towards its list-implied
-   size by a precision weight, with the LA's mean log inflation as the curve and the published
+   size by a precision weight, with a curve of log inflation over the LA's LSOAs (blend_covariate:
+   "auto" = by the list's share aged 18-34 where the register gives the list's ages, the LA's
+   mean in counts-only mode, where those ages are modelled: choose_blend_covariate) and the published
    base's LSOA error s_B = ``counts_base_sd`` (England: mid-2020 LSOA estimates against Census
    2021, margin_model.json). The list's own scatter about the curve is measured on the
    district's LSOAs, so the weight falls where the list says little. It uses the first extract
@@ -30,6 +32,20 @@ roll_cohorts, makes the estimates:
    first time they are counted leaving (adding it back would count ghosts who were never taken
    off). No flow uplifts: what a registration or deregistration "stands for" is not something a
    district can estimate from its own data. Bands are only for publishing (fold_to_bands).
+
+Where it stands against ratio change (issue 9; benchmarks/results/regimes_backtest_fresh.md, 15
+fresh districts of the independent regimes simulator, three seeds per regime): the error at two
+years is mostly the published base's (its LA-wide error alone is 5-11% in some districts and no
+method here can see it); the list change adds 1.5-3.5 points. The change is where the cohort
+roll-forward and ratio change differ: ageing by cohort takes 16-24 year-olds' change right where
+ratio change's band ratio misses it (2y bias -1.5% against -7%), but it keeps student cohorts'
+ghosts (students who left without deregistering stay on the cohort's list until a sweep: 16-24 at
++10% in the students regime against ratio change's +4%), understates 25-44 growth more (-2.5%
+against -0.7%: arrivals who register late or never, divided by the cohort's inflation), and where
+inflation grows (regime growing) both methods drift up by about 3 points in two years. The
+list-informed base wins at the first extract (steady: 8.7% against 9.6%), but with the LA-mean
+curve it moves high-inflation LSOAs up, the same LSOAs whose lists then inflate further; the
+young-share curve explains much of that inflation and is what closes the gap in register modes.
 
 The comparators beside it (population_estimates_methods) are computed from the raw list: carry-
 forward is the published base as published (same ages, not aged); ratio change is
