@@ -20,7 +20,8 @@ benchmarks/work/backtest_regimes/cell_errors.csv for a calibration to consume
 ("calibrate on one regime, evaluate on another"); this script changes no model parameter.
 
 Seeds: --first-seed (default 7101) + 100 x the regime's index + 0, 1, ... (never the demo's 101-106 /
-201-206; seeds already used: 7101-7501, 8101-8106, 9101-9502, 11101-11503 (issue 9's fresh-seed run)).
+201-206; seeds already used: 7101-7501, 8101-8106, 9101-9502, 11101-11503 (issue 9: used to choose
+blend_covariate), 12101-12503 (issue 9: its confirmation)).
 
     .venv/bin/python benchmarks/backtest_regimes.py                       # all regimes, 1 seed each
     .venv/bin/python benchmarks/backtest_regimes.py --seeds 2 --regimes steady students
