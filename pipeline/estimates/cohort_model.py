@@ -37,12 +37,14 @@ Where it stands against ratio change (issue 9; benchmarks/results/regimes_backte
 fresh districts of the independent regimes simulator, three seeds per regime): the error at two
 years is mostly the published base's (its LA-wide error alone is 5-11% in some districts and no
 method here can see it); the list change adds 1.5-3.5 points. The change is where the cohort
-roll-forward and ratio change differ: ageing by cohort takes 16-24 year-olds' change right where
-ratio change's band ratio misses it (2y bias -1.5% against -7%), but it keeps student cohorts'
-ghosts (students who left without deregistering stay on the cohort's list until a sweep: 16-24 at
-+10% in the students regime against ratio change's +4%), understates 25-44 growth more (-2.5%
-against -0.7%: arrivals who register late or never, divided by the cohort's inflation), and where
-inflation grows (regime growing) both methods drift up by about 3 points in two years. The
+roll-forward and ratio change differ (bias of the change since t0 at two years, as a share of the
+truth): ageing by cohort gets 16-24 year-olds' change where ratio change's band ratio misses it
+(-0.6 to -2.6% against -5.9 to -7.5% in the four regimes without students), but it keeps student
+cohorts' ghosts (students who left without deregistering stay on the cohort's list until a sweep:
+16-24 at +9.6 to +11% in the students regime against ratio change's +4.2 to +4.4%), understates
+25-44 growth more (-2.0 to -2.8% against -1.1 to +0.9%: arrivals who register late or never,
+divided by the cohort's inflation), and where inflation grows (regime growing) both methods
+drift up by about 3 points in two years. The
 list-informed base wins at the first extract (steady: 8.7% against 9.6%), but with the LA-mean
 curve it moves high-inflation LSOAs up, the same LSOAs whose lists then inflate further; the
 young-share curve explains much of that inflation and is what closes the gap in register modes.
