@@ -286,7 +286,7 @@ def build_register_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
     ex["extract_date"] = pd.to_datetime(ex["extract_date"])
     lsoas, pub, L, extra = register_arrays(con, ex)
     cells, single, notes = roll_cohorts(pub, L, ex, lsoas, geo, settings, model, base_date, births_unregistered=extra,
-                                        constrain_ratio_change=False)
+                                        constrain_ratio_change=False, list_ages_observed=True)
     # the audit columns, by integer position (extract, LSOA, sex, band) rather than a merge on text keys
     pos = (cells["k"].to_numpy(np.int64), pd.Categorical(cells["lsoa_code"], categories=lsoas).codes.astype(np.int64),
            (cells["sex"] == "F").to_numpy(np.int64), cells["band_order"].to_numpy(np.int64))
