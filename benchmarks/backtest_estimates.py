@@ -9,11 +9,7 @@ Calibration seeds fit the model's parameters and write pipeline/estimates/margin
 
 1. base_a, base_f: the published base's error, var(log base / truth) = base_a^2 + base_f T/1000
    (weighted least squares of squared log errors on the LSOAs' turbulence);
-2. cleaning_addback (theta), registration_uplift (beta_R) and deregistration_uplift (beta_D):
-   least squares of the true change since the base, relative to the truth, on the list-cleaning
-   removals, registrations and deregistrations since the base (each divided by the cell's
-   inflation) after the list change;
-3. the margin model (margins.py): the shared variance (a, f, j, c, b) by maximum likelihood on
+2. the margin model (margins.py): the shared variance (a, f, j, c, b) by maximum likelihood on
    LSOA totals, g, h, psi on the LSOAs' sex x age cells; the scale K = kappa (1 + kappa_t x)
    (1 + kappa_y y)(N/1500)^kappa_n evening coverage across thirds of turbulence, time and LSOA
    size (N residents), 95% overall;
@@ -67,7 +63,6 @@ WORK = ROOT / "benchmarks" / "work" / "backtest_estimates"
 MIXES = ("trafford", "settled", "turbulent")
 METHODS = ("base_carried_forward", "raw_list", "ratio_change", "cohdmap")
 LEVELS = ("low", "medium", "high")
-NEUTRAL = {"cleaning_addback": 1.0, "registration_uplift": 0.0, "deregistration_uplift": 0.0}
 # eta is calibrated on these groups only: the demo counts Chinese (NHS code R) as Asian, the
 # project's mapping (as specified) as Other, so Asian and Other differ by definition
 ETA_GROUPS = ("White", "Mixed", "Black")
@@ -211,33 +206,6 @@ def solve_base_error(frames: list[pd.DataFrame]) -> dict:
     coef, *_ = np.linalg.lstsq(X * w[:, None], x["sq"].to_numpy() * w, rcond=None)
     a2, f = max(coef[0], 1e-6), max(coef[1], 0.0)
     return {"base_a": float(np.sqrt(a2)), "base_f": float(f)}
-
-
-def change_frame(con, truth: dict) -> pd.DataFrame:
-    """Per LSOA x date: true change since t0 and the list components (divided by inflation)."""
-    c = con.execute("SELECT lsoa_code, extract_date, k, (list_star - list_star_t0) / inflation AS dl, "
-                    "cum_cleaning / inflation AS c, cum_registrations / inflation AS r, "
-                    "cum_deregistrations / inflation AS d FROM est_lsoa_cells").df()
-    c["extract_date"] = pd.to_datetime(c["extract_date"])
-    c = c.groupby(["lsoa_code", "extract_date", "k"], as_index=False)[["dl", "c", "r", "d"]].sum()
-    tt = truth["lsoa"].groupby(["reference_date", "lsoa_code"], as_index=False)["population"].sum()
-    tt = tt.rename(columns={"reference_date": "extract_date"})
-    c = c.merge(tt, on=["lsoa_code", "extract_date"])
-    t0 = c[c["k"] == 0][["lsoa_code", "population"]].rename(columns={"population": "truth0"})
-    c = c.merge(t0, on="lsoa_code")
-    return c[c["k"] > 0]
-
-
-def solve_rollforward(frames: list[pd.DataFrame]) -> dict:
-    """theta, beta_R, beta_D minimising the squared relative error of the change since t0."""
-    x = pd.concat(frames, ignore_index=True)
-    y = (x["population"] - x["truth0"] - x["dl"]).to_numpy()
-    X = np.column_stack([x["c"], x["r"], -x["d"]])
-    w = 1.0 / x["population"].to_numpy()
-    coef, *_ = np.linalg.lstsq(X * w[:, None], y * w, rcond=None)
-    return {"cleaning_addback": float(np.clip(coef[0], 0.0, 1.0)),
-            "registration_uplift": float(np.clip(coef[1], -1.0, 3.0)),
-            "deregistration_uplift": float(np.clip(coef[2], -1.0, 3.0))}
 
 
 def solve_margins(rows: pd.DataFrame, start: dict, level: float = 0.95) -> dict:
@@ -457,8 +425,8 @@ def write_report(areas: pd.DataFrame, rows: pd.DataFrame, eth: pd.DataFrame, mod
         "",
         "Methods: base_carried_forward = the published base unchanged; raw_list = the GP list itself; "
         "ratio_change = ONS-style P(b) x L(t)/L(t0) per LSOA x sex x age cell on the published base; cohdmap = "
-        "pipeline/estimates (list-informed base, shrunk inflation, list change with birth/death corrections, list "
-        "cleaning added back, flows weighted by their uplifts). MAPE = mean over LSOA x date of |estimate - truth| / truth. "
+        "pipeline/estimates (the cohort chassis, cohort_model.py: list-informed base, shrunk inflation, the list "
+        "change by single-year birth cohort; deaths counted once, no cleaning add-back, no flow uplifts). MAPE = mean over LSOA x date of |estimate - truth| / truth. "
         "Relative width = (upper - lower) / estimate.",
     ]
     (RESULTS / "estimates_backtest.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -527,23 +495,15 @@ def calibrate(runs: list[Run], folders: dict, args) -> dict:
     # 1. the published base's error (does not depend on the other parameters)
     base_frames = []
     for run in runs:
-        con = estimate(folders[run], overrides={**fixed, **NEUTRAL})
+        con = estimate(folders[run], overrides=fixed)
         base_frames.append(fit_base_error(con, truth_tables(folders[run])))
         con.close()
     base = solve_base_error(base_frames)
     log.info("base error: %s", base)
-    # 2. list cleaning add-back and flow uplifts
-    change = []
-    for run in runs:
-        con = estimate(folders[run], overrides={**fixed, **base, **NEUTRAL})
-        change.append(change_frame(con, truth_tables(folders[run])))
-        con.close()
-    roll = solve_rollforward(change)
-    log.info("roll forward: %s", roll)
-    # 3. margins and rho on the estimates the fitted model gives
+    # 2. margins and rho on the estimates the fitted model gives
     rows, areas, members, eth = [], [], [], []
     for run in runs:
-        con = estimate(folders[run], overrides={**fixed, **base, **roll})
+        con = estimate(folders[run], overrides={**fixed, **base})
         tr = truth_tables(folders[run])
         rows.append(lsoa_rows(con, tr, run))
         areas.append(area_totals(con, tr, run))
@@ -556,7 +516,7 @@ def calibrate(runs: list[Run], folders: dict, args) -> dict:
     common = {"l0": l0, "l1": l1}
     log.info("LA-common error: %s", common)
     rows_df = rows_df.merge(ce[["run", "reference_date", "common_error"]], on=["run", "reference_date"], how="left")
-    start = {**model, **base, **roll, **common}
+    start = {**model, **base, **common}
     margins = solve_margins(rows_df, start)
     log.info("margins: %s", margins)
     geo = solve_geography(areas_df, rows_df, {**start, **margins}, members_df)
@@ -565,7 +525,7 @@ def calibrate(runs: list[Run], folders: dict, args) -> dict:
     e = e[e["ethnic_group"].isin(ETA_GROUPS)]
     eta = {"eta": calibrate_composition(e["share"] - e["truth_share"], e["share_sampling_se"] ** 2, e["share"])}
     log.info("ethnic composition: %s", eta)
-    params = {k: v for k, v in {**model, **base, **roll, **common, **margins, **geo, **eta}.items()
+    params = {k: v for k, v in {**model, **base, **common, **margins, **geo, **eta}.items()
               if k in DEFAULT_PARAMETERS}
     doc = {
         "description": "Parameters of the COHDMAP estimates calibrated by back-testing on demo districts with known "
@@ -586,9 +546,6 @@ def calibrate(runs: list[Run], folders: dict, args) -> dict:
             "omega": "error of splitting an LSOA between wards by postcode share: omega^2 sum w (1 - w) E^2",
             "l0, l1": "relative error common to the whole LA: (l0^2 + (l1 y)^2) E^2 in every area, LSOAs included",
             "eta": "ethnic composition error of an area's shares: eta^2 p (1 - p)",
-            "cleaning_addback": "theta: share of list-cleaning removals added back (not population loss)",
-            "registration_uplift": "beta_R: extra arrivals per registration (arrivals who never register)",
-            "deregistration_uplift": "beta_D: extra departures per deregistration (leavers who never deregister)",
             "base_a, base_f": "published base's error for the list-informed base: var(log error) = base_a^2 + base_f T/1000",
             "w_school, w_asylum": "turbulence score weights (not calibrated; see turbulence.py)",
         },

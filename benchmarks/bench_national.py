@@ -10,10 +10,15 @@ it), recording wall time and peak resident memory (GNU time) per stage, and time
 scanning the register files, joining the postcode directory and counting patients by
 LSOA x sex x age band.
 
-    .venv/bin/python benchmarks/bench_national.py --scale 0.1 [--format csv|parquet] [--workdir DIR]
+    .venv/bin/python benchmarks/bench_national.py --scale 0.1 [--format csv|parquet] [--workdir DIR] [--keep]
+    .venv/bin/python benchmarks/bench_national.py --reuse-data DIR/data --stages estimates
 
 --scale multiplies the patients and pupils (1 = 62 million rows per extract); the geography stays
 national. Results: benchmarks/results/national.json and national.md (for the run completed).
+--reuse-data runs on a data folder an earlier run kept (--keep: `<workdir>/national-*/data`)
+instead of generating one (the scale and format are read from its files); --stages runs only some
+of the stages (each reuses the earlier stages' results in that folder's processed/). A run of only
+some stages prints its figures and writes the results files only with --write-results.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ PUPILS = 8_000_000
 EXTRACTS = ("2022-06-30", "2022-12-31")
 CENSUSES = ("2022-05-19", "2022-10-06")
 SURVEY = 20_000
+STAGES = ("validate", "estimates", "indicators")  # CLI commands, in pipeline order
 
 # postcode p (0 ... n-1) -> a well-formed, unique UK postcode: outward AA + district 1-99, inward 9AA
 POSTCODE_SQL = """
@@ -144,6 +150,25 @@ def write_inputs(raw: Path, scale: float, fmt: str) -> dict:
     return {"postcodes": n_pc, "lsoas": N_LSOAS, "rows_per_extract": patients, "pupils_per_census": pupils}
 
 
+def describe_inputs(raw: Path) -> tuple[dict, str]:
+    """The sizes of a raw folder write_inputs made earlier (for --reuse-data), and its file format."""
+    files = sorted((raw / "gp_register").glob("gp_register_*.*"))
+    if not files:
+        raise SystemExit(f"no gp_register_*.csv|parquet files in {raw / 'gp_register'}")
+    fmt = files[0].suffix.lstrip(".")
+    reader = "read_parquet" if fmt == "parquet" else "read_csv"
+    con = duckdb.connect()
+    try:
+        rows = con.execute(f"SELECT count(*) FROM {reader}('{files[0].as_posix()}')").fetchall()[0][0]
+        pupils = con.execute(f"SELECT count(*) FROM {reader}('{sorted((raw / 'school_census').glob('*.' + fmt))[0].as_posix()}')"
+                             ).fetchall()[0][0]
+        postcodes = con.execute(f"SELECT count(*) FROM read_csv('{(raw / 'geography' / 'postcode_directory.csv').as_posix()}')"
+                                ).fetchall()[0][0]
+    finally:
+        con.close()
+    return {"postcodes": postcodes, "lsoas": N_LSOAS, "rows_per_extract": rows, "pupils_per_census": pupils}, fmt
+
+
 def time_bare_scan(raw: Path, fmt: str) -> dict:
     """The floor: DuckDB reading the register files, joining the postcode directory and counting
     patients by LSOA x sex x age band, in one process with nothing else to do."""
@@ -217,19 +242,41 @@ def main() -> None:
     parser.add_argument("--format", choices=("csv", "parquet"), default="csv", help="register and census files")
     parser.add_argument("--workdir", type=Path, default=None, help="where the data folder goes (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the generated data folder")
+    parser.add_argument("--reuse-data", type=Path, default=None, metavar="DIR",
+                        help="a data folder kept by an earlier run (DIR/raw): no inputs are generated")
+    parser.add_argument("--stages", default=",".join(STAGES),
+                        help=f"comma-separated stages to run, of {', '.join(STAGES)} (default: all)")
+    parser.add_argument("--write-results", action="store_true",
+                        help="write benchmarks/results/national.* even when only some stages ran")
     args = parser.parse_args()
+    chosen = [s.strip() for s in args.stages.split(",") if s.strip()]
+    if unknown := [s for s in chosen if s not in STAGES]:
+        parser.error(f"unknown stage(s) {unknown}: choose from {', '.join(STAGES)}")
+    chosen = [s for s in STAGES if s in chosen]  # in pipeline order
 
-    work = Path(tempfile.mkdtemp(prefix="national-", dir=args.workdir))
-    data = work / "data"
+    if args.reuse_data:
+        data = args.reuse_data.resolve()
+        if not (data / "raw" / "gp_register").is_dir():
+            parser.error(f"--reuse-data {data}: no raw/gp_register folder there (pass the kept folder's data/)")
+        work = Path(tempfile.mkdtemp(prefix="national-logs-", dir=args.workdir))
+    else:
+        work = Path(tempfile.mkdtemp(prefix="national-", dir=args.workdir))
+        data = work / "data"
     try:
         started = time.perf_counter()
-        sizes = write_inputs(data / "raw", args.scale, args.format)
-        generate_seconds = time.perf_counter() - started
-        print(f"inputs written in {generate_seconds:.0f} s: {sizes}", flush=True)
+        if args.reuse_data:
+            sizes, args.format = describe_inputs(data / "raw")
+            args.scale = sizes["rows_per_extract"] / PATIENTS
+            generate_seconds = None
+            print(f"reusing the inputs in {data}: {sizes}", flush=True)
+        else:
+            sizes = write_inputs(data / "raw", args.scale, args.format)
+            generate_seconds = round(time.perf_counter() - started, 1)
+            print(f"inputs written in {generate_seconds:.0f} s: {sizes}", flush=True)
         floor = time_bare_scan(data / "raw", args.format)
         print(f"bare scan: {floor}", flush=True)
         stages = {}
-        for command in ("validate", "estimates", "indicators"):
+        for command in chosen:
             stages[command] = run_stage(command, data, work)
             print(f"{command}: {stages[command]}", flush=True)
             if stages[command]["exit_code"] != 0:
@@ -250,24 +297,26 @@ def main() -> None:
             "ingest_validate_seconds": stages.get("validate", {}).get("seconds"),
             "estimates_seconds": stages.get("estimates", {}).get("seconds"),
             "indicators_seconds": stages.get("indicators", {}).get("seconds"),
-            "peak_rss_gib": max((s["peak_rss_gib"] or 0) for s in stages.values()),
+            "peak_rss_gib": max(((s["peak_rss_gib"] or 0) for s in stages.values()), default=None),
             "stages": stages,
             "ratios_to_bare_scan": {k: round(v["seconds"] / bare, 1) for k, v in stages.items()},
             "cpu_ratios_to_bare_scan": {k: round(v["cpu_seconds"] / floor["cpu_seconds"], 1) for k, v in stages.items()},
             "load_average": {k: v["load_average"] for k, v in stages.items()},
             "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "command": " ".join([".venv/bin/python", "benchmarks/bench_national.py"] + sys.argv[1:]),
-            "generate_inputs_seconds": round(generate_seconds, 1),
+            "generate_inputs_seconds": generate_seconds,
             "machine": {"platform": platform.platform(), "python": platform.python_version(),
                         "duckdb": duckdb.__version__, "cpus": os.cpu_count(),
                         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
                         "note": "shared with other engineers' jobs while measured (see load_average: "
                                 "1-minute load, sampled every 5 s, on 2 cores)"},
         }
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "national.json").write_text(json.dumps(result, indent=2) + "\n")
-        (RESULTS / "national.md").write_text(render_markdown(result))
+        if chosen == list(STAGES) or args.write_results:
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            (RESULTS / "national.json").write_text(json.dumps(result, indent=2) + "\n")
+            (RESULTS / "national.md").write_text(render_markdown(result))
         print(json.dumps({k: v for k, v in result.items() if k != "stages"}, indent=2))
+        print(f"stage logs in {work}" if args.keep else "", flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -84,7 +84,6 @@ MARGIN_KEYS = ("a", "f", "q", "j", "b", "c", "d", "e", "g", "h", "psi", "kappa",
 DEFAULT_PARAMETERS = {
     "a": 0.02, "f": 0.01, "q": 0.0, "j": 0.0, "b": 0.0, "c": 0.0004, "d": 0.005, "e": 0.02, "g": 0.08, "h": 0.0, "psi": 1.0,
     "kappa": 1.0, "kappa_t": 0.0, "kappa_y": 0.0, "kappa_n": 0.0, "rho": 0.3, "omega": 0.0, "l0": 0.004, "l1": 0.005, "eta": 0.02,
-    "cleaning_addback": 1.0, "registration_uplift": 0.0, "deregistration_uplift": 0.0,
     "base_a": 0.02, "base_f": 0.025,
     "w_school": 1.0, "w_asylum": 1.0,
     "counts_base_sd": 0.047, "psi_share": 0.0,
