@@ -67,6 +67,7 @@ LEVELS = ("low", "medium", "high")
 # project's mapping (as specified) as Other, so Asian and Other differ by definition
 ETA_GROUPS = ("White", "Mixed", "Black")
 log = logging.getLogger("backtest")
+ESTIMATE_SETTINGS: dict = {}  # [estimates] settings for every run (--setting KEY=VALUE), e.g. blend_covariate=none
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def estimate(folder: Path, overrides: dict | None = None, model_path: Path | Non
         con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM src."{name}"')
     con.execute("DETACH src")
     settings = EstimateSettings(margin_overrides=overrides or {},
-                                margin_model_path=str(model_path) if model_path else "")
+                                margin_model_path=str(model_path) if model_path else "", **ESTIMATE_SETTINGS)
     estimate_populations(con, settings)
     return con
 
@@ -578,9 +579,12 @@ def main(argv=None) -> None:
     ap.add_argument("--evaluation-seeds", type=int, nargs="+", default=[201, 202, 203])
     ap.add_argument("--mixes", nargs="+", default=list(MIXES), choices=MIXES)
     ap.add_argument("--no-calibrate", action="store_true", help="evaluate the committed margin_model.json")
+    ap.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                    help="an [estimates] setting for every run, e.g. blend_covariate=none (strings only)")
     ap.add_argument("--work", type=Path, default=WORK)
     ap.add_argument("--fresh", action="store_true", help="regenerate the districts")
     args = ap.parse_args(argv)
+    ESTIMATE_SETTINGS.update(dict(item.split("=", 1) for item in args.setting))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("pipeline").setLevel(logging.WARNING)
     started = time.perf_counter()

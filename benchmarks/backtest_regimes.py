@@ -19,7 +19,9 @@ Wards are compared only where the district holds every postcode of the ward. Per
 benchmarks/work/backtest_regimes/cell_errors.csv for a calibration to consume
 ("calibrate on one regime, evaluate on another"); this script changes no model parameter.
 
-Seeds: 7101 + ... (never the demo's 101-106 / 201-206, never used to choose the model).
+Seeds: --first-seed (default 7101) + 100 x the regime's index + 0, 1, ... (never the demo's 101-106 /
+201-206; seeds already used: 7101-7501, 8101-8106, 9101-9502, 11101-11503 (issue 9: used to choose
+blend_covariate), 12101-12503 (issue 9: its confirmation)).
 
     .venv/bin/python benchmarks/backtest_regimes.py                       # all regimes, 1 seed each
     .venv/bin/python benchmarks/backtest_regimes.py --seeds 2 --regimes steady students
@@ -272,7 +274,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=REGIMES)
     ap.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
-    ap.add_argument("--seeds", type=int, default=1, help="seeds per regime (7101, 7102, ...)")
+    ap.add_argument("--seeds", type=int, default=1, help="seeds per regime (first-seed, first-seed + 1, ...)")
+    ap.add_argument("--first-seed", type=int, default=FIRST_SEED,
+                    help="seed of the first regime's first district; regime r (in REGIMES order) uses "
+                         "first-seed + 100 r + 0, 1, ... (default 7101; pass a value never used before for fresh seeds)")
     ap.add_argument("--n-lsoas", type=int, default=35)
     ap.add_argument("--work", type=Path, default=WORK)
     ap.add_argument("--results", type=Path, default=RESULTS)
@@ -299,7 +304,7 @@ def main(argv=None) -> int:
         done = set(old[["regime", "seed", "mode"]].drop_duplicates().itertuples(index=False, name=None))
     for r_i, regime in enumerate(args.regimes):
         for s_i in range(args.seeds):
-            seed = FIRST_SEED + 100 * REGIMES.index(regime) + s_i
+            seed = args.first_seed + 100 * REGIMES.index(regime) + s_i
             seeds.append(seed)
             if all((regime, seed, mode) in done for mode in args.modes):
                 print(f"{regime} seed {seed}: reused", flush=True)

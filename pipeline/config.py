@@ -131,8 +131,10 @@ class EstimateSettings(Section):
     birth_registration_lag_days: int = Field(60, ge=0)
     blend_base: bool = True  # move each LSOA's base towards its list-implied population (estimates/base.py)
     # what the list-informed base expects inflation to follow (its curve m): "none" = the LA's mean,
-    # "young_share" = the share of the LSOA's list aged 18-34 at the first extract (cohort_model.py)
-    blend_covariate: Literal["none", "young_share"] = "none"
+    # "young_share" = the share of the LSOA's list aged 18-34 at the first extract (cohort_model.py),
+    # "auto" = young_share where the register gives the list's ages, none where they are modelled
+    # (counts-only mode) (cohort_model.choose_blend_covariate; issue 9)
+    blend_covariate: Literal["auto", "none", "young_share"] = "auto"
     death_removal_lag_days: int = Field(30, ge=0)  # deaths this recent are assumed still on the list
     cleaning_threshold: float = Field(3.0, gt=1)  # no gp_movements: a practice's leavers above this x usual = list cleaning
     ethnicity_shrinkage: float = Field(20.0, ge=0)  # pseudo-count pulling a cell's ethnic shares to its LSOA's

@@ -212,3 +212,39 @@ def test_young_share_setting_runs_the_curve_by_list_age():
     # curve brings them nearer the truth, the LA-mean curve takes them further away
     unblended = (np.log(1.1) - np.log(0.9)) / 14
     assert off["young_share"] < unblended < off["none"]
+
+
+def test_auto_blend_covariate_follows_whether_the_list_ages_are_observed():
+    """blend_covariate = "auto" (the default): the young-share curve where the register gives the
+    list's single years (register modes), the LA mean where they are modelled (counts-only mode);
+    explicit settings are taken as they are; anything else is refused with the setting's name."""
+    from pipeline.config import EstimateSettings
+    from pipeline.estimates.cohort_model import choose_blend_covariate, roll_cohorts
+    assert EstimateSettings().blend_covariate == "auto"
+    assert choose_blend_covariate("auto", True) == "young_share"
+    assert choose_blend_covariate("auto", False) == "none"
+    for setting in ("none", "young_share"):
+        assert choose_blend_covariate(setting, True) == choose_blend_covariate(setting, False) == setting
+    with pytest.raises(ValueError, match="blend_covariate"):
+        choose_blend_covariate("young", True)
+    # the same fourteen LSOAs as above: "auto" gives the young-share factors in register mode and
+    # the LA-mean factors in counts-only mode
+    n = 14
+    lsoas = [f"E0100{i:04d}" for i in range(n)]
+    geo = pd.DataFrame({"lsoa_code": lsoas, "ward_code": "W", "la_code": "LA", "ward_share": 1.0})
+    true = np.full((n, 2, 91), 5.0)
+    true[:, :, 18:35] *= np.linspace(0.5, 3.0, n)[:, None, None]
+    lst = true.copy()
+    lst[:, :, 18:35] *= 1.3
+    pub = true.copy()
+    pub[3] *= 1.10
+    ex = pd.DataFrame({"extract_date": [T0, dt.date(2023, 6, 30)], "k": [0, 1], "years_since_base": [0.0, 1.0]})
+
+    def factors(cov, observed):
+        cells, _, _ = roll_cohorts(pub, np.stack([lst, lst]), ex, lsoas, geo, EstimateSettings(blend_covariate=cov),
+                                   {"counts_base_sd": 0.047}, T0, list_ages_observed=observed)
+        return cells[cells["k"] == 0].groupby("lsoa_code", sort=True)["base_factor"].first().to_numpy()
+
+    assert factors("auto", True) == pytest.approx(factors("young_share", False))
+    assert factors("auto", False) == pytest.approx(factors("none", True))
+    assert not np.allclose(factors("young_share", False), factors("none", False))

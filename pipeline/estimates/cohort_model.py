@@ -12,7 +12,9 @@ roll_cohorts, makes the estimates:
 2. **The base aged to t0** (cohorts.age_counts), the gap between the base date and the first
    extract included; people born between b and t0 come from the list at t0 (L / I).
 3. **A list-informed base** (base.py): each LSOA's base total moves towards its list-implied
-   size by a precision weight, with the LA's mean log inflation as the curve and the published
+   size by a precision weight, with a curve of log inflation over the LA's LSOAs (blend_covariate:
+   "auto" = by the list's share aged 18-34 where the register gives the list's ages, the LA's
+   mean in counts-only mode, where those ages are modelled: choose_blend_covariate) and the published
    base's LSOA error s_B = ``counts_base_sd`` (England: mid-2020 LSOA estimates against Census
    2021, margin_model.json). The list's own scatter about the curve is measured on the
    district's LSOAs, so the weight falls where the list says little. It uses the first extract
@@ -30,6 +32,22 @@ roll_cohorts, makes the estimates:
    first time they are counted leaving (adding it back would count ghosts who were never taken
    off). No flow uplifts: what a registration or deregistration "stands for" is not something a
    district can estimate from its own data. Bands are only for publishing (fold_to_bands).
+
+Where it stands against ratio change (issue 9; benchmarks/results/regimes_backtest_fresh.md, 15
+fresh districts of the independent regimes simulator, three seeds per regime): the error at two
+years is mostly the published base's (its LA-wide error alone is 5-11% in some districts and no
+method here can see it); the list change adds 1.5-3.5 points. The change is where the cohort
+roll-forward and ratio change differ (bias of the change since t0 at two years, as a share of the
+truth): ageing by cohort gets 16-24 year-olds' change where ratio change's band ratio misses it
+(-0.6 to -2.6% against -5.9 to -7.5% in the four regimes without students), but it keeps student
+cohorts' ghosts (students who left without deregistering stay on the cohort's list until a sweep:
+16-24 at +9.6 to +11% in the students regime against ratio change's +4.2 to +4.4%), understates
+25-44 growth more (-2.0 to -2.8% against -1.1 to +0.9%: arrivals who register late or never,
+divided by the cohort's inflation), and where inflation grows (regime growing) both methods
+drift up by about 3 points in two years. The
+list-informed base wins at the first extract (steady: 8.7% against 9.6%), but with the LA-mean
+curve it moves high-inflation LSOAs up, the same LSOAs whose lists then inflate further; the
+young-share curve explains much of that inflation and is what closes the gap in register modes.
 
 The comparators beside it (population_estimates_methods) are computed from the raw list: carry-
 forward is the published base as published (same ages, not aged); ratio change is
@@ -78,13 +96,16 @@ def split_persons_base(persons: np.ndarray, list_t0: np.ndarray, district_share:
 
 def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: list[str], geo: pd.DataFrame,
                  settings, model: dict, base_date, *, births_unregistered: np.ndarray | None = None,
-                 constrain_ratio_change: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+                 constrain_ratio_change: bool = True,
+                 list_ages_observed: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Cells (LSOA x extract x sex x band: the columns build_lsoa_rows reads), single years, notes.
 
     `pub`: the published base by sex, [n, 2, AGES] (split a persons-only base first:
     split_persons_base). `L`: the list, [K, n, 2, AGES], one slice per row of `extracts`
     (extract_date, k, years_since_base; k = 0 first). `births_unregistered`: babies not yet on
     the list, added at age 0 for estimating only, [K, n, 2], or None. `geo`: est_lsoa_geo.
+    `list_ages_observed`: the list's ages are read off a register (True) rather than modelled
+    from practice profiles (counts-only mode); it decides blend_covariate = "auto".
     """
     ex = extracts.sort_values("k").reset_index(drop=True)
     ex["extract_date"] = pd.to_datetime(ex["extract_date"])
@@ -112,7 +133,7 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
     listed = L0 * (1 - new0)[None, None, :]
     if settings.blend_base:
         covariate = np.zeros(n)
-        if getattr(settings, "blend_covariate", "none") == "young_share":
+        if choose_blend_covariate(getattr(settings, "blend_covariate", "none"), list_ages_observed) == "young_share":
             covariate = young_share(listed)
         factor, weight, variance = blend_base(B0.sum(axis=(1, 2)), listed.sum(axis=(1, 2)), covariate, s_b, 0.0,
                                               groups=la)
@@ -177,6 +198,19 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
     cells["est_raw_list"] = cells["list_count"]
     cells["est_base_carried_forward"] = cells["published_base"]
     return cells, pd.concat(single, ignore_index=True), notes
+
+
+def choose_blend_covariate(setting: str, list_ages_observed: bool) -> str:
+    """The list-informed base's inflation curve: "young_share" or "none". `setting` "auto" takes
+    young_share where the list's single years are read off a register (register modes) and none
+    where they are modelled (counts-only mode, where an LSOA's young share is largely its practices'
+    age profiles spread over it, not the LSOA's own). Issue 9: chosen on 15 fresh regimes districts
+    and the real back-test (benchmarks/results/regimes_backtest_fresh.md)."""
+    if setting == "auto":
+        return "young_share" if list_ages_observed else "none"
+    if setting not in ("none", "young_share"):
+        raise ValueError(f"blend_covariate must be auto, none or young_share (got {setting!r}): see config.toml [estimates]")
+    return setting
 
 
 def young_share(listed: np.ndarray) -> np.ndarray:

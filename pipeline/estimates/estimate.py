@@ -256,7 +256,7 @@ def build_register_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
     ex["extract_date"] = pd.to_datetime(ex["extract_date"])
     lsoas, pub, L, extra = register_arrays(con, ex)
     cells, single, notes = roll_cohorts(pub, L, ex, lsoas, geo, settings, model, base_date, births_unregistered=extra,
-                                        constrain_ratio_change=False)
+                                        constrain_ratio_change=False, list_ages_observed=True)
     vital = con.execute("SELECT * FROM est_vital_lag").df()
     flows = con.execute("SELECT * FROM est_gp_flows").df()
     keys = [*CELL_KEYS, "extract_date"]
