@@ -5,7 +5,8 @@ them in lower case or without the space, 0.1% bad rows), then, each in its own p
 - the floor: DuckDB reading the same file, joining the postcode directory and counting patients
   by LSOA x sex x age band (`bare_scan`);
 - `cohesion validate` (ingest + validation, the normal CLI and config.toml; `--memory-limit`
-  overrides `[engine] memory_limit` in a copy of the config), under GNU time.
+  overrides `[engine] ingest_memory_limit`, the limit these two stages run under, in a copy of the
+  config), under GNU time.
 It records wall and CPU seconds, peak resident memory and the load average (a shared machine).
 
     .venv/bin/python benchmarks/bench_ingest.py [--rows 10000000] [--memory-limit 1GB]
@@ -90,7 +91,7 @@ print("RESULT", time.perf_counter() - started, time.process_time() - cpu, resour
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--memory-limit", default=None, help="override [engine] memory_limit (e.g. 1GB)")
+    parser.add_argument("--memory-limit", default=None, help="override [engine] ingest_memory_limit (e.g. 6GB)")
     parser.add_argument("--workdir", type=Path, default=None, help="where the temporary data folder goes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
@@ -99,7 +100,8 @@ def main() -> None:
         size_mb = (data / "raw" / "gp_register" / "gp_register_2024-06-30.csv").stat().st_size / 1e6
         config = ROOT / "config.toml"
         if args.memory_limit:
-            text = re.sub(r'(?m)^memory_limit = "[^"]*"', f'memory_limit = "{args.memory_limit}"', config.read_text())
+            text = re.sub(r'(?m)^ingest_memory_limit = "[^"]*"', f'ingest_memory_limit = "{args.memory_limit}"',
+                          config.read_text())
             config = Path(tmp) / "config.toml"
             config.write_text(text)
         floor = time_bare_scan(data / "raw")
@@ -130,7 +132,8 @@ def main() -> None:
         "ingest_validate_peak_rss_gib": round(rss, 2),
         "ratio_to_bare_scan": round(seconds / floor["seconds"], 1),
         "cpu_ratio_to_bare_scan": round(cpu / floor["cpu_seconds"], 1),
-        "memory_limit": args.memory_limit or re.search(r'(?m)^memory_limit = "([^"]*)"', (ROOT / "config.toml").read_text()).group(1),
+        "ingest_memory_limit": args.memory_limit or re.search(r'(?m)^ingest_memory_limit = "([^"]*)"',
+                                                              (ROOT / "config.toml").read_text()).group(1),
         "rows_per_second": round(register["rows_read"] / seconds),
         "load_average_bare_scan": floor["load_average"],
         "load_average_validate": load.summary(),

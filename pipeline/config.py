@@ -107,6 +107,9 @@ class EngineSettings(Section):
     """How the SQL engine may use the machine (pipeline/run.py applies it to every run's DuckDB)."""
 
     memory_limit: str = "6GB"  # DuckDB spills to temp_directory beyond this ("" = DuckDB's default, 80% of RAM)
+    # while ingest and validation run; "" = memory_limit. 1GB keeps a 10-million-row extract under 2 GiB,
+    # for about a fifth more CPU time than 6GB (benchmarks/results/ingest_profile.md)
+    ingest_memory_limit: str = "1GB"
     temp_directory: str = ""  # "" = a .spill folder in the run's staging folder (removed when the run ends)
     threads: int = Field(0, ge=0)  # 0 = one per core
 

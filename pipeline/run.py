@@ -12,7 +12,6 @@ folder stops two runs from interleaving.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import shutil
@@ -244,11 +243,25 @@ def _run_locked(settings: Settings, stages: list[Stage], target: str, progress_f
         raise
 
 
+# stages that stream record-level files into tables: run under [engine] ingest_memory_limit
+LEAN_STAGES = ("ingest", "validate")
+
+
+def stage_memory_limit(stage: Stage, settings: Settings) -> str:
+    """The DuckDB memory limit a stage runs under ("" = DuckDB's default)."""
+    engine = settings.engine
+    if stage.name in LEAN_STAGES and engine.ingest_memory_limit:
+        return engine.ingest_memory_limit
+    return engine.memory_limit
+
+
 def run_stage(stage: Stage, ctx: StageContext, fingerprint: str) -> None:
     """Run one stage, record what it made, and check every table it publishes."""
     before = set(list_tables(ctx.con))
     started = time.perf_counter()
     log.info("stage %s: %s", stage.name, stage.description or "running")
+    limit = stage_memory_limit(stage, ctx.settings)
+    ctx.con.execute(f"SET memory_limit = '{limit}'" if limit else "RESET memory_limit")
     added = stage.run(ctx) or {}
     ctx.report.update(added)
     made = sorted(set(list_tables(ctx.con)) - before)
@@ -309,14 +322,10 @@ def list_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def hash_raw_files(raw_dir: Path) -> dict[str, str]:
     """sha256 of every file under raw/ (what the ingest stage's fingerprint depends on)."""
-    hashes = {}
-    for path in sorted(p for p in raw_dir.rglob("*") if p.is_file()):
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        hashes[str(path.relative_to(raw_dir))] = digest.hexdigest()
-    return hashes
+    from pipeline.ingest.reader import file_hash  # remembered: ingest reuses these hashes
+
+    return {str(path.relative_to(raw_dir)): file_hash(path)
+            for path in sorted(p for p in raw_dir.rglob("*") if p.is_file())}
 
 
 def read_demo_manifest(raw_dir: Path) -> dict | None:

@@ -27,6 +27,9 @@ class SqlForm:
 
     clean: str = "{x}"
     cast: str = "{x}"
+    # computed once per row before ``clean``, which reads its result as ``{x}``: a costly step that
+    # ``clean`` would otherwise repeat (the postcode's whitespace removal is used five times)
+    prepare: str = "{x}"
     sql_type: str = "VARCHAR"
     expected: str = "text"  # the expected form, in plain English, for quarantine messages
     lenient: bool = False  # a value that does not parse becomes missing instead of quarantining the row
@@ -177,12 +180,15 @@ def parse_lenient_int(value):
 
 # --- SQL readings ------------------------------------------------------------------------
 
-_POSTCODE_SQL = (
-    "CASE WHEN length(regexp_replace(upper({x}), '\\s', '', 'g')) >= 5 THEN "
-    "substr(regexp_replace(upper({x}), '\\s', '', 'g'), 1, length(regexp_replace(upper({x}), '\\s', '', 'g')) - 3)"
-    " || ' ' || right(regexp_replace(upper({x}), '\\s', '', 'g'), 3) "
-    "ELSE regexp_replace(upper({x}), '\\s', '', 'g') END"
+# a postcode without whitespace, upper case (regular expressions only for the rare tab or line break:
+# RE2's \s is [\t\n\f\r ])
+_COMPACT_POSTCODE_SQL = (
+    "CASE WHEN regexp_matches({x}, '[\\t\\n\\f\\r]') THEN regexp_replace(upper({x}), '\\s', '', 'g') "
+    "ELSE replace(upper({x}), ' ', '') END"
 )
+# the compact postcode with one space before the inward code ('M154AB' -> 'M15 4AB')
+_SPACED_POSTCODE_SQL = "CASE WHEN length({x}) >= 5 THEN substr({x}, 1, length({x}) - 3) || ' ' || right({x}, 3) ELSE {x} END"
+_POSTCODE_SQL = _SPACED_POSTCODE_SQL.replace("{x}", f"({_COMPACT_POSTCODE_SQL})")
 _SEX_SQL = "CASE upper({x}) " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in SEX_CODES.items()) + " ELSE upper({x}) END"
 _PARTIAL_DATE = (
     "CASE WHEN regexp_full_match({x}, '\\d{4}-\\d{2}') THEN TRY_CAST(try_strptime({x} || '-15', '%Y-%m-%d') AS DATE) "
@@ -206,7 +212,8 @@ YesNo = Annotated[bool, BeforeValidator(parse_yes_no),
                           sql_type="BOOLEAN", expected="Y or N")]
 Postcode = Annotated[str, BeforeValidator(normalise_postcode),
                      Field(pattern=r"^[A-Z]{1,2}[0-9][0-9A-Z]? [0-9][A-Z]{2}$"),
-                     SqlForm(clean=_POSTCODE_SQL, expected="a UK postcode such as M15 4AB")]
+                     SqlForm(prepare=_COMPACT_POSTCODE_SQL, clean=_SPACED_POSTCODE_SQL,
+                             expected="a UK postcode such as M15 4AB")]
 Sex = Annotated[Literal["M", "F", "U"], BeforeValidator(normalise_sex),
                 SqlForm(clean=_SEX_SQL, expected="M, F, 1, 2, 0, 9, I or U")]
 BinarySex = Annotated[Literal["M", "F"], BeforeValidator(normalise_sex), SqlForm(clean=_SEX_SQL, expected="M or F (also 1/2, Male/Female)")]
@@ -264,8 +271,10 @@ def nhs_number_sql(column: str) -> str:
     d = lambda i: f"TRY_CAST(substr({compact}, {i}, 1) AS INTEGER)"  # noqa: E731
     weighted = " + ".join(f"{10 - (i - 1)} * {d(i)}" for i in range(1, 10))
     check = f"(11 - (({weighted}) % 11))"
+    # first a cheap test that rules out almost every pseudonymised identifier: a character other than a
+    # digit, a space or a dash (the rest then runs on the few values left)
     return (
-        f"(regexp_full_match({compact}, '\\d{{10}}') AND "
+        f"(NOT regexp_matches({column}, '[^\\d\\s-]') AND regexp_full_match({compact}, '\\d{{10}}') AND "
         f"CASE WHEN {check} = 11 THEN 0 ELSE {check} END = {d(10)})"
     )
 

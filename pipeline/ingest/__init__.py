@@ -242,10 +242,12 @@ def load_file(con, path: Path, source: str, report: FileReport, settings: Settin
     con.execute(f"CREATE OR REPLACE TEMP VIEW typed AS {checks.typed_view.format(store='typed_store')}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE violations AS {checks.violations}")
     if raw.rejects:
-        con.execute(f"""INSERT INTO violations SELECT __line, 0, NULL, rule, message, raw_line FROM {raw.rejects}""")
+        con.execute(f"""INSERT INTO violations SELECT __line, 0, NULL, rule, message, raw_line, 1 FROM {raw.rejects}""")
     check_keys_across_files(con, layout, report.file, settings)
+    # violations: each bad row's first problem and how many it has (row checks; structural rejects and
+    # repeats across files are one problem each); a row with several sources keeps its first
     con.execute("""CREATE OR REPLACE TEMP TABLE failed AS
-        SELECT __line, "column", rule, message, value, count(*) OVER (PARTITION BY __line) - 1 AS other_problems
+        SELECT __line, "column", rule, message, value, sum(problems) OVER (PARTITION BY __line) - 1 AS other_problems
         FROM (SELECT *, row_number() OVER (PARTITION BY __line ORDER BY check_order) AS k FROM violations)
         QUALIFY k = 1""")
     redacted = [r.column for r in contract.row_rules if r.redact] + list(contract.identifier_columns)
@@ -307,7 +309,8 @@ def quarantine_frame(con, report: FileReport, raw, redacted: list[str]) -> pd.Da
         SELECT {_lit(report.file)} AS file, f.__line AS line, f."column", f.rule,
                f.message || CASE WHEN f.other_problems > 0 THEN ' (and ' || f.other_problems || ' more problem(s) in this row)' ELSE '' END AS message,
                {value} AS value, {originals}, {raw_line} AS raw_line
-        FROM failed AS f LEFT JOIN raw_file AS r USING (__line) {structural}
+        FROM failed AS f LEFT JOIN (SELECT * FROM raw_file WHERE __line IN (SELECT __line FROM failed)) AS r USING (__line)
+        {structural}
         ORDER BY f.__line""").df()
     if not raw.rejects or frame["raw_line"].isna().all():
         frame = frame.drop(columns="raw_line")
@@ -342,7 +345,7 @@ def check_keys_across_files(con, layout: Layout, file: str, settings: Settings) 
     value = "concat_ws(' / ', " + ", ".join(f"CAST(t.{quote(k)} AS VARCHAR)" for k in key) + ")"
     con.execute(f"""INSERT INTO violations
         SELECT r.__line, 1000, {_lit(key[-1])}, 'duplicate_across_files',
-               'the same {names} was already loaded from ' || r.other || '; not loaded twice', {value}
+               'the same {names} was already loaded from ' || r.other || '; not loaded twice', {value}, 1
         FROM repeats AS r JOIN typed AS t USING (__line)""")
 
 

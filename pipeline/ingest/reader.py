@@ -73,12 +73,21 @@ class RawFile:
                 con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
+_HASHES: dict[tuple, str] = {}  # (path, size, modified) -> sha256: a run hashes raw/ once, not twice
+
+
 def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """sha256 of the file's content; remembered while the file's size and modification time are unchanged
+    (the run's fingerprint and ingest both need it: a national extract takes seconds to hash)."""
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    if key not in _HASHES:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]
 
 
 def canonical_name(header: str, source: str, header_map: dict[str, dict[str, str]]) -> str:
@@ -175,11 +184,14 @@ def _read_csv(con, path: Path, table: str, source: str, header_map) -> RawFile:
               f"lambda f: CASE WHEN starts_with(trim(f), '\"') THEN replace(substr(trim(f), 2, length(trim(f)) - 2), '\"\"', '\"') "
               f"ELSE f END) ELSE string_split(text, ',') END")
     odd = "(length(text) - length(replace(text, '\"', ''))) % 2 = 1"
-    problem = (f"CASE WHEN text IS NULL OR NOT regexp_matches(text, '[^ ,\\t\\r]') THEN 'blank' "
+    # blank: nothing but spaces, commas, tabs and carriage returns (the regular expression only runs on
+    # lines that start with one of them)
+    blank_start = "(text = '' OR starts_with(text, ' ') OR starts_with(text, ',') OR starts_with(text, chr(9)) OR starts_with(text, chr(13)))"
+    problem = (f"CASE WHEN text IS NULL OR ({blank_start} AND NOT regexp_matches(text, '[^ ,\\t\\r]')) THEN 'blank' "
                f"WHEN NOT contains(text, '\"') THEN NULL WHEN {odd} THEN 'unclosed_quote' "
                f"WHEN NOT regexp_full_match(text, {_lit(_LINE)}) THEN 'stray_quote' END")
     # the number of fields without building the list: commas + 1 on a line without quotes
-    count = f"CASE WHEN contains(text, '\"') THEN len({fields}) ELSE length(text) - length(replace(text, ',', '')) + 1 END"
+    count = f"CASE WHEN contains(text, '\"') THEN len({fields}) ELSE strlen(text) - strlen(replace(text, ',', '')) + 1 END"
     # pass 1 (no field is copied): the lines that are not data rows of the header's width - usually few
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {table}__odd AS
         SELECT __line, __problem, __fields

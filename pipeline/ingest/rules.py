@@ -40,6 +40,16 @@ def sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def trimmed_sql(column: str) -> str:
+    """``NULLIF(trim(column), '')``: the text without surrounding spaces, NULL when blank.
+
+    trim() is one of the costlier steps over a 10-million-row file, and most values need none: it
+    only runs on values that start or end with a space or hold a non-ASCII character (trim also
+    removes Unicode spaces, such as the no-break space; strlen counts bytes, length characters)."""
+    return (f"CASE WHEN starts_with({column}, ' ') OR ends_with({column}, ' ') OR strlen({column}) <> length({column}) "
+            f"THEN NULLIF(trim({column}), '') ELSE NULLIF({column}, '') END")
+
+
 @dataclass(frozen=True)
 class ColumnSpec:
     name: str  # the canonical (Python) name, used in typed tables
@@ -52,9 +62,21 @@ class ColumnSpec:
     date_forms: tuple[str, ...] = ()  # a date column: the forms it accepts (schemas.types.DATE_FORMS)
 
     @property
+    def prepared_name(self) -> str:
+        return self.name + "__prepared"
+
+    @property
+    def prepared_expr(self) -> str:
+        """The trimmed raw text (NULL when blank), put through the form's `prepare` step (computed once)."""
+        return "(" + self.form.prepare.replace("{x}", trimmed_sql(quote(self.raw))) + ")"
+
+    def clean_expr(self, prepared: str) -> str:
+        """The column's cleaned text, read from its prepared text `prepared`."""
+        return "(" + self.form.clean.replace("{x}", prepared) + ")"
+
+    @property
     def text_expr(self) -> str:
-        raw = f"NULLIF(trim({quote(self.raw)}), '')"
-        return "(" + self.form.clean.replace("{x}", raw) + ")"
+        return self.clean_expr(self.prepared_expr)
 
     @property
     def typed_expr(self) -> str:
@@ -145,9 +167,14 @@ class CompiledChecks:
 def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list[str] = (),
                    date_forms: tuple[str, ...] = DEFAULT_DATE_FORMS) -> CompiledChecks:
     specs = column_specs(contract, date_forms)
-    # two levels, so that each column's cleaned text is computed once (the cast reads it, not the raw text)
-    cleaned = ["__line"] + [f"{spec.text_expr} AS {quote(spec.name + '__text')}" for spec in specs]
-    cleaned += [f"NULLIF(trim({quote(c)}), '') AS {quote(c)}" for c in extra_columns]
+    # three levels, so that each step is computed once per row: the prepared text (trimmed; a costly
+    # step of the cleaning, such as removing a postcode's spaces), the cleaned text, and the cast
+    # (which reads the cleaned text, not the raw text)
+    prepared = ["__line"] + [f"{spec.prepared_expr} AS {quote(spec.prepared_name)}" for spec in specs]
+    prepared += [f"{trimmed_sql(quote(c))} AS {quote(c)}" for c in extra_columns]
+    cleaned = ["__line"] + [f"{spec.clean_expr(quote(spec.prepared_name))} AS {quote(spec.name + '__text')}"
+                            for spec in specs]
+    cleaned += [quote(c) for c in extra_columns]
     select, stored, aliases = ["__line"], ["__line"], []
     for spec in specs:
         text = quote(spec.name + "__text")
@@ -159,21 +186,17 @@ def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list
             stored += [f"{spec.cast_expr(text)} AS {quote(spec.name)}", text]
     select += [quote(c) for c in extra_columns]
     stored += [quote(c) for c in extra_columns]
-    source = f"(SELECT {', '.join(cleaned)} FROM {raw_table}) AS cleaned"
+    source = f"(SELECT {', '.join(cleaned)} FROM (SELECT {', '.join(prepared)} FROM {raw_table}) AS prepared) AS cleaned"
     typed = f"SELECT {', '.join(select)} FROM {source}"
     store = f"SELECT {', '.join(stored)} FROM {source}"
     typed_view = f"SELECT *{''.join(', ' + a for a in aliases)} FROM {{store}}"
 
-    parts = []
-    order = 0
+    checks: list[tuple[str, str, str, str, str]] = []  # (column, rule, bad predicate, message, value), in report order
+    joins: list[str] = []  # what the predicates read beside the typed row, joined once
+    extra: list[str] = []  # their columns
 
-    def add(column: str, rule: str, bad: str, message: str, value: str, where: str = "typed") -> None:
-        nonlocal order
-        order += 1
-        parts.append(
-            f"SELECT __line, {order} AS check_order, {sql_string(column)} AS \"column\", {sql_string(rule)} AS rule, "
-            f"{sql_string(message)} AS message, CAST({value} AS VARCHAR) AS value FROM {where} WHERE {bad}"
-        )
+    def add(column: str, rule: str, bad: str, message: str, value: str) -> None:
+        checks.append((column, rule, bad, message, value))
 
     for column in contract.identifier_columns:  # first, so that the row's reported rule says why
         add(column, "nhs_number", nhs_number_sql(quote(column + "__text")),
@@ -188,24 +211,51 @@ def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list
     if contract.unique_key:
         key = ", ".join(quote(k) for k in contract.unique_key)
         same = " AND ".join(f"t.{quote(k)} IS NOT DISTINCT FROM d.{quote(k)}" for k in contract.unique_key)
-        # every row after the first of its key: a GROUP BY finds the repeated keys (no window over every row)
-        dup = (f"(SELECT t.*, d.__first FROM typed AS t JOIN (SELECT {key}, min(__line) AS __first FROM typed "
-               f"GROUP BY {key} HAVING count(*) > 1) AS d ON {same}) AS ranked")
+        # every row after the first of its key. The repeated keys are found by grouping a 64-bit hash of
+        # the key (far cheaper than grouping the key's text), then grouping the exact key only among the
+        # rows whose hash repeats (a hash collision is then told apart by the key itself)
+        joins.append(f"LEFT JOIN (SELECT {key}, min(__line) AS __first FROM typed "
+                     f"WHERE hash({key}) IN (SELECT hash({key}) AS __h FROM typed GROUP BY __h HAVING count(*) > 1) "
+                     f"GROUP BY {key} HAVING count(*) > 1) AS d ON {same}")
+        extra.append("d.__first")
         add(contract.unique_key[-1], "duplicate_record", "__line > __first",
             f"a second row with the same {', '.join(contract.unique_key)} in this file; the first was kept",
-            "concat_ws(' / ', " + ", ".join(f"CAST({quote(k)} AS VARCHAR)" for k in contract.unique_key) + ")",
-            where=dup)
-    for column in contract.constant_per_file:
-        mode = f"(SELECT mode({quote(column)}) FROM typed)"
-        add(column, f"mixed_{column}", f"{quote(column)} IS NOT NULL AND {quote(column)} <> {mode}",
+            "concat_ws(' / ', " + ", ".join(f"CAST({quote(k)} AS VARCHAR)" for k in contract.unique_key) + ")")
+    for i, column in enumerate(contract.constant_per_file):
+        joins.append(f"CROSS JOIN (SELECT mode({quote(column)}) AS __mode_{i} FROM typed) AS m{i}")
+        extra.append(f"m{i}.__mode_{i}")
+        add(column, f"mixed_{column}", f"{quote(column)} IS NOT NULL AND {quote(column)} <> __mode_{i}",
             f"{column} differs from the rest of the file (one {column} per file)", quote(column + "__text"))
     if contract.place_by:
         place = contract.place_by
-        unplaced = f"{place} IS NOT NULL AND {place} NOT IN (SELECT place FROM place_index)"
+        extra.append(f"({_qualified(place)} IS NOT NULL AND {_qualified(place)} NOT IN (SELECT place FROM place_index)) "
+                     "AS __unplaced")
         postcode_like = f"NOT regexp_full_match({place}, 'E0\\d{{7}}')"
         column = place.split("(")[-1].split(",")[0] if "(" in place else place
-        add(column, "unknown_postcode", f"{unplaced} AND {postcode_like}",
+        add(column, "unknown_postcode", f"__unplaced AND {postcode_like}",
             "postcode is not in the postcode directory (check it, or update the directory in raw/geography)", place)
-        add(column, "unknown_area", f"{unplaced} AND NOT {postcode_like}",
+        add(column, "unknown_area", f"__unplaced AND NOT {postcode_like}",
             "area code is not in the postcode directory's geography", place)
-    return CompiledChecks(typed, "\nUNION ALL\n".join(parts), specs, store, typed_view)
+    # one pass over the rows: each row's first broken rule (in report order) and how many it breaks;
+    # the messages and values are built for the broken rows only
+    base = f"SELECT t.*{''.join(', ' + e for e in extra)} FROM typed AS t {' '.join(joins)}"
+    first = "CASE " + " ".join(f"WHEN {bad} THEN {k}" for k, (_, _, bad, _, _) in enumerate(checks, 1)) + " END"
+    def pick(values: list[str]) -> str:
+        return "CASE __check " + " ".join(f"WHEN {k} THEN {v}" for k, v in enumerate(values, 1)) + " END"
+    any_bad = " OR ".join(f"({bad})" for _, _, bad, _, _ in checks)  # a filter first: the CASE reads the bad rows only
+    count = " + ".join(f"CAST(coalesce({bad}, false) AS INTEGER)" for _, _, bad, _, _ in checks)
+    violations = (
+        f"SELECT __line, __check AS check_order, {pick([sql_string(c[0]) for c in checks])} AS \"column\", "
+        f"{pick([sql_string(c[1]) for c in checks])} AS rule, {pick([sql_string(c[3]) for c in checks])} AS message, "
+        f"{pick([f'CAST({c[4]} AS VARCHAR)' for c in checks])} AS value, {count} AS problems "
+        f"FROM (SELECT *, {first} AS __check FROM ({base}) AS base WHERE {any_bad}) AS flagged"
+    ) if checks else ("SELECT __line, 0 AS check_order, '' AS \"column\", '' AS rule, '' AS message, "
+                      "CAST(NULL AS VARCHAR) AS value, 0 AS problems FROM typed WHERE false")
+    return CompiledChecks(typed, violations, specs, store, typed_view)
+
+
+def _qualified(expression: str) -> str:
+    """Prefix the typed table's alias `t` to the column names of a place expression."""
+    import re
+
+    return re.sub(r"\b(?!coalesce\b)([a-z_]+)\b", r"t.\1", expression)

@@ -129,8 +129,12 @@ def files_check(files) -> Check:
 
 # --- snapshots: one row per person per date, one date per file --------------------------------
 def _snapshot_summary(con, table: str, date: str, key: str) -> pd.DataFrame:
+    # the repeated keys: a 64-bit hash of the key is grouped (cheaper than the key's text over tens of
+    # millions of rows), then the exact key only among the rows whose hash repeats
     return con.execute(f"""
-        WITH dup AS (SELECT {date}, {key} FROM {table} GROUP BY ALL HAVING count(*) > 1)
+        WITH dup AS (SELECT {date}, {key} FROM {table}
+                     WHERE hash({date}, {key}) IN (SELECT hash({date}, {key}) AS h FROM {table} GROUP BY h HAVING count(*) > 1)
+                     GROUP BY {date}, {key} HAVING count(*) > 1)
         SELECT t.source_file AS batch, count(*) AS rows_loaded,
                count(d.{key}) AS duplicate_rows,
                count(DISTINCT t.{date}) AS dates,
