@@ -110,11 +110,13 @@ def write_inputs(raw: Path, scale: float, fmt: str) -> dict:
               raw / "gp_register" / f"gp_register_{date}.{fmt}", fmt)
     years = ["N1", "N2", "R"] + [str(y) for y in range(1, 14)]
     year_list = "[" + ", ".join(f"'{y}'" for y in years) + "]"
+    # schools are local: a pupil goes to one of three schools numbered after the home LSOA (about 21,000 schools)
+    urn = f"100000 + (pc.l * 21000) // {N_LSOAS} + i % 3"
     for k, date in enumerate(CENSUSES):
         lo, hi = int(k * 0.015 * pupils), int(pupils * (1 + k * 0.015))
         _copy(con, f"""
             SELECT DATE '{date}' AS census_date, 'U' || lpad(to_hex(i * 2246822519 % 1099511627776), 10, '0') AS pupil_id,
-                   100000 + (i * 31) % 21000 AS urn, 'School ' || CAST(100000 + (i * 31) % 21000 AS VARCHAR) AS school_name,
+                   {urn} AS urn, 'School ' || CAST({urn} AS VARCHAR) AS school_name,
                    CASE WHEN (i + {k}) % 16 < 9 THEN 'primary' ELSE 'secondary' END AS phase,
                    {year_list}[CAST((i + {k}) % 16 AS INTEGER) + 1] AS nc_year,
                    CASE WHEN i % 2 = 0 THEN 'M' ELSE 'F' END AS sex,
