@@ -243,14 +243,10 @@ def _run_locked(settings: Settings, stages: list[Stage], target: str, progress_f
         raise
 
 
-# stages that stream record-level files into tables: run under [engine] ingest_memory_limit
-LEAN_STAGES = ("ingest", "validate")
-
-
 def stage_memory_limit(stage: Stage, settings: Settings) -> str:
     """The DuckDB memory limit a stage runs under ("" = DuckDB's default)."""
     engine = settings.engine
-    if stage.name in LEAN_STAGES and engine.ingest_memory_limit:
+    if stage.streams_records and engine.ingest_memory_limit:
         return engine.ingest_memory_limit
     return engine.memory_limit
 

@@ -33,5 +33,6 @@ STAGE = Stage(
     config=("ingest", "vocabulary"),
     code=("pipeline/ingest", "pipeline/vocabulary.py"),
     reads_raw=True,
+    streams_records=True,
     description="check and load raw extracts into canonical tables, quarantining bad rows",
 )

@@ -36,5 +36,6 @@ STAGE = Stage(
     reads=CANONICAL_TABLES,
     config=("validation",),
     code=("pipeline/validate",),
+    streams_records=True,
     description="batch expectations (great-expectations) and data docs",
 )
