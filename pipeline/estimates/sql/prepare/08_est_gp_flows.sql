@@ -17,6 +17,8 @@ attr AS (
            arg_max(date_of_birth, extract_date) AS dob,
            arg_max(lsoa_code, extract_date) AS lsoa_code
     FROM est_gp_patients
+    WHERE {{ flows_from_movements }}  -- only the patients with movement records need them
+      AND patient_id IN (SELECT patient_id FROM est_src_gp_movements)
     GROUP BY patient_id
 ),
 mv AS (
@@ -50,7 +52,9 @@ leavers AS (
                       WHERE c.extract_date = ex.extract_date AND c.patient_id = prev.patient_id)
 ),
 practice_list AS (
-    SELECT practice_code, extract_date, count(*) AS list_size FROM est_gp_patients GROUP BY practice_code, extract_date
+    SELECT practice_code, extract_date, count(*) AS list_size FROM est_gp_patients
+    WHERE NOT {{ flows_from_movements }}
+    GROUP BY practice_code, extract_date
 ),
 practice_rate AS (
     SELECT l.practice_code, l.extract_date, count(*) / any_value(pl.list_size) AS rate

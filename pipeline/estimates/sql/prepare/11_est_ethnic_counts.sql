@@ -2,13 +2,19 @@
 -- category) plus, for school ages, pupils of the latest school census on or before the extract
 -- date (DfE ethnicity code); both grouped by the shared vocabulary (ref_ethnic_code). School years map to bands
 -- by age at the start of the year: nursery 0-4, Reception-Year 4 5-9, Years 5-9 10-14,
--- Years 10-14 15-19. Unknown sex on the GP list is split equally.
-WITH gp AS (
+-- Years 10-14 15-19. Unknown sex on the GP list is split equally (after the register is counted,
+-- in one pass, by LSOA x extract x sex as recorded x band x group).
+WITH gp_recorded AS (
+    SELECT lsoa_code, extract_date, sex, age_band, ethnic_group, count(*) AS patients
+    FROM est_gp_patients
+    WHERE lsoa_code IN (SELECT lsoa_code FROM est_base)
+    GROUP BY lsoa_code, extract_date, sex, age_band, ethnic_group
+),
+gp AS (
     SELECT p.lsoa_code, p.extract_date, s.sex, p.age_band, p.ethnic_group,
-           sum(CASE WHEN p.sex = 'U' THEN 0.5 ELSE 1.0 END) AS n
-    FROM est_gp_patients p
+           sum(p.patients * CASE WHEN p.sex = 'U' THEN 0.5 ELSE 1.0 END) AS n
+    FROM gp_recorded p
     JOIN (VALUES ('M'), ('F')) AS s(sex) ON p.sex = 'U' OR p.sex = s.sex
-    WHERE p.lsoa_code IN (SELECT lsoa_code FROM est_base)
     GROUP BY p.lsoa_code, p.extract_date, s.sex, p.age_band, p.ethnic_group
 ),
 sc AS (
