@@ -54,6 +54,7 @@ from .constrain import constrain_to_total
 from .counts import estimate_from_counts
 from .ethnicity import GROUPS, share_variance, shrink_shares
 from .margins import age_terms_frame, load_mode_model, predict_variance, z_value
+from .school_signal import read_school_pupils
 from .sources import prepare_sources
 from .turbulence import score_turbulence, score_turbulence_to_date
 
@@ -286,7 +287,8 @@ def build_register_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
     ex["extract_date"] = pd.to_datetime(ex["extract_date"])
     lsoas, pub, L, extra = register_arrays(con, ex)
     cells, single, notes = roll_cohorts(pub, L, ex, lsoas, geo, settings, model, base_date, births_unregistered=extra,
-                                        constrain_ratio_change=False, list_ages_observed=True)
+                                        constrain_ratio_change=False, list_ages_observed=True,
+                                        school_pupils=read_school_pupils(con, lsoas))
     # the audit columns, by integer position (extract, LSOA, sex, band) rather than a merge on text keys
     pos = (cells["k"].to_numpy(np.int64), pd.Categorical(cells["lsoa_code"], categories=lsoas).codes.astype(np.int64),
            (cells["sex"] == "F").to_numpy(np.int64), cells["band_order"].to_numpy(np.int64))
