@@ -126,6 +126,7 @@ def score(est: np.ndarray, rc: np.ndarray, truth: np.ndarray, facts: pd.DataFram
             row[pre + "mape"] = 100 * np.abs(rel).mean()
             row[pre + "bias"] = 100 * rel.mean()
             row[pre + "mape_in"] = 100 * np.abs(rel_in).mean()
+            row[pre + "mape_high_churn"] = 100 * np.abs(rel[high]).mean()  # as backtest_regimes.py (students included)
             row[pre + "lvl0"] = 100 * np.abs(e_0 / tr_0 - 1).mean()
             row[pre + "chg"] = 100 * np.abs((e_t - e_0) - (tr_t - tr_0)).mean() / tr_t.mean()
             row[pre + "chg_bias"] = 100 * np.mean(((e_t - e_0) - (tr_t - tr_0)) / tr_t)

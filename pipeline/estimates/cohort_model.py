@@ -19,10 +19,13 @@ roll_cohorts, makes the estimates:
    2021, margin_model.json). The list's own scatter about the curve is measured on the
    district's LSOAs, so the weight falls where the list says little. It uses the first extract
    only (no turbulence), so nothing is revised when later extracts arrive.
-4. **Inflation** I by LSOA x sex x band at t0, shrunk towards the ward's and LA's (inflation.py).
+4. **Inflation** I by LSOA x sex x band at t0, shrunk towards the ward's and LA's (inflation.py),
+   and its change since t0, g_i(t), measured where there is a school census as the change in the
+   LA's list-to-census ratio of children of years R-11 (school_signal.py; `school_signal = "la"`;
+   g = 1 without a census or with "off").
 5. **Roll forward by cohort**:
 
-       est_i(s, a, t) = max(0, B~_i(s, a, t) + (L*_i(s, a, t) - L~*_i(s, a, t0 -> t)) / I~)
+       est_i(s, a, t) = max(0, B~_i(s, a, t) + (L*_i(s, a, t) / g_i(t) - L~*_i(s, a, t0 -> t)) / I~)
 
    ~ = aged by cohort from t0 to t (I aged with the list it applies to); ages born after t0 have
    no base or t0 list and take the youngest band's inflation. L* = L + `births_unregistered` at
