@@ -43,8 +43,12 @@ def test_measure_inflation_change_by_hand():
     # A: r(t0) = 150 / 135, r(t2) = 180 / 135: g = 1.2; t1 has no census: keeps t0's 1.
     # B: no pupils at the first census: nothing to anchor to, g = 1
     assert np.allclose(g, [[1, 1, 1], [1, 1, 1], [1.2, 1.2, 1]])
-    # no census at the first extract: no correction at all
-    assert (measure_inflation_change(list_children, pupils, np.array([-1, 0, 1]), np.array(["A"] * 3)) == 1).all()
+    # no census near the first extract: anchored at the first extract with one (t1: 1,500 / 90 = 16.667
+    # listed per pupil; t2: 260 / 205 = 1.268293 -> g = 0.076098); before the anchor g = 1
+    g = measure_inflation_change(list_children, pupils, np.array([-1, 0, 1]), np.array(["A"] * 3))
+    assert np.allclose(g[0], 1) and np.allclose(g[1], 1) and np.allclose(g[2], (260 / 205) / (1500 / 135))
+    # no census near any extract: no correction at all
+    assert (measure_inflation_change(list_children, pupils, np.array([-1, -1, -1]), np.array(["A"] * 3)) == 1).all()
 
 
 def test_count_list_children_weighs_single_years():

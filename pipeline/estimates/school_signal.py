@@ -14,8 +14,8 @@ by the share of each age in those years on that date: weigh_school_ages), S(c) =
 years R-11 living in those LSOAs on census c, c(t) = the census nearest t within
 CENSUS_WINDOW_DAYS (pair_censuses). The census's own coverage (independent schools, home
 education, pupils schooled in another LA) cancels in the ratio as long as it holds still.
-g(t) - 1 is the change in the inflation of the list's children; the estimates take it as the
-change for every age (cohort_model.roll_cohorts: est = B~ + (L(t) / g(t) - L~(t0 -> t)) / I~).
+(t0: the first extract with a census within the window; before it g = 1.) g(t) - 1 is the
+change in the inflation of the list's children; the estimates take it as the change for every age (cohort_model.roll_cohorts: est = B~ + (L(t) / g(t) - L~(t0 -> t)) / I~).
 
 Why the LA and not each LSOA (benchmarks/results/regimes_school_signal_diagnostic.md, 15 districts
 of the independent regimes simulator, seeds 13101-13503): the LA's g tracks the change in its
@@ -77,34 +77,38 @@ def pair_censuses(extract_dates, census_dates, window_days: int = CENSUS_WINDOW_
 
 def measure_inflation_change(list_children: np.ndarray, pupils: np.ndarray, pairing: np.ndarray,
                              groups: np.ndarray) -> np.ndarray:
-    """g[k, i]: the change since the first extract in the list-to-census ratio of the children of
-    LSOA i's group (its LA), pooled over the group's LSOAs.
+    """g[k, i]: the change in the list-to-census ratio of the children of LSOA i's group (its LA),
+    pooled over the group's LSOAs, since the first extract that has a census (the anchor; the
+    first extract itself wherever a census is near it).
 
     `list_children`: [K, n] the list's children of years R-11 at each extract; `pupils`: [C, n] the
     pupils of years R-11 on each census; `pairing`: [K] the census paired with each extract (-1:
-    none, pair_censuses); `groups`: [n] each LSOA's LA. Where the first extract has no census (or a
-    group no pupils or listed children) there is nothing to anchor to: g = 1. An extract without a
-    census keeps the group's latest measured g.
+    none, pair_censuses); `groups`: [n] each LSOA's LA. Before the anchor, and for a group without
+    pupils or listed children at the anchor, g = 1 (nothing measured: inflation as at t0). An
+    extract without a census keeps the group's latest measured g.
     """
     list_children = np.asarray(list_children, dtype=float)
     pupils = np.asarray(pupils, dtype=float)
     K, n = list_children.shape
     g = np.ones((K, n))
-    if pairing[0] < 0 or pupils.size == 0:
+    paired = np.flatnonzero(np.asarray(pairing) >= 0)
+    if not len(paired) or pupils.size == 0:
         return g
+    a = int(paired[0])
     codes, group = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)
     lc = np.zeros((K, len(codes)))
     np.add.at(lc, (slice(None), group), list_children)
     s = np.zeros((pupils.shape[0], len(codes)))
     np.add.at(s, (slice(None), group), pupils)
-    ok0 = (lc[0] > 0) & (s[pairing[0]] > 0)
-    r0 = np.where(ok0, lc[0] / np.where(s[pairing[0]] > 0, s[pairing[0]], 1.0), np.nan)
+    s_a = s[pairing[a]]
+    ok_a = (lc[a] > 0) & (s_a > 0)
+    r_a = np.where(ok_a, lc[a] / np.where(s_a > 0, s_a, 1.0), 1.0)
     last = np.ones(len(codes))
-    for k in range(K):
+    for k in range(a, K):
         if pairing[k] >= 0:
             sk = s[pairing[k]]
-            ok = ok0 & (sk > 0) & (lc[k] > 0)
-            last = np.where(ok, (lc[k] / np.where(sk > 0, sk, 1.0)) / np.where(ok0, r0, 1.0), last)
+            ok = ok_a & (sk > 0) & (lc[k] > 0)
+            last = np.where(ok, (lc[k] / np.where(sk > 0, sk, 1.0)) / r_a, last)
         g[k] = last[group]
     return g
 
