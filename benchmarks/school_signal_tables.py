@@ -41,7 +41,8 @@ def point_rows(spec: str) -> tuple[pd.DataFrame, str]:
     name, seeds, csv, cmd = spec.split("|", 3)
     d = pd.read_csv(csv)
     d["school_signal"] = d["variant"].map({"default": "la", "noschool": "off"})
-    cols = ["mape", "rc_mape", "bias", "mape_high_churn", "rc_mape_high_churn", "mape_in", "rc_mape_in"]
+    cols = ["mape", "rc_mape", "bias", "mape_high_churn", "rc_mape_high_churn", "mape_in", "rc_mape_in", "chg", "rc_chg",
+            "chg_bias", "rc_chg_bias"]
     g = d.groupby(["school_signal", "regime", "horizon"], as_index=False)[cols].mean()
     mean = g.groupby(["school_signal", "horizon"], as_index=False)[cols].mean().assign(regime="mean")
     g = pd.concat([g, mean], ignore_index=True).assign(set=name, seeds=seeds)
@@ -76,7 +77,8 @@ def main(argv=None) -> int:
         p.round(3).to_csv(args.out.with_name(args.out.name + "_points.csv"), index=False)
         lines += ["## Point estimates re-run in process (diagnose_cohorts.py: default = la, noschool = off)", "",
                   "`mape_in`: within the LA (the district's common error divided out); `high_churn`: the third of "
-                  "LSOAs with the highest churn (student areas included), as in backtest_regimes.py.", ""]
+                  "LSOAs with the highest churn (student areas included), as in backtest_regimes.py; `chg`: mean |error of "
+                  "the change since the first extract| in points of the truth, `chg_bias` its mean.", ""]
         for horizon in ("2y", "1y"):
             lines += [f"### {horizon}", "", _table(p[p["horizon"] == horizon].drop(columns="horizon").round(2)), ""]
     args.out.with_suffix(".md").write_text("\n".join(lines))
