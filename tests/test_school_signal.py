@@ -94,3 +94,44 @@ def test_roll_cohorts_divides_the_list_change_by_the_measured_inflation_change()
             assert notes["school_inflation_change_pct"] == pytest.approx([0.0, 10.0])
     assert totals["off"] - totals["la"] == pytest.approx(1001 * (1 - 1 / 1.1))
     assert totals["none"] == pytest.approx(totals["off"])   # no census: as if off
+
+
+def test_school_pupils_step_and_its_use_by_hand():
+    """est_school_pupils (sql/common/03) counts each census's pupils of years R-11 by home LSOA, only in
+    LSOAs with a base; read_school_pupils lays them out by census x LSOA; and the estimates use them.
+
+    LSOA A: 20 men aged 8 at T0 (list 20 at T0; 30 at T1: 10 ghosts), base 20. Census of 2022-07-07
+    (7 days after T0): pupils in A of years R, 3 and 11 count, Year 12 and nursery N1 do not, and a pupil
+    in an LSOA without a base is left out: 3 in A. The census of 2022-10-06 (6 days after T1): the
+    same 3. So the LA's list-to-census ratio of children grows by 30 / 20 = 1.5 (only A has a
+    list), and the list's change at T1 (+10) is read as 30 / 1.5 - 20 = 0 people, not +10."""
+    from pipeline.estimates import estimate_populations
+    from pipeline.estimates.school_signal import read_school_pupils
+    from tests.test_estimates import A, B, C, LA, T0, T1, District, row, settings
+
+    d = District()
+    d.patients(20, A, "M", dt.date(2014, 3, 1), [T0, T1])
+    d.patients(10, A, "M", dt.date(2014, 3, 1), [T1])
+    d.base_cell(A, "M", "5-9", 20)
+    for lsoa in (B, C):
+        d.patients(5, lsoa, "F", dt.date(1980, 1, 1), [T0, T1])
+        d.base_cell(lsoa, "F", "40-44", 5)
+    sc = []
+    for census in (dt.date(2022, 7, 7), dt.date(2022, 10, 6)):
+        for pid, year, lsoa in (("p1", "R", A), ("p2", "3", A), ("p3", "11", A), ("p4", "12", A),
+                                ("p5", "N1", A), ("p6", "4", "E01009999")):
+            sc.append(dict(census_date=census, pupil_id=pid, urn="100001", nc_year=year, sex="M",
+                           ethnicity="WBRI", ethnic_major="White", lsoa_code=lsoa))
+    d.tables["school_census"] = sc
+    con = d.load()
+    estimate_populations(con, settings(shrinkage_strength=0.0, blend_base=False))
+    got = con.execute("SELECT census_date, lsoa_code, pupils FROM est_school_pupils ORDER BY 1, 2").fetchall()
+    assert got == [(dt.date(2022, 7, 7), A, 3.0), (dt.date(2022, 10, 6), A, 3.0)]
+    dates, pupils = read_school_pupils(con, [A, B, C])
+    assert [pd.Timestamp(x).date() for x in dates] == [dt.date(2022, 7, 7), dt.date(2022, 10, 6)]
+    assert pupils.tolist() == [[3.0, 0.0, 0.0], [3.0, 0.0, 0.0]]
+    # without the signal: 20 + 10 / 1 = 30; with it: 20 + (30 / 1.5 - 20) = 20
+    assert row(con, A, T1)["estimate"] == pytest.approx(20.0)
+    con2 = d.load()
+    estimate_populations(con2, settings(shrinkage_strength=0.0, blend_base=False, school_signal="off"))
+    assert row(con2, A, T1)["estimate"] == pytest.approx(30.0)
