@@ -194,3 +194,20 @@ def test_deprivation_quintiles_and_sii_when_an_imd_file_is_supplied(demo_run, tm
         assert (quint["comparator_value"] == total["value"]).all()
         sii = part[part["breakdown"].str.startswith("Deprivation: slope index")]
         assert len(sii) == 1 and sii.iloc[0]["lower_95"] <= sii.iloc[0]["value"] <= sii.iloc[0]["upper_95"]
+
+
+def test_segregation_comparator_does_not_depend_on_the_order_of_the_units():
+    # the SQL engine returns units in no fixed order (a parallel hash aggregate): the random-allocation
+    # comparator, dealt unit by unit, must be the same for any order of the same counts
+    from pipeline.indicators.basket.compute import compute_segregation_rows
+
+    definition = next(d for d in load_basket() if d.id == "school_dissimilarity")
+    units = pd.DataFrame({"area_code": "L", "area_type": "la", "period_start": pd.Timestamp("2022-05-19").date(),
+                          "period_end": pd.Timestamp("2022-05-19").date(), "breakdown": "Ethnic group: Asian",
+                          "unit_code": [101, 102, 103, 104, 105], "group_count": [3, 40, 0, 12, 7],
+                          "unit_total": [60, 80, 45, 90, 30]})
+    first = compute_segregation_rows(units, definition, iterations=50, seed=1)
+    shuffled = compute_segregation_rows(units.iloc[[3, 0, 4, 2, 1]], definition, iterations=50, seed=1)
+    assert first["comparator_value"].iloc[0] == shuffled["comparator_value"].iloc[0]
+    assert first["note"].iloc[0] == shuffled["note"].iloc[0] and first["value"].iloc[0] == pytest.approx(
+        shuffled["value"].iloc[0], abs=1e-15)

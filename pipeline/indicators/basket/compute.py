@@ -178,12 +178,16 @@ def compute_count_rows(rows: pd.DataFrame, definition: IndicatorDefinition) -> p
 
 def compute_segregation_rows(units: pd.DataFrame, definition: IndicatorDefinition, iterations: int,
                              seed: int, cache: dict | None = None) -> pd.DataFrame:
-    """One row per area, period and group: the index, and random allocation as the comparator.
-    `cache` keeps each group's four indices for the next indicator reading the same SQL."""
+    """One row per area, period and group: the index, and random allocation as the comparator
+    (units dealt in unit_code order, so the same counts give the same comparator whatever order the
+    rows come in). `cache` keeps each group's four indices for the next indicator reading the same SQL."""
     cache = {} if cache is None else cache
     out = []
     for (area, area_type, start, end, breakdown), part in units.groupby(
             ["area_code", "area_type", "period_start", "period_end", "breakdown"]):
+        # units in unit_code order: random allocation deals members to units in order, so the
+        # comparator must not depend on the order the SQL engine returned the rows in
+        part = part.sort_values("unit_code", kind="stable")
         x, t = part["group_count"].to_numpy(float), part["unit_total"].to_numpy(float)
         units_used = int((t > 0).sum())
         if units_used < 2 or x.sum() == 0 or x.sum() == t.sum():
