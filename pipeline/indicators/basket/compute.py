@@ -176,19 +176,36 @@ def compute_count_rows(rows: pd.DataFrame, definition: IndicatorDefinition) -> p
     return rows[rows["area_type"].isin(definition.levels)]
 
 
+SEGREGATION_KEYS = ["area_code", "area_type", "period_start", "period_end", "breakdown"]
+
+
 def compute_segregation_rows(units: pd.DataFrame, definition: IndicatorDefinition, iterations: int,
                              seed: int, cache: dict | None = None) -> pd.DataFrame:
     """One row per area, period and group: the index, and random allocation as the comparator
     (units dealt in unit_code order, so the same counts give the same comparator whatever order the
-    rows come in). `cache` keeps each group's four indices for the next indicator reading the same SQL."""
+    rows come in). `cache` keeps each group's four indices for the next indicator reading the same SQL.
+
+    `units` is the SQL's rows as a frame; the stage itself hands over the same groups as arrays
+    (`split_segregation_groups`), so that the units never become a frame at national scale."""
+    return compute_segregation_groups(split_segregation_groups(units), definition, iterations, seed, cache)
+
+
+def split_segregation_groups(units: pd.DataFrame):
+    """(area_code, area_type, period_start, period_end, breakdown), group counts, unit totals: one
+    per group of units, the units in unit_code order."""
+    for key, part in units.groupby(SEGREGATION_KEYS):
+        part = part.sort_values("unit_code", kind="stable")
+        yield key, part["group_count"].to_numpy(float), part["unit_total"].to_numpy(float)
+
+
+def compute_segregation_groups(groups, definition: IndicatorDefinition, iterations: int, seed: int,
+                               cache: dict | None = None) -> pd.DataFrame:
+    """`compute_segregation_rows` on groups already split: (key, group counts, unit totals) each, the
+    key being (area_code, area_type, period_start, period_end, breakdown) and the units in the order
+    random allocation deals them (unit_code order)."""
     cache = {} if cache is None else cache
     out = []
-    for (area, area_type, start, end, breakdown), part in units.groupby(
-            ["area_code", "area_type", "period_start", "period_end", "breakdown"]):
-        # units in unit_code order: random allocation deals members to units in order, so the
-        # comparator must not depend on the order the SQL engine returned the rows in
-        part = part.sort_values("unit_code", kind="stable")
-        x, t = part["group_count"].to_numpy(float), part["unit_total"].to_numpy(float)
+    for (area, area_type, start, end, breakdown), x, t in groups:
         units_used = int((t > 0).sum())
         if units_used < 2 or x.sum() == 0 or x.sum() == t.sum():
             continue
