@@ -211,3 +211,25 @@ def test_segregation_comparator_does_not_depend_on_the_order_of_the_units():
     assert first["comparator_value"].iloc[0] == shuffled["comparator_value"].iloc[0]
     assert first["note"].iloc[0] == shuffled["note"].iloc[0] and first["value"].iloc[0] == pytest.approx(
         shuffled["value"].iloc[0], abs=1e-15)
+
+
+def test_diversity_of_every_area_at_once_equals_the_statistic_per_area():
+    # ward A: 50/30/20 -> -(.5 ln .5 + .3 ln .3 + .2 ln .2) / ln 3 = 0.9372305632; ward B: all in one group of
+    # three (a zero counts in K) -> 0; LA L: 10/10 -> 1; ward C: one group only and ward D: no people -> no row
+    from math import log
+
+    from pipeline.indicators.basket.compute import compute_diversity_rows
+    from pipeline.stats.segregation import calculate_diversity
+
+    definition = next(d for d in load_basket() if d.id == "ethnic_diversity")
+    day = pd.Timestamp("2022-06-30").date()
+    areas = ["A"] * 3 + ["B"] * 3 + ["L"] * 2 + ["C"] + ["D"] * 2
+    groups = pd.DataFrame({"area_code": areas, "area_type": ["ward"] * 6 + ["la"] * 2 + ["ward"] * 3,
+                           "period_start": day, "period_end": day, "breakdown": "All",
+                           "group_name": ["W", "A", "B", "W", "A", "B", "W", "A", "W", "W", "A"],
+                           "group_count": [50, 30, 20, 40, 0, -1, 10, 10, 7, 0, 0]})
+    out = compute_diversity_rows(groups, definition).set_index("area_code")["value"]
+    assert sorted(out.index) == ["A", "B", "L"]
+    hand = -(0.5 * log(0.5) + 0.3 * log(0.3) + 0.2 * log(0.2)) / log(3)
+    assert out["A"] == pytest.approx(hand, abs=1e-12) == calculate_diversity([50, 30, 20])
+    assert out["B"] == pytest.approx(0.0, abs=1e-15) and out["L"] == pytest.approx(1.0, abs=1e-15)
