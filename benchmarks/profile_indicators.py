@@ -6,7 +6,7 @@ national benchmark's database (issue 13).
 DIR is a folder `bench_national.py --keep` left after `cohesion estimates` (or later) ran in it; the
 database is copied to the second path (left there for a re-run) and the two indicator stages
 (`compute_psa21_indicators`, `build_basket`) run on the copy with the [engine] settings of config.toml,
-as `cohesion indicators` runs them. Printed per SQL statement (named SQL steps, each basket indicator's
+as `cohesion indicators` runs them (DuckDB's memory limit per stage as `pipeline.run` sets it). Printed per SQL statement (named SQL steps, each basket indicator's
 query and the fetch of its result into Python) and per Python phase: process CPU seconds (every
 thread, DuckDB's included: steadier than wall time on a shared machine), wall seconds, the largest
 resident set size seen while it ran (sampled every 20 ms) and the resident set size when it ended;
@@ -147,6 +147,20 @@ class TimedConnection:
         return getattr(self._con, name)
 
 
+def set_stage_memory_limit(con, name: str, settings) -> None:
+    """DuckDB's memory limit for the stage, as `pipeline.run` sets it (where the code says)."""
+    from pipeline import run as run_module
+    from pipeline.stages import registered_stages
+
+    if hasattr(run_module, "stage_memory_limit"):
+        stage = next(s for s in registered_stages() if s.name == name)
+        limit = run_module.stage_memory_limit(stage, settings)
+    else:
+        limit = settings.engine.memory_limit
+    con.execute(f"SET memory_limit = '{limit}'" if limit else "RESET memory_limit")
+    print(f"{name}: DuckDB memory_limit {limit or 'default'}", flush=True)
+
+
 def main() -> None:
     source, copy = Path(sys.argv[1]), Path(sys.argv[2])
     if not copy.exists():
@@ -181,7 +195,9 @@ def main() -> None:
         timed = TimedConnection(con, timings, labels)
         cpu, wall = time.process_time(), time.perf_counter()
         try:
+            set_stage_memory_limit(con, "psa21", settings)
             timings.measure("PSA21 STAGE", psa21_module.compute_psa21_indicators, timed, settings.psa21)
+            set_stage_memory_limit(con, "basket", settings)
             timings.measure("BASKET STAGE", basket_module.build_basket, timed, settings)
         finally:
             total_cpu, total_wall = time.process_time() - cpu, time.perf_counter() - wall
