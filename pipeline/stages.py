@@ -62,8 +62,7 @@ class Stage:
     config: tuple[str, ...] = ()  # settings sections the stage depends on
     code: tuple[str, ...] = ()  # files or folders (relative to the project root) whose content it depends on
     reads_raw: bool = False  # the stage reads raw/ (its fingerprint includes every raw file)
-    streams_records: bool = False  # record-level rows stream through it (ingest, validate; the indicator stages scan
-    # the register and the school census): runs under [engine] ingest_memory_limit
+    streams_records: bool = False  # record-level rows stream through it: runs under [engine] ingest_memory_limit
     target: str = ""  # the make/CLI target that ends with it ("" = its own name)
     description: str = ""
 
