@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import annotated_types
 from pydantic.fields import FieldInfo
 
-from schemas.types import DEFAULT_DATE_FORMS, Contract, SqlForm, date_examples, date_sql, nhs_number_sql
+from schemas.types import DEFAULT_DATE_FORMS, Contract, SqlForm, date_examples, date_sql, iso_fast_path, nhs_number_sql
 
 _PARSE_RULE = {"DATE": "bad_date", "BIGINT": "bad_number", "DOUBLE": "bad_number", "INTEGER": "bad_number",
                "BOOLEAN": "bad_code"}
@@ -88,6 +88,24 @@ class ColumnSpec:
         return "(" + cast.replace("{x}", text) + ")"
 
     @property
+    def fast_expr(self) -> str | None:
+        """A date column that accepts ISO dates: its cheap reading of ISO text (`schemas.types.iso_fast_path`)."""
+        return iso_fast_path(quote(self.name + "__text"), self.date_forms) if self.date_forms else None
+
+    @property
+    def sparse_text(self) -> bool:
+        """The typed rows keep this column's text only where its typed value does not give it back
+        (``form.rebuild``): dates read by the ISO fast path, Y/N."""
+        return bool(self.form.rebuild) and (self.fast_expr is not None or not self.date_forms)
+
+    def text_value(self, table: str = "") -> str:
+        """SQL for the column's cleaned text in the typed rows (rebuilt where it is not kept)."""
+        text, typed = table + quote(self.name + "__text"), table + quote(self.name)
+        if not self.sparse_text:
+            return text
+        return f"coalesce({text}, {self.form.rebuild.replace('{v}', typed)})"
+
+    @property
     def expected(self) -> str:
         if self.date_forms:
             return f"{self.form.expected} such as {date_examples(self.date_forms)}"
@@ -132,8 +150,9 @@ def _field_checks(spec: ColumnSpec) -> list[tuple[str, str, str]]:
     col, text = quote(spec.name), quote(spec.name + "__text")
     expected = spec.expected
     checks = []
-    if spec.required:
-        checks.append(("missing_value", f"{text} IS NULL", f"{spec.raw} is blank; expected {expected}"))
+    if spec.required:  # a sparse text is NULL where the typed value gives it back: blank only without one
+        missing = f"{text} IS NULL AND {col} IS NULL" if spec.sparse_text else f"{text} IS NULL"
+        checks.append(("missing_value", missing, f"{spec.raw} is blank; expected {expected}"))
     if spec.form.lenient:
         return checks
     if spec.form.cast != "{x}":
@@ -159,7 +178,9 @@ class CompiledChecks:
     violations: str  # SELECT over the typed table (named `typed`) and `place_index`
     columns: list[ColumnSpec]
     # the same as `typed`, leaner to hold: `store` keeps a text column whose value is its cleaned text once,
-    # and `typed_view` (format {store} with the stored table's name) gives it back under both names
+    # and `typed_view` (format {store} with the stored table's name) gives it back under both names; a
+    # column whose typed value gives its text back (`ColumnSpec.sparse_text`: ISO dates, Y/N) keeps its
+    # `<col>__text` only where it does not (NULL elsewhere; `ColumnSpec.text_value` rebuilds it)
     store: str = ""
     typed_view: str = ""
 
@@ -176,19 +197,34 @@ def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list
                             for spec in specs]
     cleaned += [quote(c) for c in extra_columns]
     select, stored, aliases = ["__line"], ["__line"], []
+    # a fourth level for dates read by the ISO fast path: the cheap reading, which the store keeps where
+    # it gives back the text exactly (then the text itself is not kept: `ColumnSpec.sparse_text`)
+    quick = ["__line"] + [quote(spec.name + "__text") for spec in specs]
+    quick += [f"{spec.fast_expr} AS {quote(spec.name + '__iso')}" for spec in specs if spec.fast_expr]
+    quick += [quote(c) for c in extra_columns]
     for spec in specs:
         text = quote(spec.name + "__text")
         select += [f"{spec.cast_expr(text)} AS {quote(spec.name)}", text]
         if spec.form.cast == "{x}" and not spec.date_forms:  # the value is its cleaned text: stored once
             stored.append(text)
             aliases.append(f"{text} AS {quote(spec.name)}")
+        elif spec.fast_expr:
+            iso = quote(spec.name + "__iso")
+            same = f"(length({text}) = 10 AND CAST({iso} AS VARCHAR) = {text})"
+            stored += [f"CASE WHEN {same} THEN {iso} ELSE {spec.cast_expr(text)} END AS {quote(spec.name)}",
+                       f"CASE WHEN {same} THEN NULL ELSE {text} END AS {text}" if spec.sparse_text else text]
+        elif spec.sparse_text:
+            typed_value = spec.cast_expr(text)
+            back = spec.form.rebuild.replace("{v}", typed_value)
+            stored += [f"{typed_value} AS {quote(spec.name)}",
+                       f"CASE WHEN {typed_value} IS NOT NULL AND {back} = {text} THEN NULL ELSE {text} END AS {text}"]
         else:
             stored += [f"{spec.cast_expr(text)} AS {quote(spec.name)}", text]
     select += [quote(c) for c in extra_columns]
     stored += [quote(c) for c in extra_columns]
     source = f"(SELECT {', '.join(cleaned)} FROM (SELECT {', '.join(prepared)} FROM {raw_table}) AS prepared) AS cleaned"
     typed = f"SELECT {', '.join(select)} FROM {source}"
-    store = f"SELECT {', '.join(stored)} FROM {source}"
+    store = f"SELECT {', '.join(stored)} FROM (SELECT {', '.join(quick)} FROM {source}) AS quick"
     typed_view = f"SELECT *{''.join(', ' + a for a in aliases)} FROM {{store}}"
 
     checks: list[tuple[str, str, str, str, str]] = []  # (column, rule, bad predicate, message, value), in report order
@@ -202,11 +238,16 @@ def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list
         add(column, "nhs_number", nhs_number_sql(quote(column + "__text")),
             f"{column} looks like a real NHS number (10 digits passing the modulus-11 check, with or without spaces "
             f"or dashes); extracts must be pseudonymised before they reach the pipeline", "'[redacted]'")
+    by_name = {spec.name: spec for spec in specs}
+
+    def text_of(column: str) -> str:
+        return by_name[column].text_value() if column in by_name else quote(column + "__text")
+
     for spec in specs:
         for rule, bad, message in _field_checks(spec):
-            add(spec.raw, rule, bad, message, quote(spec.name + "__text"))
+            add(spec.raw, rule, bad, message, spec.text_value())
     for rule in contract.row_rules:
-        value = "'[redacted]'" if rule.redact else quote(rule.column + "__text") if rule.column in contract.model_fields else "NULL"
+        value = "'[redacted]'" if rule.redact else text_of(rule.column) if rule.column in contract.model_fields else "NULL"
         add(rule.column, rule.rule, f"({rule.bad})", rule.message, value)
     if contract.unique_key:
         key = ", ".join(quote(k) for k in contract.unique_key)
@@ -225,7 +266,7 @@ def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list
         joins.append(f"CROSS JOIN (SELECT mode({quote(column)}) AS __mode_{i} FROM typed) AS m{i}")
         extra.append(f"m{i}.__mode_{i}")
         add(column, f"mixed_{column}", f"{quote(column)} IS NOT NULL AND {quote(column)} <> __mode_{i}",
-            f"{column} differs from the rest of the file (one {column} per file)", quote(column + "__text"))
+            f"{column} differs from the rest of the file (one {column} per file)", text_of(column))
     if contract.place_by:
         place = contract.place_by
         extra.append(f"({_qualified(place)} IS NOT NULL AND {_qualified(place)} NOT IN (SELECT place FROM place_index)) "
