@@ -285,10 +285,12 @@ def nhs_number_sql(column: str) -> str:
     d = lambda i: f"TRY_CAST(substr({compact}, {i}, 1) AS INTEGER)"  # noqa: E731
     weighted = " + ".join(f"{10 - (i - 1)} * {d(i)}" for i in range(1, 10))
     check = f"(11 - (({weighted}) % 11))"
-    # first a cheap test that rules out almost every pseudonymised identifier: a character other than a
-    # digit, a space or a dash (the rest then runs on the few values left)
+    # first cheap tests that rule out almost every pseudonymised identifier: the first character (a
+    # digit, a dash or white space: no regular expression), then a character other than a digit, a space
+    # or a dash (the rest then runs on the few values left)
     return (
-        f"(NOT regexp_matches({column}, '[^\\d\\s-]') AND regexp_full_match({compact}, '\\d{{10}}') AND "
+        f"((ascii({column}) BETWEEN 48 AND 57 OR ascii({column}) IN (9, 10, 11, 12, 13, 32, 45)) AND "
+        f"NOT regexp_matches({column}, '[^\\d\\s-]') AND regexp_full_match({compact}, '\\d{{10}}') AND "
         f"CASE WHEN {check} = 11 THEN 0 ELSE {check} END = {d(10)})"
     )
 

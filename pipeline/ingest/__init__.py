@@ -33,7 +33,7 @@ import pandas as pd
 from pipeline.config import Settings
 from pipeline.db import scalar
 from pipeline.ingest.inventory import NotRead, RawFolderError, take_inventory
-from pipeline.ingest.reader import IngestError, UnreadableFile, file_hash, read_raw_file
+from pipeline.ingest.reader import IngestError, UnreadableFile, file_hash, finish_csv_pass, read_raw_file
 from pipeline.ingest.rules import compile_checks, quote
 from pipeline.sql import create_table_from
 from pipeline.vocabulary import load_vocabulary
@@ -236,10 +236,14 @@ def load_file(con, path: Path, source: str, report: FileReport, settings: Settin
         source_table = "raw_file_all"
         nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {quote(c)}" for c in missing)
         con.execute(f"CREATE OR REPLACE TEMP VIEW {source_table} AS SELECT *, {nulls} FROM {raw.table}")
-    checks = compile_checks(contract, source_table, extra, settings.ingest.date_forms_for(source))
+    checks = compile_checks(contract, source_table, extra, settings.ingest.date_forms_for(source), carry=raw.carry)
     con.execute("DROP VIEW IF EXISTS typed")
+    # one pass over the file's lines: split, cleaned, typed (and, for a CSV file, each line's structural
+    # problem found: its rejects are made from the typed rows, which then leave those lines out)
     con.execute(f"CREATE OR REPLACE TEMP TABLE typed_store AS {checks.store}")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW typed AS {checks.typed_view.format(store='typed_store')}")
+    finish_csv_pass(con, raw, "typed_store")
+    rows = "typed_store" if not raw.carry else "(SELECT * FROM typed_store WHERE __problem IS NULL)"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW typed AS {checks.typed_view.format(store=rows)}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE violations AS {checks.violations}")
     if raw.rejects:
         con.execute(f"""INSERT INTO violations SELECT __line, 0, NULL, rule, message, raw_line, 1 FROM {raw.rejects}""")

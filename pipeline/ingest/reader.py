@@ -63,6 +63,12 @@ class RawFile:
     rejects: str | None  # DuckDB table of structural rejects: __line, rule, message, raw_line
     blank_lines: int = 0
     temporaries: tuple[str, ...] = ()  # tables the view `table` reads (CSV): dropped with it
+    # CSV: columns of the view beside the fields (`__problem`), which the pass that types the rows carries
+    # through for `finish_csv_pass`; the physical lines' table, the SQL splitting a line, the header's width
+    carry: tuple[str, ...] = ()
+    lines: str | None = None
+    fields_sql: str = ""
+    width: int = 0
 
     def drop(self, con: duckdb.DuckDBPyConnection) -> None:
         """Drop the file's temporary table or view, its rejects and what they read (frees their memory)."""
@@ -183,46 +189,54 @@ def _read_csv(con, path: Path, table: str, source: str, header_map) -> RawFile:
     fields = (f"CASE WHEN contains(text, '\"') THEN list_transform(regexp_extract_all(',' || text, {_lit(',(' + _FIELD + ')')}, 1), "
               f"lambda f: CASE WHEN starts_with(trim(f), '\"') THEN replace(substr(trim(f), 2, length(trim(f)) - 2), '\"\"', '\"') "
               f"ELSE f END) ELSE string_split(text, ',') END")
+    # one pass counts the data lines and the blank ones (rows_read); the other problems of a line are
+    # found when its fields are split (the view below), in the same pass that types the rows
+    data_lines, blank = con.execute(f"""SELECT count(*), count(*) FILTER (WHERE {_BLANK})
+        FROM {lines.table} WHERE __line > 1""").fetchall()[0]
+    rows_read = data_lines - blank + scalar(con, f"SELECT count(*) FROM {lines.encoding}")
+    # a view, not a copy: the lines split into the header's columns when they are read (by the pass
+    # that types the rows, and for the quarantined lines' fields), so the fields are never held as a
+    # second copy of the file. `__problem` names what keeps a line from being a data row of the
+    # header's width (NULL for almost every line): `finish_csv_pass` turns it into structural rejects
     odd = "(length(text) - length(replace(text, '\"', ''))) % 2 = 1"
-    # blank: nothing but spaces, commas, tabs and carriage returns (the regular expression only runs on
-    # lines that start with one of them)
-    blank_start = "(text = '' OR starts_with(text, ' ') OR starts_with(text, ',') OR starts_with(text, chr(9)) OR starts_with(text, chr(13)))"
-    problem = (f"CASE WHEN text IS NULL OR ({blank_start} AND NOT regexp_matches(text, '[^ ,\\t\\r]')) THEN 'blank' "
-               f"WHEN NOT contains(text, '\"') THEN NULL WHEN {odd} THEN 'unclosed_quote' "
-               f"WHEN NOT regexp_full_match(text, {_lit(_LINE)}) THEN 'stray_quote' END")
-    # the number of fields without building the list: commas + 1 on a line without quotes
-    count = f"CASE WHEN contains(text, '\"') THEN len({fields}) ELSE strlen(text) - strlen(replace(text, ',', '')) + 1 END"
-    # pass 1 (no field is copied): the lines that are not data rows of the header's width - usually few
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE {table}__odd AS
-        SELECT __line, __problem, __fields
-        FROM (SELECT __line, __problem, CASE WHEN __problem IS NULL THEN {count} END AS __fields
-              FROM (SELECT __line, text, {problem} AS __problem FROM {lines.table} WHERE __line > 1))
-        WHERE __problem IS NOT NULL OR __fields <> {n}""")
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE {table}_rejects AS
-        SELECT t.__line,
-               CASE WHEN __problem IS NOT NULL THEN 'bad_quoting' WHEN __fields < {n} THEN 'short_row' ELSE 'long_row' END AS rule,
+    problem = (f"CASE WHEN {_BLANK} THEN 'blank' "
+               f"WHEN contains(text, '\"') AND {odd} THEN 'unclosed_quote' "
+               f"WHEN contains(text, '\"') AND NOT regexp_full_match(text, {_lit(_LINE)}) THEN 'stray_quote' "
+               f"WHEN len(fields) < {n} THEN 'short_row' WHEN len(fields) > {n} THEN 'long_row' END")
+    select = ", ".join(f"fields[{i + 1}] AS {quote(m)}" for i, m in enumerate(mapped))
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW {table} AS
+        SELECT __line, {problem} AS __problem, {select}
+        FROM (SELECT __line, text, {fields} AS fields FROM {lines.table} WHERE __line > 1)""")
+    con.execute(f"DROP TABLE IF EXISTS {table}_rejects")
+    return RawFile(path, table, mapped, rows_read, f"{table}_rejects", blank, temporaries=(lines.table, lines.encoding),
+                   carry=("__problem",), lines=lines.table, fields_sql=fields, width=n)
+
+
+# blank: nothing but spaces, commas, tabs and carriage returns (the regular expression only runs on
+# lines that start with one of them)
+_BLANK = ("(text IS NULL OR ((text = '' OR starts_with(text, ' ') OR starts_with(text, ',') OR starts_with(text, chr(9)) "
+          "OR starts_with(text, chr(13))) AND NOT regexp_matches(text, '[^ ,\\t\\r]')))")
+
+
+def finish_csv_pass(con: duckdb.DuckDBPyConnection, raw: RawFile, rows: str) -> None:
+    """After the pass that read `raw`'s view into the table `rows` (carrying `__problem`): the file's
+    structural rejects (bad quoting, short and long rows, lines that are not UTF-8) with their raw text."""
+    if not raw.lines:
+        return
+    count = f"CASE WHEN contains(text, '\"') THEN len({raw.fields_sql}) ELSE strlen(text) - strlen(replace(text, ',', '')) + 1 END"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {raw.rejects} AS
+        SELECT __line,
+               CASE WHEN __problem IN ('stray_quote', 'unclosed_quote') THEN 'bad_quoting' ELSE __problem END AS rule,
                CASE WHEN __problem = 'stray_quote'
                         THEN 'quotes do not enclose whole values (a stray " inside a value?); the line cannot be split into columns'
                     WHEN __problem = 'unclosed_quote'
                         THEN 'a quote opened on this line is not closed on it (a value may not run over a line break); only this line is quarantined, the lines after it are read as usual'
-                    ELSE 'the line has ' || __fields || ' fields; the header has {n}' END AS message,
-               l.text AS raw_line
-        FROM (SELECT __line, __problem, __fields FROM {table}__odd WHERE __problem IS DISTINCT FROM 'blank') AS t
-        JOIN {lines.table} AS l USING (__line)
-        UNION ALL SELECT * FROM {lines.encoding}""")
-    data_lines, blank = con.execute(f"""SELECT (SELECT count(*) FROM {lines.table} WHERE __line > 1),
-        (SELECT count(*) FROM {table}__odd WHERE __problem = 'blank')""").fetchall()[0]
-    rows_read = data_lines - blank + scalar(con, f"SELECT count(*) FROM {lines.encoding}")
-    con.execute(f"DROP TABLE IF EXISTS {lines.encoding}")
-    # pass 2, a view: the well-formed lines split into the header's columns when the checks read them,
-    # so the file's fields are never held as a second copy of the file
-    select = ", ".join(f"fields[{i + 1}] AS {quote(m)}" for i, m in enumerate(mapped))
-    con.execute(f"""CREATE OR REPLACE TEMP VIEW {table} AS
-        SELECT __line, {select}
-        FROM (SELECT __line, {fields} AS fields FROM {lines.table}
-              WHERE __line > 1 AND __line NOT IN (SELECT __line FROM {table}__odd))""")
-    return RawFile(path, table, mapped, rows_read, f"{table}_rejects", blank,
-                   temporaries=(f"{table}__odd", lines.table))
+                    ELSE 'the line has ' || ({count}) || ' fields; the header has {raw.width}' END AS message,
+               text AS raw_line
+        FROM (SELECT p.__line, p.__problem, l.text
+              FROM (SELECT __line, __problem FROM {rows} WHERE __problem IS NOT NULL AND __problem <> 'blank') AS p
+              JOIN {raw.lines} AS l USING (__line)) AS odd
+        UNION ALL SELECT * FROM {raw.lines}_encoding""")
 
 
 @dataclass

@@ -186,20 +186,23 @@ class CompiledChecks:
 
 
 def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list[str] = (),
-                   date_forms: tuple[str, ...] = DEFAULT_DATE_FORMS) -> CompiledChecks:
+                   date_forms: tuple[str, ...] = DEFAULT_DATE_FORMS, carry: tuple[str, ...] = ()) -> CompiledChecks:
+    """`carry`: columns of the raw table passed through to the typed rows as they are (the reader's
+    `__problem`); the typed view leaves them out."""
     specs = column_specs(contract, date_forms)
+    through = [quote(c) for c in carry]
     # three levels, so that each step is computed once per row: the prepared text (trimmed; a costly
     # step of the cleaning, such as removing a postcode's spaces), the cleaned text, and the cast
     # (which reads the cleaned text, not the raw text)
-    prepared = ["__line"] + [f"{spec.prepared_expr} AS {quote(spec.prepared_name)}" for spec in specs]
+    prepared = ["__line", *through] + [f"{spec.prepared_expr} AS {quote(spec.prepared_name)}" for spec in specs]
     prepared += [f"{trimmed_sql(quote(c))} AS {quote(c)}" for c in extra_columns]
-    cleaned = ["__line"] + [f"{spec.clean_expr(quote(spec.prepared_name))} AS {quote(spec.name + '__text')}"
+    cleaned = ["__line", *through] + [f"{spec.clean_expr(quote(spec.prepared_name))} AS {quote(spec.name + '__text')}"
                             for spec in specs]
     cleaned += [quote(c) for c in extra_columns]
-    select, stored, aliases = ["__line"], ["__line"], []
+    select, stored, aliases = ["__line", *through], ["__line", *through], []
     # a fourth level for dates read by the ISO fast path: the cheap reading, which the store keeps where
     # it gives back the text exactly (then the text itself is not kept: `ColumnSpec.sparse_text`)
-    quick = ["__line"] + [quote(spec.name + "__text") for spec in specs]
+    quick = ["__line", *through] + [quote(spec.name + "__text") for spec in specs]
     quick += [f"{spec.fast_expr} AS {quote(spec.name + '__iso')}" for spec in specs if spec.fast_expr]
     quick += [quote(c) for c in extra_columns]
     for spec in specs:
@@ -225,7 +228,8 @@ def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list
     source = f"(SELECT {', '.join(cleaned)} FROM (SELECT {', '.join(prepared)} FROM {raw_table}) AS prepared) AS cleaned"
     typed = f"SELECT {', '.join(select)} FROM {source}"
     store = f"SELECT {', '.join(stored)} FROM (SELECT {', '.join(quick)} FROM {source}) AS quick"
-    typed_view = f"SELECT *{''.join(', ' + a for a in aliases)} FROM {{store}}"
+    everything = f"* EXCLUDE ({', '.join(through)})" if through else "*"
+    typed_view = f"SELECT {everything}{''.join(', ' + a for a in aliases)} FROM {{store}}"
 
     checks: list[tuple[str, str, str, str, str]] = []  # (column, rule, bad predicate, message, value), in report order
     joins: list[str] = []  # what the predicates read beside the typed row, joined once
