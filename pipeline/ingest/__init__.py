@@ -225,8 +225,6 @@ def load_file(con, path: Path, source: str, report: FileReport, settings: Settin
     layout = choose_layout(source, raw.columns, path)
     report.layout = layout.name
     _check_reference_date(layout, raw.columns, path)
-    report.rows_read = raw.rows_read
-    report.blank_lines = raw.blank_lines
     contract = layout.contract
     contract_columns = set(layout.columns)
     extra = [c for c in raw.columns if c not in contract_columns] if contract.keep_extra_columns else []
@@ -242,6 +240,8 @@ def load_file(con, path: Path, source: str, report: FileReport, settings: Settin
     # problem found: its rejects are made from the typed rows, which then leave those lines out)
     con.execute(f"CREATE OR REPLACE TEMP TABLE typed_store AS {checks.store}")
     finish_csv_pass(con, raw, "typed_store")
+    report.rows_read = raw.rows_read
+    report.blank_lines = raw.blank_lines
     rows = "typed_store" if not raw.carry else "(SELECT * FROM typed_store WHERE __problem IS NULL)"
     con.execute(f"CREATE OR REPLACE TEMP VIEW typed AS {checks.typed_view.format(store=rows)}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE violations AS {checks.violations}")

@@ -25,7 +25,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -59,9 +59,9 @@ class RawFile:
     path: Path
     table: str  # DuckDB table: __line plus the (mapped) text columns
     columns: list[str]  # mapped column names, in file order
-    rows_read: int  # non-blank data lines (CSV) or rows (Parquet)
+    known_rows: int | None  # rows_read once known (Parquet: at once; CSV: counted by the pass that types the rows)
     rejects: str | None  # DuckDB table of structural rejects: __line, rule, message, raw_line
-    blank_lines: int = 0
+    known_blank: int | None = 0
     temporaries: tuple[str, ...] = ()  # tables the view `table` reads (CSV): dropped with it
     # CSV: columns of the view beside the fields (`__problem`), which the pass that types the rows carries
     # through for `finish_csv_pass`; the physical lines' table, the SQL splitting a line, the header's width
@@ -69,6 +69,26 @@ class RawFile:
     lines: str | None = None
     fields_sql: str = ""
     width: int = 0
+    con: duckdb.DuckDBPyConnection | None = field(default=None, repr=False)
+
+    @property
+    def rows_read(self) -> int:
+        """Non-blank data lines (CSV) or rows (Parquet): every one of them is loaded or quarantined."""
+        self._count_lines()
+        return self.known_rows
+
+    @property
+    def blank_lines(self) -> int:
+        self._count_lines()
+        return self.known_blank
+
+    def _count_lines(self) -> None:
+        """A CSV file's lines counted before the pass that types them (which otherwise counts them)."""
+        if self.known_rows is None:
+            data, blank = self.con.execute(f"""SELECT count(*), count(*) FILTER (WHERE {_BLANK})
+                FROM {self.lines} WHERE __line > 1""").fetchall()[0]
+            self.known_rows = data - blank + scalar(self.con, f"SELECT count(*) FROM {self.lines}_encoding")
+            self.known_blank = blank
 
     def drop(self, con: duckdb.DuckDBPyConnection) -> None:
         """Drop the file's temporary table or view, its rejects and what they read (frees their memory)."""
@@ -189,11 +209,6 @@ def _read_csv(con, path: Path, table: str, source: str, header_map) -> RawFile:
     fields = (f"CASE WHEN contains(text, '\"') THEN list_transform(regexp_extract_all(',' || text, {_lit(',(' + _FIELD + ')')}, 1), "
               f"lambda f: CASE WHEN starts_with(trim(f), '\"') THEN replace(substr(trim(f), 2, length(trim(f)) - 2), '\"\"', '\"') "
               f"ELSE f END) ELSE string_split(text, ',') END")
-    # one pass counts the data lines and the blank ones (rows_read); the other problems of a line are
-    # found when its fields are split (the view below), in the same pass that types the rows
-    data_lines, blank = con.execute(f"""SELECT count(*), count(*) FILTER (WHERE {_BLANK})
-        FROM {lines.table} WHERE __line > 1""").fetchall()[0]
-    rows_read = data_lines - blank + scalar(con, f"SELECT count(*) FROM {lines.encoding}")
     # a view, not a copy: the lines split into the header's columns when they are read (by the pass
     # that types the rows, and for the quarantined lines' fields), so the fields are never held as a
     # second copy of the file. `__problem` names what keeps a line from being a data row of the
@@ -208,8 +223,9 @@ def _read_csv(con, path: Path, table: str, source: str, header_map) -> RawFile:
         SELECT __line, {problem} AS __problem, {select}
         FROM (SELECT __line, text, {fields} AS fields FROM {lines.table} WHERE __line > 1)""")
     con.execute(f"DROP TABLE IF EXISTS {table}_rejects")
-    return RawFile(path, table, mapped, rows_read, f"{table}_rejects", blank, temporaries=(lines.table, lines.encoding),
-                   carry=("__problem",), lines=lines.table, fields_sql=fields, width=n)
+    # rows_read and blank_lines: counted by the pass that types the rows (`finish_csv_pass`)
+    return RawFile(path, table, mapped, None, f"{table}_rejects", None, temporaries=(lines.table, lines.encoding),
+                   carry=("__problem",), lines=lines.table, fields_sql=fields, width=n, con=con)
 
 
 # blank: nothing but spaces, commas, tabs and carriage returns (the regular expression only runs on
@@ -220,9 +236,14 @@ _BLANK = ("(text IS NULL OR ((text = '' OR starts_with(text, ' ') OR starts_with
 
 def finish_csv_pass(con: duckdb.DuckDBPyConnection, raw: RawFile, rows: str) -> None:
     """After the pass that read `raw`'s view into the table `rows` (carrying `__problem`): the file's
-    structural rejects (bad quoting, short and long rows, lines that are not UTF-8) with their raw text."""
+    structural rejects (bad quoting, short and long rows, lines that are not UTF-8) with their raw text,
+    and its counts of data lines and blank lines."""
     if not raw.lines:
         return
+    if raw.known_rows is None:
+        lines, blank = con.execute(f"SELECT count(*), count(*) FILTER (WHERE __problem = 'blank') FROM {rows}").fetchall()[0]
+        raw.known_rows = lines - blank + scalar(con, f"SELECT count(*) FROM {raw.lines}_encoding")
+        raw.known_blank = blank
     count = f"CASE WHEN contains(text, '\"') THEN len({raw.fields_sql}) ELSE strlen(text) - strlen(replace(text, ',', '')) + 1 END"
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {raw.rejects} AS
         SELECT __line,
