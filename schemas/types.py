@@ -191,11 +191,11 @@ def parse_lenient_int(value):
 
 # --- SQL readings ------------------------------------------------------------------------
 
-# a postcode without whitespace, upper case (regular expressions only for the rare tab or line break:
-# RE2's \s is [\t\n\f\r ])
+# a postcode without whitespace, upper case (a regular expression only for the rare tab or line break,
+# found by `contains`, far cheaper than a regular expression on every row: RE2's \s is [\t\n\f\r ])
 _COMPACT_POSTCODE_SQL = (
-    "CASE WHEN regexp_matches({x}, '[\\t\\n\\f\\r]') THEN regexp_replace(upper({x}), '\\s', '', 'g') "
-    "ELSE replace(upper({x}), ' ', '') END"
+    "CASE WHEN contains({x}, chr(9)) OR contains({x}, chr(10)) OR contains({x}, chr(12)) OR contains({x}, chr(13)) "
+    "THEN regexp_replace(upper({x}), '\\s', '', 'g') ELSE replace(upper({x}), ' ', '') END"
 )
 # the compact postcode with one space before the inward code ('M154AB' -> 'M15 4AB')
 _SPACED_POSTCODE_SQL = "CASE WHEN length({x}) >= 5 THEN substr({x}, 1, length({x}) - 3) || ' ' || right({x}, 3) ELSE {x} END"

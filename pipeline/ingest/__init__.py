@@ -313,7 +313,7 @@ def quarantine_frame(con, report: FileReport, raw, redacted: list[str]) -> pd.Da
         SELECT {_lit(report.file)} AS file, f.__line AS line, f."column", f.rule,
                f.message || CASE WHEN f.other_problems > 0 THEN ' (and ' || f.other_problems || ' more problem(s) in this row)' ELSE '' END AS message,
                {value} AS value, {originals}, {raw_line} AS raw_line
-        FROM failed AS f LEFT JOIN (SELECT * FROM raw_file WHERE __line IN (SELECT __line FROM failed)) AS r USING (__line)
+        FROM failed AS f LEFT JOIN {raw.rows_at("SELECT __line FROM failed")} AS r USING (__line)
         {structural}
         ORDER BY f.__line""").df()
     if not raw.rejects or frame["raw_line"].isna().all():

@@ -70,6 +70,15 @@ class RawFile:
     fields_sql: str = ""
     width: int = 0
     con: duckdb.DuckDBPyConnection | None = field(default=None, repr=False)
+    view_sql: str = ""  # CSV: the view `table`'s SELECT, reading the lines from _LINES_TOKEN
+
+    def rows_at(self, lines: str) -> str:
+        """SQL for the rows of `table` whose __line is in the subquery `lines` (the quarantined lines'
+        fields): for a CSV file, only those lines are split, not the whole file."""
+        if not self.view_sql:
+            return f"(SELECT * FROM {self.table} WHERE __line IN ({lines}))"
+        picked = f"(SELECT * FROM {self.lines} WHERE __line IN ({lines}))"
+        return f"({self.view_sql.replace(_LINES_TOKEN, picked)})"
 
     @property
     def rows_read(self) -> int:
@@ -198,6 +207,7 @@ def _read_header(path: Path) -> list[str]:
 _FIELD = r'\s*"(?:[^"]|"")*"\s*|[^",]*'
 _LINE = f"(?:{_FIELD})(?:,(?:{_FIELD}))*"
 _NO_DELIMITER = "'\x01\x02\x03\x04'"  # never in text: each physical line is read as one value
+_LINES_TOKEN = "<<lines>>"  # stands for the lines' table in RawFile.view_sql
 
 
 def _read_csv(con, path: Path, table: str, source: str, header_map) -> RawFile:
@@ -219,13 +229,13 @@ def _read_csv(con, path: Path, table: str, source: str, header_map) -> RawFile:
                f"WHEN contains(text, '\"') AND NOT regexp_full_match(text, {_lit(_LINE)}) THEN 'stray_quote' "
                f"WHEN len(fields) < {n} THEN 'short_row' WHEN len(fields) > {n} THEN 'long_row' END")
     select = ", ".join(f"fields[{i + 1}] AS {quote(m)}" for i, m in enumerate(mapped))
-    con.execute(f"""CREATE OR REPLACE TEMP VIEW {table} AS
-        SELECT __line, {problem} AS __problem, {select}
-        FROM (SELECT __line, text, {fields} AS fields FROM {lines.table} WHERE __line > 1)""")
+    view = f"""SELECT __line, {problem} AS __problem, {select}
+        FROM (SELECT __line, text, {fields} AS fields FROM {_LINES_TOKEN} WHERE __line > 1)"""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS {view.replace(_LINES_TOKEN, lines.table)}")
     con.execute(f"DROP TABLE IF EXISTS {table}_rejects")
     # rows_read and blank_lines: counted by the pass that types the rows (`finish_csv_pass`)
     return RawFile(path, table, mapped, None, f"{table}_rejects", None, temporaries=(lines.table, lines.encoding),
-                   carry=("__problem",), lines=lines.table, fields_sql=fields, width=n, con=con)
+                   carry=("__problem",), lines=lines.table, fields_sql=fields, width=n, con=con, view_sql=view)
 
 
 # blank: nothing but spaces, commas, tabs and carriage returns (the regular expression only runs on
