@@ -244,10 +244,7 @@ def load_file(con, path: Path, source: str, report: FileReport, settings: Settin
     report.blank_lines = raw.blank_lines
     rows = "typed_store" if not raw.carry else "(SELECT * FROM typed_store WHERE __problem IS NULL)"
     con.execute(f"CREATE OR REPLACE TEMP VIEW typed AS {checks.typed_view.format(store=rows)}")
-    # a file whose key hashes all differ has no repeated key: its checks skip the search for them
-    repeats = checks.key_hash and scalar(con, f"SELECT count(*) <> count(DISTINCT {checks.key_hash}) FROM typed")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE violations AS "
-                f"{checks.violations if repeats else checks.violations_unique_keys}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE violations AS {checks.violations}")
     if raw.rejects:
         con.execute(f"""INSERT INTO violations SELECT __line, 0, NULL, rule, message, raw_line, 1 FROM {raw.rejects}""")
     check_keys_across_files(con, layout, report.file, settings)

@@ -247,10 +247,6 @@ class CompiledChecks:
     # `<col>__text` only where it does not (NULL elsewhere; `ColumnSpec.text_value` rebuilds it)
     store: str = ""
     typed_view: str = ""
-    # the violations when no key repeats in the file (`key_hash`, the hash of the unique key over `typed`,
-    # tells: count(*) = count(DISTINCT key_hash)), without the costly search for repeated keys
-    violations_unique_keys: str = ""
-    key_hash: str = ""
 
 
 def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list[str] = (),
@@ -300,7 +296,6 @@ def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list
     typed_view = f"SELECT {everything}{''.join(', ' + a for a in aliases)} FROM {{store}}"
 
     checks: list[tuple[str, str, str, str, str]] = []  # (column, rule, bad predicate, message, value), in report order
-    key_hash, repeats_join = "", None
     joins: list[str] = []  # what the predicates read beside the typed row, joined once
     extra: list[str] = []  # their columns
 
@@ -328,11 +323,9 @@ def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list
         # every row after the first of its key. The repeated keys are found by grouping a 64-bit hash of
         # the key (far cheaper than grouping the key's text), then grouping the exact key only among the
         # rows whose hash repeats (a hash collision is then told apart by the key itself)
-        repeats_join = (f"LEFT JOIN (SELECT {key}, min(__line) AS __first FROM typed "
-                        f"WHERE hash({key}) IN (SELECT hash({key}) AS __h FROM typed GROUP BY __h HAVING count(*) > 1) "
-                        f"GROUP BY {key} HAVING count(*) > 1) AS d ON {same}")
-        joins.append(repeats_join)
-        key_hash = f"hash({key})"
+        joins.append(f"LEFT JOIN (SELECT {key}, min(__line) AS __first FROM typed "
+                     f"WHERE hash({key}) IN (SELECT hash({key}) AS __h FROM typed GROUP BY __h HAVING count(*) > 1) "
+                     f"GROUP BY {key} HAVING count(*) > 1) AS d ON {same}")
         extra.append("d.__first")
         add(contract.unique_key[-1], "duplicate_record", "__line > __first",
             f"a second row with the same {', '.join(contract.unique_key)} in this file; the first was kept",
@@ -370,12 +363,7 @@ def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list
                           "CAST(NULL AS VARCHAR) AS value, 0 AS problems FROM typed WHERE false")
         return violations
 
-    violations = violations_over(joins)
-    # when no key repeats (the typed rows' key hashes all differ), the same check without the join that
-    # finds the repeated keys: every row is then the first of its key
-    unique = [j if j != repeats_join else "CROSS JOIN (SELECT CAST(NULL AS BIGINT) AS __first) AS d" for j in joins]
-    violations_unique_keys = violations_over(unique) if key_hash else violations
-    return CompiledChecks(typed, violations, specs, store, typed_view, violations_unique_keys, key_hash)
+    return CompiledChecks(typed, violations_over(joins), specs, store, typed_view)
 
 
 def _qualified(expression: str) -> str:
