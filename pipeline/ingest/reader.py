@@ -14,6 +14,11 @@ non-blank data lines, and every one of them ends up loaded or quarantined:
   lines after it into one value, as a CSV parser would;
 - a line that is not UTF-8 is ``invalid_encoding``.
 
+The lines are split by a view (`RawFile.table`), read by the one pass that types the rows
+(`pipeline.ingest.rules`): that pass also carries each line's structural problem (``__problem``),
+from which `finish_csv_pass` makes the file's rejects and counts its lines, so no pass over the
+lines runs only to find the odd ones.
+
 Blank lines (and lines of commas only, as spreadsheets export) are not data lines: they are
 counted in ``blank_lines``. Parquet columns of real DATE or TIMESTAMP type are read as ISO dates,
 and whole numbers stored as floats (as pandas writes an integer column with gaps) without ``.0``.
