@@ -21,7 +21,12 @@ benchmarks/work/backtest_regimes/cell_errors.csv for a calibration to consume
 
 Seeds: --first-seed (default 7101) + 100 x the regime's index + 0, 1, ... (never the demo's 101-106 /
 201-206; seeds already used: 7101-7501, 8101-8106, 9101-9502, 11101-11503 (issue 9: used to choose
-blend_covariate), 12101-12503 (issue 9: its confirmation)).
+blend_covariate), 12101-12503 (issue 9: its confirmation), 13101-13503 (issue 9: choosing how to use
+the school census), 14101-14503 (issue 9: confirming it)).
+
+Every district now also writes the LA's school census (benchmarks/regimes/schools.py; its own
+random stream, so the registers, base and truth of a seed are as before); `--no-school-census`
+leaves it out, as every run before issue 9's school signal did.
 
     .venv/bin/python benchmarks/backtest_regimes.py                       # all regimes, 1 seed each
     .venv/bin/python benchmarks/backtest_regimes.py --seeds 2 --regimes steady students
@@ -282,6 +287,8 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=Path, default=WORK)
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--keep", action="store_true", help="keep each run's data folder")
+    ap.add_argument("--no-school-census", action="store_true",
+                    help="do not write raw/school_census/ (as every run before the school signal)")
     ap.add_argument("--reuse", action="store_true",
                     help="keep the last run's results for regime x seed x mode already in cell_errors.csv "
                          "(only valid when neither the simulator nor the pipeline changed since)")
@@ -320,7 +327,7 @@ def main(argv=None) -> int:
                 folder = args.work / f"{regime}_s{seed}_{mode}"
                 if folder.exists():
                     shutil.rmtree(folder)
-                write_raw(world, folder, mode)
+                write_raw(world, folder, mode, school_census=not args.no_school_census)
                 if truth is None:
                     truth = truth_cells(folder)
                     facts = pd.read_csv(folder / "truth" / "lsoa_facts.csv")

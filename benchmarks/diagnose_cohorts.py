@@ -126,6 +126,7 @@ def score(est: np.ndarray, rc: np.ndarray, truth: np.ndarray, facts: pd.DataFram
             row[pre + "mape"] = 100 * np.abs(rel).mean()
             row[pre + "bias"] = 100 * rel.mean()
             row[pre + "mape_in"] = 100 * np.abs(rel_in).mean()
+            row[pre + "mape_high_churn"] = 100 * np.abs(rel[high]).mean()  # as backtest_regimes.py (students included)
             row[pre + "lvl0"] = 100 * np.abs(e_0 / tr_0 - 1).mean()
             row[pre + "chg"] = 100 * np.abs((e_t - e_0) - (tr_t - tr_0)).mean() / tr_t.mean()
             row[pre + "chg_bias"] = 100 * np.mean(((e_t - e_0) - (tr_t - tr_0)) / tr_t)
@@ -197,6 +198,13 @@ def roll_experimental(inp: dict, settings, opts: dict) -> tuple[np.ndarray, np.n
         I_raw_band = fold_to_bands(listed) / np.maximum(fold_to_bands(B0), 1e-9)
         I_chg = np.where(fold_to_bands(B0) > 0, I_raw_band, 1.0)[:, :, band]
     Bb = Bb + new0[None, None, :] * L0 / I_age
+    # the change in inflation measured against the school census (as roll_cohorts: 1 = none)
+    from pipeline.estimates import school_signal as ss
+    g = np.ones((len(ex), n))
+    sp = kw.get("school_pupils")
+    if ss.choose_school_signal(getattr(settings, "school_signal", "off"), sp) == "la":
+        g = ss.measure_inflation_change(ss.count_list_children(L, ex["extract_date"]), sp[1],
+                                        ss.pair_censuses(ex["extract_date"], sp[0]), la)
     # the LA's inflation at single year 0 at t0 (babies under one: the newborns' own), list over base
     i_age0 = float(np.clip(L0[:, :, 0].sum() / max(Bb[:, :, 0].sum(), 1e-9), 0.5, 2.0))
     K = len(ex)
@@ -219,7 +227,7 @@ def roll_experimental(inp: dict, settings, opts: dict) -> tuple[np.ndarray, np.n
         if change == "one":
             Ia = np.ones_like(Ia)
         base_aged = age_counts(Bb, d)
-        est[row.k] = cohort_model.floor_by_band(base_aged + (Lt - L0a) / Ia, band)
+        est[row.k] = cohort_model.floor_by_band(base_aged + (Lt / g[row.k][:, None, None] - L0a) / Ia, band)
         rc[row.k] = cohort_model._ratio_change(pub, L[row.k], L[0], band, kw.get("constrain_ratio_change", True))
     return est, rc
 
@@ -227,7 +235,8 @@ def roll_experimental(inp: dict, settings, opts: dict) -> tuple[np.ndarray, np.n
 VARIANTS: dict[str, dict] = {"default": {}, "noblend": {"blend_base": False}, "k0": {"shrinkage_strength": 0.0},
                              "noblend_k0": {"blend_base": False, "shrinkage_strength": 0.0},
                              "k10": {"shrinkage_strength": 10.0}, "k200": {"shrinkage_strength": 200.0},
-                             "young": {"blend_covariate": "young_share"}}
+                             "young": {"blend_covariate": "young_share"},
+                             "noschool": {"school_signal": "off"}}
 EXPERIMENTS: dict[str, tuple[dict, dict]] = {
     "x_default": ({}, {}), "x_additive": ({}, {"change": "one"}), "x_newborn1": ({}, {"newborn": "one"}), "x_newborn0": ({}, {"newborn": "age0"}),
     "x_additive_noblend": ({"blend_base": False}, {"change": "one"}),

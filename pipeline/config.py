@@ -135,6 +135,10 @@ class EstimateSettings(Section):
     # "auto" = young_share where the register gives the list's ages, none where they are modelled
     # (counts-only mode) (cohort_model.choose_blend_covariate; issue 9)
     blend_covariate: Literal["auto", "none", "young_share"] = "auto"
+    # the change in list inflation since the first extract, measured as the LA's list-to-school-census
+    # ratio of children of years R-11 (estimates/school_signal.py; issue 9): "la" divides the list's
+    # change by it, "off" keeps inflation fixed at t0. Off whenever there is no school census.
+    school_signal: Literal["off", "la"] = "la"
     death_removal_lag_days: int = Field(30, ge=0)  # deaths this recent are assumed still on the list
     cleaning_threshold: float = Field(3.0, gt=1)  # no gp_movements: a practice's leavers above this x usual = list cleaning
     ethnicity_shrinkage: float = Field(20.0, ge=0)  # pseudo-count pulling a cell's ethnic shares to its LSOA's

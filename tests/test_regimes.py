@@ -160,3 +160,100 @@ def test_extracts_pass_ingest_with_an_empty_quarantine(tmp_path, mode, students_
     n = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     assert n > 0
     assert con.execute("SELECT count(DISTINCT lsoa_code) FROM base_population").fetchone()[0] == len(world.geo.lsoas)
+    # the school census is written in every mode and loads in full (placed by home postcode)
+    pupils = con.execute("SELECT count(*), count(lsoa_code) FROM school_census").fetchone()
+    assert pupils[0] > 0 and pupils[0] == pupils[1]
+
+
+# ------------------------------------------------------------------------------ school census
+
+def _frame_hash(df: pd.DataFrame) -> str:
+    import hashlib
+
+    return hashlib.sha256(pd.util.hash_pandas_object(df, index=False).values.tobytes()).hexdigest()[:16]
+
+
+def test_school_census_leaves_registers_base_and_truth_byte_identical():
+    # The values were computed with the simulator before it wrote a school census (main at a55d43b,
+    # same seed and settings): adding the "schools" stream and the census changed no other draw.
+    from benchmarks.regimes.extracts import movements_frame as mf
+
+    pinned = {"steady": ("f7fbb7e3c62509e7", "01459dce6c10c67f", "9a7150be17cc5dc5", "0183617884c99a0a",
+                         "b05bae9468ba33dd", "7479c62d7a80d881")}
+    for regime, want in pinned.items():
+        w = simulate(RegimeSettings(regime=regime, seed=9101, n_lsoas=30, scale=0.1, quarters=4))
+        snaps = pd.concat([s.assign(day=d) for d, s in sorted(w.snapshots.items())], ignore_index=True)
+        got = tuple(_frame_hash(x) for x in (w.truth_lsoa, w.truth_ward, w.published_base, snaps, mf(w), w.lsoa_facts))
+        assert got == want
+        assert len(w.school_rolls.records) > 0
+    # the existing components' generators are the first children of the same SeedSequence
+    children = np.random.SeedSequence(9101).spawn(16)
+    st = Streams(9101)
+    for i, name in enumerate(("population", "practice", "inflation", "unregistered", "ghosts", "mortality", "fertility",
+                              "migration", "registration", "ghost_fate", "cleaning", "outside", "students", "base_error",
+                              "ids", "untidy")):
+        assert np.array_equal(st[name].random(3), np.random.Generator(np.random.PCG64(children[i])).random(3))
+
+
+def test_census_days_and_school_years_by_hand():
+    import datetime as dt
+
+    from benchmarks.regimes.schools import academic_year_of, census_days, school_start_year
+    from benchmarks.regimes.world import EPOCH
+
+    # 2022-10-06, 2023-01-19 and 2023-05-18 were Thursdays (first of October, third of January and May)
+    assert census_days(dt.date(2022, 7, 1), dt.date(2023, 6, 30)) == [dt.date(2022, 10, 6), dt.date(2023, 1, 19),
+                                                                       dt.date(2023, 5, 18)]
+    # born 31 Aug 2018: Reception in September 2022; born 1 Sep 2018: a year later
+    dob = np.array([to_day("2018-08-31"), to_day("2018-09-01"), to_day("2012-01-15")])
+    assert school_start_year(dob, EPOCH).tolist() == [2022, 2023, 2016]
+    assert academic_year_of(dt.date(2023, 1, 19)) == 2022 and academic_year_of(dt.date(2023, 10, 5)) == 2023
+    # so at the January 2023 census: R, not yet at school, and Year 6 (2022 - 2016)
+    assert (academic_year_of(dt.date(2023, 1, 19)) - school_start_year(dob, EPOCH)).tolist() == [0, -1, 6]
+
+
+@pytest.fixture(scope="module")
+def growing_census():
+    return simulate(RegimeSettings(regime="growing", seed=9103, n_lsoas=30, scale=0.2))
+
+
+def test_school_census_counts_true_resident_children_not_the_list(growing_census):
+    from benchmarks.regimes.schools import academic_year_of, school_start_year
+    from benchmarks.regimes.world import EPOCH
+
+    w = growing_census
+    p = w.people
+    recs = w.school_rolls.records
+    assert len(recs) == 7        # Oct 2022 ... Oct 2024: three a year
+    for rec in recs:
+        day = int(rec["census_day"].iloc[0])
+        date = (EPOCH + np.timedelta64(day, "D")).astype(object)
+        person = rec["person"].to_numpy()
+        # pupils are residents of the district of years R-11 (status now may have moved on: check year only)
+        assert ((academic_year_of(date) - school_start_year(p.dob[person], EPOCH)) == rec["nc_year"].to_numpy()).all()
+        assert rec["nc_year"].between(0, 11).all() and person.size == np.unique(person).size
+        assert (w.geo.pc_lsoa[rec["postcode"].to_numpy()] >= 0).all()
+        # no one who had left the district (a ghost on the list, say) is a pupil: the census is
+        # counted at the month boundary nearest its day (at most 17 days away)
+        assert (p.left[person] > day - 18).all()
+    # about 87.5% of resident children are on the census (6.5% independent, 1% home-educated, 5% elsewhere)
+    first = recs[0]
+    t = w.truth_lsoa[w.truth_lsoa["reference_date"] == str(np.datetime64(w.extract_days[0], "D"))]
+    kids = t[(t["age"] >= 5) & (t["age"] <= 15)]["population"].sum()
+    on = ((first["nc_year"] >= 1) & (first["nc_year"] <= 10)).sum()   # about 10/11 of ages 5-15
+    assert 0.80 < on / (kids * 10 / 11) < 0.95
+    # pupils keep their UPN from one census to the next, and most are on both
+    ids0, ids1 = set(recs[0]["person"]), set(recs[1]["person"])
+    assert len(ids0 & ids1) > 0.9 * len(ids0)
+    # the list's children grow against the census's where ghosts accumulate (no sweeps)
+    lsoa_pc = w.geo.pc_lsoa
+
+    def listed_kids(day):
+        s = w.snapshots[day]
+        s = s[lsoa_pc[s["postcode"].to_numpy()] >= 0]
+        age = ages_on(s["dob"].to_numpy(), day)
+        return ((age >= 5) & (age <= 15)).sum()
+
+    r0 = listed_kids(w.extract_days[0]) / len(recs[0])
+    r8 = listed_kids(w.extract_days[-1]) / len(recs[-1])
+    assert r8 > r0

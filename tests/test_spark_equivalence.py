@@ -131,7 +131,7 @@ def test_estimate_prepare_steps_equal_on_spark(estimated_district, spark):
     assert len(made) == len(steps) >= 14
     # the comparison is not vacuous: the district has patients, flows, moves, asylum and vital events
     for table in ("est_gp_patients", "est_cells", "est_gp_flows", "est_gp_flows_snapshots", "est_vital_lag",
-                  "est_school_moves", "est_asylum", "est_ethnic_counts"):
+                  "est_school_moves", "est_school_pupils", "est_asylum", "est_ethnic_counts"):
         assert con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] > 0, table
 
 

@@ -45,8 +45,10 @@ def patient_ids(world: World, person: np.ndarray) -> np.ndarray:
     return np.char.add("RG", chars.copy().view("S10").ravel().astype(str))
 
 
-def write_raw(world: World, data_dir: Path, mode: str = "movements") -> dict:
-    """Write raw/ (for `mode`) and truth/ under data_dir; returns rows written per file."""
+def write_raw(world: World, data_dir: Path, mode: str = "movements", school_census: bool = True) -> dict:
+    """Write raw/ (for `mode`) and truth/ under data_dir; returns rows written per file.
+    `school_census`: also write raw/school_census/ (every mode: an analyst holding only published
+    GP counts may hold the LA's school census too)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     raw = Path(data_dir) / "raw"
@@ -60,6 +62,8 @@ def write_raw(world: World, data_dir: Path, mode: str = "movements") -> dict:
         written.update(write_snapshots(world, raw / "gp_register"))
         if mode == "movements":
             written.update(write_movements(world, raw / "gp_movements"))
+    if school_census and world.school_rolls is not None and world.school_rolls.records:
+        written.update(write_school_census(world, raw / "school_census"))
     write_truth(world, Path(data_dir) / "truth", mode)
     return written
 
@@ -200,6 +204,33 @@ def write_counts(world: World, raw: Path) -> dict:
         out = pd.DataFrame({"PUBLICATION": pub, "EXTRACT_DATE": nhs_date(day), "ORG_CODE": a["ORG_CODE"],
                             "SEX": a["SEX"], "AGE": a["AGE"], "NUMBER_OF_PATIENTS": a["size"]})
         written.update(_csv(out, raw / "gp_practice_age" / f"gp-reg-pat-prac-sing-age-{iso(day).item()}.csv"))
+    return written
+
+
+def write_school_census(world: World, folder: Path) -> dict:
+    """One file per census in the canonical pupil-level form (shared/spec/inputs.md section 4)."""
+    from .schools import OTHER_LANGUAGES, ETHNIC_NHS_TO_DFE, pupil_ids
+
+    rolls = world.school_rolls
+    pcs = world.geo.postcodes["postcode"].to_numpy()
+    sch = rolls.schools
+    dfe = np.array([ETHNIC_NHS_TO_DFE[c] for c in NHS_ETHNIC])
+    lang = np.array(["ENG", *OTHER_LANGUAGES])
+    written = {}
+    for rec in rolls.records:
+        day = int(rec["census_day"].iloc[0]) if len(rec) else None
+        if day is None:
+            continue
+        school = rec["school"].to_numpy()
+        ncy = rec["nc_year"].to_numpy()
+        out = pd.DataFrame({
+            "census_date": iso(day).item(), "pupil_id": pupil_ids(rolls.key, rec["person"].to_numpy()),
+            "urn": sch["urn"].to_numpy()[school], "school_name": sch["school_name"].to_numpy()[school],
+            "phase": sch["phase"].to_numpy()[school], "nc_year": np.where(ncy == 0, "R", ncy.astype(str)),
+            "sex": np.array(["M", "F"])[rec["sex"].to_numpy()], "ethnicity": dfe[rec["eth"].to_numpy()],
+            "first_language": lang[rec["lang"].to_numpy()], "fsm_eligible": np.where(rec["fsm"].to_numpy(), "Y", "N"),
+            "entry_date": iso(rec["entry"].to_numpy()), "home_postcode": pcs[rec["postcode"].to_numpy()]})
+        written.update(_csv(out, folder / f"school_census_{iso(day).item()}.csv"))
     return written
 
 

@@ -143,3 +143,25 @@ def rate_by_age(table, ages: np.ndarray) -> np.ndarray:
     starts = np.array([a for a, _ in table])
     rates = np.array([r for _, r in table])
     return rates[np.searchsorted(starts, ages, side="right") - 1]
+
+# ------------------------------------------------------------------------------ school census
+# Who of the district's resident children of years R-11 is on its LA's school census (the LA's
+# state-funded schools). ASSUMED, of the order of DfE's "Schools, pupils and their
+# characteristics" (about 6-7% of England's pupils are in independent schools; its cross-border
+# tables show pupils living in one LA and enrolled in another) and DfE's elective home education
+# collection (about 1% of children of compulsory school age): 6.5% independent, 1% home-educated,
+# 5% at a school in another LA. A child is drawn once; the draw holds while the child lives here.
+SCHOOL_CENSUS_COVERAGE = 1 - 0.065 - 0.01 - 0.05
+# ASSUMED, of the order of DfE's SPC (state-funded special schools hold about 1.5-2% of pupils).
+SPECIAL_SCHOOL_SHARE = 0.017
+# PUBLISHED: Trafford's state-funded schools, mean share of pupils eligible for free school meals
+# 2022/23 = 19.3% (92 schools, unweighted; shared/data/real/dfe_spc_2022_23_school_fsm.csv).
+FSM_SHARE = 0.193
+# ASSUMED: pupils of other than White British ethnicity whose first language is not English.
+OTHER_FIRST_LANGUAGE = 0.45
+# ASSUMED: of pupils who move house within the district, the share who change school at the next
+# census (primary, secondary); the share of primary pupils at a school of their own ward; the
+# chance the school holds a mover's new address by the next census.
+SCHOOL_SWITCH_ON_MOVE = (0.4, 0.15)
+LOCAL_PRIMARY_SHARE = 0.85
+SCHOOL_ADDRESS_KNOWN = 0.9

@@ -26,6 +26,8 @@ COMPONENTS = (
     "base_error",    # the published base's errors
     "ids",           # pseudonymous identifiers
     "untidy",        # how the extract writes postcodes, sex codes, dates of birth
+    "schools",       # the school census: who is on it, schools, pupils' records (added last: the
+                     # others' SeedSequence children, spawned in this order, are unchanged)
 )
 
 

@@ -194,6 +194,7 @@ class World:
     deaths: list = field(default_factory=list)      # (day, lsoa idx, sex, age)
     published_base: pd.DataFrame = None             # lsoa_code, sex, age, population
     lsoa_facts: pd.DataFrame = None
+    school_rolls: object = None                     # schools.SchoolRolls: schools and each census's pupils
 
 
 def ages_on(dob: np.ndarray, day: int) -> np.ndarray:
@@ -360,6 +361,17 @@ def simulate(settings: RegimeSettings) -> World:
     truth_days = [base_day] + extract_days
     truth_l, truth_w = [record_truth(world, base_day)], []
     truth_w.append(record_truth_ward(world, base_day))
+    # school censuses in the run (after the base, up to the last extract's month boundary): each
+    # counted at the month boundary nearest its day; drawn from the "schools" stream only
+    from .schools import SchoolRolls, census_days
+    bounds = np.array([d1 for _, d1 in months])
+    first_date = (EPOCH + np.timedelta64(base_day + 1, "D")).astype(object)
+    last_date = (EPOCH + np.timedelta64(int(bounds[-1]) + 15, "D")).astype(object)
+    census_at: dict[int, list] = {}
+    for c in census_days(first_date, last_date):
+        near = int(bounds[np.argmin(np.abs(bounds - to_day(c)))])
+        census_at.setdefault(near, []).append(c)
+    world.school_rolls = SchoolRolls(world)
     for m, (d0, d1) in enumerate(months):
         month_of_year = (EPOCH + np.timedelta64(d0, "D")).astype(object).month
         step_month(world, d0, d1, m, month_of_year, dict(
@@ -370,6 +382,8 @@ def simulate(settings: RegimeSettings) -> World:
             truth_l.append(record_truth(world, d1))
             truth_w.append(record_truth_ward(world, d1))
             world.snapshots[d1] = snapshot(world)
+        for c in census_at.get(d1, []):
+            world.school_rolls.record(c, d1)
     world.truth_lsoa = pd.concat(truth_l, ignore_index=True)
     world.truth_ward = pd.concat(truth_w, ignore_index=True)
     world.published_base, errors = publish_base(world)

@@ -19,10 +19,13 @@ roll_cohorts, makes the estimates:
    2021, margin_model.json). The list's own scatter about the curve is measured on the
    district's LSOAs, so the weight falls where the list says little. It uses the first extract
    only (no turbulence), so nothing is revised when later extracts arrive.
-4. **Inflation** I by LSOA x sex x band at t0, shrunk towards the ward's and LA's (inflation.py).
+4. **Inflation** I by LSOA x sex x band at t0, shrunk towards the ward's and LA's (inflation.py),
+   and its change since t0, g_i(t), measured where there is a school census as the change in the
+   LA's list-to-census ratio of children of years R-11 (school_signal.py; `school_signal = "la"`;
+   g = 1 without a census or with "off").
 5. **Roll forward by cohort**:
 
-       est_i(s, a, t) = max(0, B~_i(s, a, t) + (L*_i(s, a, t) - L~*_i(s, a, t0 -> t)) / I~)
+       est_i(s, a, t) = max(0, B~_i(s, a, t) + (L*_i(s, a, t) / g_i(t) - L~*_i(s, a, t0 -> t)) / I~)
 
    ~ = aged by cohort from t0 to t (I aged with the list it applies to); ages born after t0 have
    no base or t0 list and take the youngest band's inflation. L* = L + `births_unregistered` at
@@ -66,6 +69,7 @@ import pandas as pd
 from .base import blend_base
 from .cohorts import BAND_LABELS, age_counts, band_of_age, born_after, fold_to_bands
 from .inflation import estimate_inflation
+from .school_signal import choose_school_signal, count_list_children, measure_inflation_change, pair_censuses
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +101,8 @@ def split_persons_base(persons: np.ndarray, list_t0: np.ndarray, district_share:
 def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: list[str], geo: pd.DataFrame,
                  settings, model: dict, base_date, *, births_unregistered: np.ndarray | None = None,
                  constrain_ratio_change: bool = True,
-                 list_ages_observed: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+                 list_ages_observed: bool = False,
+                 school_pupils: tuple | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Cells (LSOA x extract x sex x band: the columns build_lsoa_rows reads), single years, notes.
 
     `pub`: the published base by sex, [n, 2, AGES] (split a persons-only base first:
@@ -106,6 +111,9 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
     the list, added at age 0 for estimating only, [K, n, 2], or None. `geo`: est_lsoa_geo.
     `list_ages_observed`: the list's ages are read off a register (True) rather than modelled
     from practice profiles (counts-only mode); it decides blend_covariate = "auto".
+    `school_pupils`: (census dates, pupils of years R-11 [C, n]) from the school census, or None;
+    with settings.school_signal = "la" the list's change is divided by the LA's measured change in
+    inflation g(t) (school_signal.py).
     """
     ex = extracts.sort_values("k").reset_index(drop=True)
     ex["extract_date"] = pd.to_datetime(ex["extract_date"])
@@ -153,10 +161,18 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
     I_age = infl["inflation"].to_numpy().reshape(n, 2, nb)[:, :, band]  # [n, 2, AGES] at t0
     Bb = Bb + new0[None, None, :] * L0 / I_age  # people born between the base date and t0
 
+    # 4b. the change in inflation since t0, measured against the school census (1 = none measured)
+    g = np.ones((len(ex), n))
+    if choose_school_signal(getattr(settings, "school_signal", "off"), school_pupils) == "la":
+        census_dates, pupils = school_pupils
+        pairing = pair_censuses(ex["extract_date"], census_dates)
+        g = measure_inflation_change(count_list_children(L, ex["extract_date"]), pupils, pairing, la)
+        notes["school_inflation_change_pct"] = [round(100 * (float(np.mean(g[k])) - 1), 2) for k in range(len(ex))]
+
     # 5. roll forward by cohort
     frames, single = [], []
     raw0 = L[0]
-    for row in ex.itertuples(index=False):
+    for pos_k, row in enumerate(ex.itertuples(index=False)):
         d = max(years_between(t0, row.extract_date), 0.0)
         Lt = Ls[row.k]
         L0a = age_counts(L0, d)
@@ -165,7 +181,7 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
         own = np.where(np.arange(AGES)[None, None, :] < np.ceil(d), I_age[:, :, :1], I_age)
         Ia = np.where(L0a > 1e-9, IL / np.maximum(L0a, 1e-9), own)
         base_aged = age_counts(Bb, d)
-        est = floor_by_band(base_aged + (Lt - L0a) / Ia, band)
+        est = floor_by_band(base_aged + (Lt / g[pos_k][:, None, None] - L0a) / Ia, band)
         raw = L[row.k]
         rc = _ratio_change(pub, raw, raw0, band, constrain_ratio_change)  # by single year
         cells = {

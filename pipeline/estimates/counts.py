@@ -59,6 +59,7 @@ from pipeline.sql import run_steps
 from .cohort_model import AGES, SEXES, roll_cohorts, split_persons_base
 from .cohort_model import years_between as _years
 from .cohorts import BAND_LABELS, age_counts, band_of_age, born_after, fit_ipf
+from .school_signal import read_school_pupils
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +250,8 @@ def estimate_from_counts(con: duckdb.DuckDBPyConnection, settings, model: dict, 
     if persons_only:
         pub = split_persons_base(pp, L[0], rho)
     cells, single, chassis_notes = roll_cohorts(pub, L, ex, lsoas, geo, settings, model, base_date,
-                                                constrain_ratio_change=True)
+                                                constrain_ratio_change=True,
+                                                school_pupils=read_school_pupils(con, lsoas))
     notes.update(chassis_notes)
     for col in ("births_lag", "deaths_lag", "registrations", "from_abroad", "deregistrations", "cleaning",
                 "cum_cleaning", "cum_registrations", "cum_deregistrations"):

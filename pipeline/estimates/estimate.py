@@ -21,7 +21,9 @@ The model in one place (details in each module's docstring), by LSOA i x sex s x
     L*(t)     = L(t) + births not yet registered (age 0)                    (register mode)
     P(b)      = published base x F, F moving it towards L*(t0) / I           (base.py; first extract only)
     I         = (L*(t0) + k prior) / (P(b) + k) by sex x band, aged with its cohort   (inflation.py)
-    est(t)    = B~(t) + (L*(t) - L~*(t0 -> t)) / I~, floored at 0 by band   (cohort_model.py)
+    g(t)      = [Lc(t) / S(c(t))] / [Lc(t0) / S(c(t0))] over the LA: list / school census of
+                children of years R-11 (1 without a census)                   (school_signal.py)
+    est(t)    = B~(t) + (L*(t) / g(t) - L~*(t0 -> t)) / I~, floored at 0 by band (cohort_model.py)
                 ~ = aged by birth cohort from the base date / t0 (cohorts.py)
     Deaths are in the list change once; list cleaning is not added back; flows are not uplifted.
     T       = moves per 1,000 a year: GP and pupil churn pooled, + asylum    (turbulence.py)
@@ -32,7 +34,9 @@ The model in one place (details in each module's docstring), by LSOA i x sex s x
 
 Revision policy: the estimate for extract t uses the base, the first extract and extract t only
 (the list-informed base and the inflation are fixed at t0), and its margin the turbulence of the
-periods up to t only (turbulence.py), so a later extract never revises either.
+periods up to t only (turbulence.py), so a later extract never revises either. With a school
+census, g(t) uses the census nearest t (up to 62 days after it): the estimate at t is revised once,
+when that census arrives.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from .constrain import constrain_to_total
 from .counts import estimate_from_counts
 from .ethnicity import GROUPS, share_variance, shrink_shares
 from .margins import age_terms_frame, load_mode_model, predict_variance, z_value
+from .school_signal import read_school_pupils
 from .sources import prepare_sources
 from .turbulence import score_turbulence, score_turbulence_to_date
 
@@ -286,7 +291,8 @@ def build_register_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
     ex["extract_date"] = pd.to_datetime(ex["extract_date"])
     lsoas, pub, L, extra = register_arrays(con, ex)
     cells, single, notes = roll_cohorts(pub, L, ex, lsoas, geo, settings, model, base_date, births_unregistered=extra,
-                                        constrain_ratio_change=False, list_ages_observed=True)
+                                        constrain_ratio_change=False, list_ages_observed=True,
+                                        school_pupils=read_school_pupils(con, lsoas))
     # the audit columns, by integer position (extract, LSOA, sex, band) rather than a merge on text keys
     pos = (cells["k"].to_numpy(np.int64), pd.Categorical(cells["lsoa_code"], categories=lsoas).codes.astype(np.int64),
            (cells["sex"] == "F").to_numpy(np.int64), cells["band_order"].to_numpy(np.int64))
