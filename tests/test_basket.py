@@ -194,3 +194,42 @@ def test_deprivation_quintiles_and_sii_when_an_imd_file_is_supplied(demo_run, tm
         assert (quint["comparator_value"] == total["value"]).all()
         sii = part[part["breakdown"].str.startswith("Deprivation: slope index")]
         assert len(sii) == 1 and sii.iloc[0]["lower_95"] <= sii.iloc[0]["value"] <= sii.iloc[0]["upper_95"]
+
+
+def test_segregation_comparator_does_not_depend_on_the_order_of_the_units():
+    # the SQL engine returns units in no fixed order (a parallel hash aggregate): the random-allocation
+    # comparator, dealt unit by unit, must be the same for any order of the same counts
+    from pipeline.indicators.basket.compute import compute_segregation_rows
+
+    definition = next(d for d in load_basket() if d.id == "school_dissimilarity")
+    units = pd.DataFrame({"area_code": "L", "area_type": "la", "period_start": pd.Timestamp("2022-05-19").date(),
+                          "period_end": pd.Timestamp("2022-05-19").date(), "breakdown": "Ethnic group: Asian",
+                          "unit_code": [101, 102, 103, 104, 105], "group_count": [3, 40, 0, 12, 7],
+                          "unit_total": [60, 80, 45, 90, 30]})
+    first = compute_segregation_rows(units, definition, iterations=50, seed=1)
+    shuffled = compute_segregation_rows(units.iloc[[3, 0, 4, 2, 1]], definition, iterations=50, seed=1)
+    assert first["comparator_value"].iloc[0] == shuffled["comparator_value"].iloc[0]
+    assert first["note"].iloc[0] == shuffled["note"].iloc[0] and first["value"].iloc[0] == pytest.approx(
+        shuffled["value"].iloc[0], abs=1e-15)
+
+
+def test_diversity_of_every_area_at_once_equals_the_statistic_per_area():
+    # ward A: 50/30/20 -> -(.5 ln .5 + .3 ln .3 + .2 ln .2) / ln 3 = 0.9372305632; ward B: all in one group of
+    # three (a zero counts in K) -> 0; LA L: 10/10 -> 1; ward C: one group only and ward D: no people -> no row
+    from math import log
+
+    from pipeline.indicators.basket.compute import compute_diversity_rows
+    from pipeline.stats.segregation import calculate_diversity
+
+    definition = next(d for d in load_basket() if d.id == "ethnic_diversity")
+    day = pd.Timestamp("2022-06-30").date()
+    areas = ["A"] * 3 + ["B"] * 3 + ["L"] * 2 + ["C"] + ["D"] * 2
+    groups = pd.DataFrame({"area_code": areas, "area_type": ["ward"] * 6 + ["la"] * 2 + ["ward"] * 3,
+                           "period_start": day, "period_end": day, "breakdown": "All",
+                           "group_name": ["W", "A", "B", "W", "A", "B", "W", "A", "W", "W", "A"],
+                           "group_count": [50, 30, 20, 40, 0, -1, 10, 10, 7, 0, 0]})
+    out = compute_diversity_rows(groups, definition).set_index("area_code")["value"]
+    assert sorted(out.index) == ["A", "B", "L"]
+    hand = -(0.5 * log(0.5) + 0.3 * log(0.3) + 0.2 * log(0.2)) / log(3)
+    assert out["A"] == pytest.approx(hand, abs=1e-12) == calculate_diversity([50, 30, 20])
+    assert out["B"] == pytest.approx(0.0, abs=1e-15) and out["L"] == pytest.approx(1.0, abs=1e-15)

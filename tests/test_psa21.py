@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from pipeline.indicators.psa21.definitions import load_definitions, score_respondents
-from pipeline.indicators.psa21.margins import build_survey_band_population, interpolation_dates, to_survey_band
+from pipeline.indicators.psa21.margins import (build_survey_band_population, interpolation_dates, list_ages_to_split,
+                                              to_survey_band)
 from pipeline.indicators.psa21.place_survey import baseline_for, load_place_survey, normalise_name
 
 DEFS = {d.id: d for d in load_definitions("config/surveys.toml").indicator}
@@ -118,6 +119,28 @@ def test_a_cut_band_is_split_by_the_ward_register_shrunk_towards_the_la_profile(
     assert got[("C", "16-24")] == pytest.approx(6)
     assert got[("A", "25+")] == pytest.approx(7)  # a band wholly inside one survey band goes whole
     assert len(out) == 4
+
+
+def test_only_the_years_of_cut_bands_are_read_from_the_register_and_the_margins_are_the_same():
+    # survey bands from 16: 15-19 is cut (16-24 starts inside it) and 0-14 lies below the survey, so their
+    # single years (0-19) are all the split needs; 20-24 and 25-29 go whole into 16-24 and 25-34
+    bands = ["0-4", "5-9", "10-14", "15-19", "20-24", "25-29"]
+    survey = ["16-24", "25-34", "35-44", "45-54", "55-64", "65-74", "75+"]
+    assert list_ages_to_split(bands, survey) == list(range(0, 20))
+    ward_bands = pd.DataFrame({"ward_code": ["W"] * 6, "sex": ["F"] * 6, "age_band": bands,
+                               "population": [50.0, 60.0, 70.0, 100.0, 80.0, 90.0]})
+    single = pd.DataFrame({"ward_code": "W", "sex": "F", "age": [14, 15, 16, 17, 18, 19, 20, 27],
+                           "patients": [9, 30, 10, 10, 10, 10, 12, 14]})
+    full, how = build_survey_band_population(ward_bands, single, survey, shrinkage=5)
+    wanted = single[single["age"].isin(list_ages_to_split(bands, survey))]
+    lean, lean_how = build_survey_band_population(ward_bands, wanted, survey, shrinkage=5)
+    pd.testing.assert_frame_equal(full, lean)
+    assert how == lean_how == "gp_register single years"
+    # a register with single years, none of them in a cut band: still split by counts (the LA's none -> even)
+    none, none_how = build_survey_band_population(ward_bands, single.iloc[0:0], survey, shrinkage=5,
+                                                  register_has_single_years=True)
+    assert none_how == "gp_register single years"
+    assert none.loc[none["age_band"] == "16-24", "population"].item() == pytest.approx(100 * 4 / 5 + 80)
 
 
 def test_estimates_are_interpolated_between_the_extracts_either_side():

@@ -33,7 +33,7 @@ import pandas as pd
 from pipeline.config import Settings
 from pipeline.db import scalar
 from pipeline.ingest.inventory import NotRead, RawFolderError, take_inventory
-from pipeline.ingest.reader import IngestError, UnreadableFile, file_hash, read_raw_file
+from pipeline.ingest.reader import IngestError, UnreadableFile, file_hash, finish_csv_pass, read_raw_file
 from pipeline.ingest.rules import compile_checks, quote
 from pipeline.sql import create_table_from
 from pipeline.vocabulary import load_vocabulary
@@ -225,8 +225,6 @@ def load_file(con, path: Path, source: str, report: FileReport, settings: Settin
     layout = choose_layout(source, raw.columns, path)
     report.layout = layout.name
     _check_reference_date(layout, raw.columns, path)
-    report.rows_read = raw.rows_read
-    report.blank_lines = raw.blank_lines
     contract = layout.contract
     contract_columns = set(layout.columns)
     extra = [c for c in raw.columns if c not in contract_columns] if contract.keep_extra_columns else []
@@ -236,10 +234,16 @@ def load_file(con, path: Path, source: str, report: FileReport, settings: Settin
         source_table = "raw_file_all"
         nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {quote(c)}" for c in missing)
         con.execute(f"CREATE OR REPLACE TEMP VIEW {source_table} AS SELECT *, {nulls} FROM {raw.table}")
-    checks = compile_checks(contract, source_table, extra, settings.ingest.date_forms_for(source))
+    checks = compile_checks(contract, source_table, extra, settings.ingest.date_forms_for(source), carry=raw.carry)
     con.execute("DROP VIEW IF EXISTS typed")
+    # one pass over the file's lines: split, cleaned, typed (and, for a CSV file, each line's structural
+    # problem found: its rejects are made from the typed rows, which then leave those lines out)
     con.execute(f"CREATE OR REPLACE TEMP TABLE typed_store AS {checks.store}")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW typed AS {checks.typed_view.format(store='typed_store')}")
+    finish_csv_pass(con, raw, "typed_store")
+    report.rows_read = raw.rows_read
+    report.blank_lines = raw.blank_lines
+    rows = "typed_store" if not raw.carry else "(SELECT * FROM typed_store WHERE __problem IS NULL)"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW typed AS {checks.typed_view.format(store=rows)}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE violations AS {checks.violations}")
     if raw.rejects:
         con.execute(f"""INSERT INTO violations SELECT __line, 0, NULL, rule, message, raw_line, 1 FROM {raw.rejects}""")
@@ -309,7 +313,7 @@ def quarantine_frame(con, report: FileReport, raw, redacted: list[str]) -> pd.Da
         SELECT {_lit(report.file)} AS file, f.__line AS line, f."column", f.rule,
                f.message || CASE WHEN f.other_problems > 0 THEN ' (and ' || f.other_problems || ' more problem(s) in this row)' ELSE '' END AS message,
                {value} AS value, {originals}, {raw_line} AS raw_line
-        FROM failed AS f LEFT JOIN (SELECT * FROM raw_file WHERE __line IN (SELECT __line FROM failed)) AS r USING (__line)
+        FROM failed AS f LEFT JOIN {raw.rows_at("SELECT __line FROM failed")} AS r USING (__line)
         {structural}
         ORDER BY f.__line""").df()
     if not raw.rejects or frame["raw_line"].isna().all():

@@ -14,6 +14,11 @@ non-blank data lines, and every one of them ends up loaded or quarantined:
   lines after it into one value, as a CSV parser would;
 - a line that is not UTF-8 is ``invalid_encoding``.
 
+The lines are split by a view (`RawFile.table`), read by the one pass that types the rows
+(`pipeline.ingest.rules`): that pass also carries each line's structural problem (``__problem``),
+from which `finish_csv_pass` makes the file's rejects and counts its lines, so no pass over the
+lines runs only to find the odd ones.
+
 Blank lines (and lines of commas only, as spreadsheets export) are not data lines: they are
 counted in ``blank_lines``. Parquet columns of real DATE or TIMESTAMP type are read as ISO dates,
 and whole numbers stored as floats (as pandas writes an integer column with gaps) without ``.0``.
@@ -25,7 +30,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -59,10 +64,45 @@ class RawFile:
     path: Path
     table: str  # DuckDB table: __line plus the (mapped) text columns
     columns: list[str]  # mapped column names, in file order
-    rows_read: int  # non-blank data lines (CSV) or rows (Parquet)
+    known_rows: int | None  # rows_read once known (Parquet: at once; CSV: counted by the pass that types the rows)
     rejects: str | None  # DuckDB table of structural rejects: __line, rule, message, raw_line
-    blank_lines: int = 0
+    known_blank: int | None = 0
     temporaries: tuple[str, ...] = ()  # tables the view `table` reads (CSV): dropped with it
+    # CSV: columns of the view beside the fields (`__problem`), which the pass that types the rows carries
+    # through for `finish_csv_pass`; the physical lines' table, the SQL splitting a line, the header's width
+    carry: tuple[str, ...] = ()
+    lines: str | None = None
+    fields_sql: str = ""
+    width: int = 0
+    con: duckdb.DuckDBPyConnection | None = field(default=None, repr=False)
+    view_sql: str = ""  # CSV: the view `table`'s SELECT, reading the lines from _LINES_TOKEN
+
+    def rows_at(self, lines: str) -> str:
+        """SQL for the rows of `table` whose __line is in the subquery `lines` (the quarantined lines'
+        fields): for a CSV file, only those lines are split, not the whole file."""
+        if not self.view_sql:
+            return f"(SELECT * FROM {self.table} WHERE __line IN ({lines}))"
+        picked = f"(SELECT * FROM {self.lines} WHERE __line IN ({lines}))"
+        return f"({self.view_sql.replace(_LINES_TOKEN, picked)})"
+
+    @property
+    def rows_read(self) -> int:
+        """Non-blank data lines (CSV) or rows (Parquet): every one of them is loaded or quarantined."""
+        self._count_lines()
+        return self.known_rows
+
+    @property
+    def blank_lines(self) -> int:
+        self._count_lines()
+        return self.known_blank
+
+    def _count_lines(self) -> None:
+        """A CSV file's lines counted before the pass that types them (which otherwise counts them)."""
+        if self.known_rows is None:
+            data, blank = self.con.execute(f"""SELECT count(*), count(*) FILTER (WHERE {_BLANK})
+                FROM {self.lines} WHERE __line > 1""").fetchall()[0]
+            self.known_rows = data - blank + scalar(self.con, f"SELECT count(*) FROM {self.lines}_encoding")
+            self.known_blank = blank
 
     def drop(self, con: duckdb.DuckDBPyConnection) -> None:
         """Drop the file's temporary table or view, its rejects and what they read (frees their memory)."""
@@ -172,6 +212,7 @@ def _read_header(path: Path) -> list[str]:
 _FIELD = r'\s*"(?:[^"]|"")*"\s*|[^",]*'
 _LINE = f"(?:{_FIELD})(?:,(?:{_FIELD}))*"
 _NO_DELIMITER = "'\x01\x02\x03\x04'"  # never in text: each physical line is read as one value
+_LINES_TOKEN = "<<lines>>"  # stands for the lines' table in RawFile.view_sql
 
 
 def _read_csv(con, path: Path, table: str, source: str, header_map) -> RawFile:
@@ -183,46 +224,55 @@ def _read_csv(con, path: Path, table: str, source: str, header_map) -> RawFile:
     fields = (f"CASE WHEN contains(text, '\"') THEN list_transform(regexp_extract_all(',' || text, {_lit(',(' + _FIELD + ')')}, 1), "
               f"lambda f: CASE WHEN starts_with(trim(f), '\"') THEN replace(substr(trim(f), 2, length(trim(f)) - 2), '\"\"', '\"') "
               f"ELSE f END) ELSE string_split(text, ',') END")
+    # a view, not a copy: the lines split into the header's columns when they are read (by the pass
+    # that types the rows, and for the quarantined lines' fields), so the fields are never held as a
+    # second copy of the file. `__problem` names what keeps a line from being a data row of the
+    # header's width (NULL for almost every line): `finish_csv_pass` turns it into structural rejects
     odd = "(length(text) - length(replace(text, '\"', ''))) % 2 = 1"
-    # blank: nothing but spaces, commas, tabs and carriage returns (the regular expression only runs on
-    # lines that start with one of them)
-    blank_start = "(text = '' OR starts_with(text, ' ') OR starts_with(text, ',') OR starts_with(text, chr(9)) OR starts_with(text, chr(13)))"
-    problem = (f"CASE WHEN text IS NULL OR ({blank_start} AND NOT regexp_matches(text, '[^ ,\\t\\r]')) THEN 'blank' "
-               f"WHEN NOT contains(text, '\"') THEN NULL WHEN {odd} THEN 'unclosed_quote' "
-               f"WHEN NOT regexp_full_match(text, {_lit(_LINE)}) THEN 'stray_quote' END")
-    # the number of fields without building the list: commas + 1 on a line without quotes
-    count = f"CASE WHEN contains(text, '\"') THEN len({fields}) ELSE strlen(text) - strlen(replace(text, ',', '')) + 1 END"
-    # pass 1 (no field is copied): the lines that are not data rows of the header's width - usually few
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE {table}__odd AS
-        SELECT __line, __problem, __fields
-        FROM (SELECT __line, __problem, CASE WHEN __problem IS NULL THEN {count} END AS __fields
-              FROM (SELECT __line, text, {problem} AS __problem FROM {lines.table} WHERE __line > 1))
-        WHERE __problem IS NOT NULL OR __fields <> {n}""")
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE {table}_rejects AS
-        SELECT t.__line,
-               CASE WHEN __problem IS NOT NULL THEN 'bad_quoting' WHEN __fields < {n} THEN 'short_row' ELSE 'long_row' END AS rule,
+    problem = (f"CASE WHEN {_BLANK} THEN 'blank' "
+               f"WHEN contains(text, '\"') AND {odd} THEN 'unclosed_quote' "
+               f"WHEN contains(text, '\"') AND NOT regexp_full_match(text, {_lit(_LINE)}) THEN 'stray_quote' "
+               f"WHEN len(fields) < {n} THEN 'short_row' WHEN len(fields) > {n} THEN 'long_row' END")
+    select = ", ".join(f"fields[{i + 1}] AS {quote(m)}" for i, m in enumerate(mapped))
+    view = f"""SELECT __line, {problem} AS __problem, {select}
+        FROM (SELECT __line, text, {fields} AS fields FROM {_LINES_TOKEN} WHERE __line > 1)"""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS {view.replace(_LINES_TOKEN, lines.table)}")
+    con.execute(f"DROP TABLE IF EXISTS {table}_rejects")
+    # rows_read and blank_lines: counted by the pass that types the rows (`finish_csv_pass`)
+    return RawFile(path, table, mapped, None, f"{table}_rejects", None, temporaries=(lines.table, lines.encoding),
+                   carry=("__problem",), lines=lines.table, fields_sql=fields, width=n, con=con, view_sql=view)
+
+
+# blank: nothing but spaces, commas, tabs and carriage returns (the regular expression only runs on
+# lines that start with one of them)
+_BLANK = ("(text IS NULL OR ((text = '' OR starts_with(text, ' ') OR starts_with(text, ',') OR starts_with(text, chr(9)) "
+          "OR starts_with(text, chr(13))) AND NOT regexp_matches(text, '[^ ,\\t\\r]')))")
+
+
+def finish_csv_pass(con: duckdb.DuckDBPyConnection, raw: RawFile, rows: str) -> None:
+    """After the pass that read `raw`'s view into the table `rows` (carrying `__problem`): the file's
+    structural rejects (bad quoting, short and long rows, lines that are not UTF-8) with their raw text,
+    and its counts of data lines and blank lines."""
+    if not raw.lines:
+        return
+    if raw.known_rows is None:
+        lines, blank = con.execute(f"SELECT count(*), count(*) FILTER (WHERE __problem = 'blank') FROM {rows}").fetchall()[0]
+        raw.known_rows = lines - blank + scalar(con, f"SELECT count(*) FROM {raw.lines}_encoding")
+        raw.known_blank = blank
+    count = f"CASE WHEN contains(text, '\"') THEN len({raw.fields_sql}) ELSE strlen(text) - strlen(replace(text, ',', '')) + 1 END"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {raw.rejects} AS
+        SELECT __line,
+               CASE WHEN __problem IN ('stray_quote', 'unclosed_quote') THEN 'bad_quoting' ELSE __problem END AS rule,
                CASE WHEN __problem = 'stray_quote'
                         THEN 'quotes do not enclose whole values (a stray " inside a value?); the line cannot be split into columns'
                     WHEN __problem = 'unclosed_quote'
                         THEN 'a quote opened on this line is not closed on it (a value may not run over a line break); only this line is quarantined, the lines after it are read as usual'
-                    ELSE 'the line has ' || __fields || ' fields; the header has {n}' END AS message,
-               l.text AS raw_line
-        FROM (SELECT __line, __problem, __fields FROM {table}__odd WHERE __problem IS DISTINCT FROM 'blank') AS t
-        JOIN {lines.table} AS l USING (__line)
-        UNION ALL SELECT * FROM {lines.encoding}""")
-    data_lines, blank = con.execute(f"""SELECT (SELECT count(*) FROM {lines.table} WHERE __line > 1),
-        (SELECT count(*) FROM {table}__odd WHERE __problem = 'blank')""").fetchall()[0]
-    rows_read = data_lines - blank + scalar(con, f"SELECT count(*) FROM {lines.encoding}")
-    con.execute(f"DROP TABLE IF EXISTS {lines.encoding}")
-    # pass 2, a view: the well-formed lines split into the header's columns when the checks read them,
-    # so the file's fields are never held as a second copy of the file
-    select = ", ".join(f"fields[{i + 1}] AS {quote(m)}" for i, m in enumerate(mapped))
-    con.execute(f"""CREATE OR REPLACE TEMP VIEW {table} AS
-        SELECT __line, {select}
-        FROM (SELECT __line, {fields} AS fields FROM {lines.table}
-              WHERE __line > 1 AND __line NOT IN (SELECT __line FROM {table}__odd))""")
-    return RawFile(path, table, mapped, rows_read, f"{table}_rejects", blank,
-                   temporaries=(f"{table}__odd", lines.table))
+                    ELSE 'the line has ' || ({count}) || ' fields; the header has {raw.width}' END AS message,
+               text AS raw_line
+        FROM (SELECT p.__line, p.__problem, l.text
+              FROM (SELECT __line, __problem FROM {rows} WHERE __problem IS NOT NULL AND __problem <> 'blank') AS p
+              JOIN {raw.lines} AS l USING (__line)) AS odd
+        UNION ALL SELECT * FROM {raw.lines}_encoding""")
 
 
 @dataclass

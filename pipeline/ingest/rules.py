@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import annotated_types
 from pydantic.fields import FieldInfo
 
-from schemas.types import DEFAULT_DATE_FORMS, Contract, SqlForm, date_examples, date_sql, nhs_number_sql
+from schemas.types import DEFAULT_DATE_FORMS, Contract, SqlForm, date_examples, date_sql, iso_fast_path, nhs_number_sql
 
 _PARSE_RULE = {"DATE": "bad_date", "BIGINT": "bad_number", "DOUBLE": "bad_number", "INTEGER": "bad_number",
                "BOOLEAN": "bad_code"}
@@ -88,6 +88,24 @@ class ColumnSpec:
         return "(" + cast.replace("{x}", text) + ")"
 
     @property
+    def fast_expr(self) -> str | None:
+        """A date column that accepts ISO dates: its cheap reading of ISO text (`schemas.types.iso_fast_path`)."""
+        return iso_fast_path(quote(self.name + "__text"), self.date_forms) if self.date_forms else None
+
+    @property
+    def sparse_text(self) -> bool:
+        """The typed rows keep this column's text only where its typed value does not give it back
+        (``form.rebuild``): dates read by the ISO fast path, Y/N."""
+        return bool(self.form.rebuild) and (self.fast_expr is not None or not self.date_forms)
+
+    def text_value(self, table: str = "") -> str:
+        """SQL for the column's cleaned text in the typed rows (rebuilt where it is not kept)."""
+        text, typed = table + quote(self.name + "__text"), table + quote(self.name)
+        if not self.sparse_text:
+            return text
+        return f"coalesce({text}, {self.form.rebuild.replace('{v}', typed)})"
+
+    @property
     def expected(self) -> str:
         if self.date_forms:
             return f"{self.form.expected} such as {date_examples(self.date_forms)}"
@@ -132,8 +150,9 @@ def _field_checks(spec: ColumnSpec) -> list[tuple[str, str, str]]:
     col, text = quote(spec.name), quote(spec.name + "__text")
     expected = spec.expected
     checks = []
-    if spec.required:
-        checks.append(("missing_value", f"{text} IS NULL", f"{spec.raw} is blank; expected {expected}"))
+    if spec.required:  # a sparse text is NULL where the typed value gives it back: blank only without one
+        missing = f"{text} IS NULL AND {col} IS NULL" if spec.sparse_text else f"{text} IS NULL"
+        checks.append(("missing_value", missing, f"{spec.raw} is blank; expected {expected}"))
     if spec.form.lenient:
         return checks
     if spec.form.cast != "{x}":
@@ -144,7 +163,10 @@ def _field_checks(spec: ColumnSpec) -> list[tuple[str, str, str]]:
         checks.append(("bad_code", f"{col} NOT IN ({codes})", f"{spec.raw} is not a valid code; expected {expected}"))
     if spec.pattern:
         pattern = spec.pattern.removeprefix("^").removesuffix("$")
-        checks.append(("bad_format", f"NOT regexp_full_match({col}, {sql_string(pattern)})",
+        globs = glob_forms(pattern)
+        matches = (" OR ".join(f"{col} GLOB {sql_string(g)}" for g in globs) if globs
+                   else f"regexp_full_match({col}, {sql_string(pattern)})")
+        checks.append(("bad_format", f"NOT ({matches})",
                        f"{spec.raw} is not in the expected form; expected {expected}"))
     if spec.minimum:
         op, bound = spec.minimum
@@ -153,43 +175,125 @@ def _field_checks(spec: ColumnSpec) -> list[tuple[str, str, str]]:
     return checks
 
 
+_GLOB_LITERAL = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 +-_")
+
+
+def glob_forms(pattern: str, limit: int = 16) -> list[str] | None:
+    """A whole-value regular expression as a few GLOB patterns that match exactly the same values, or
+    None when it has no such form.
+
+    GLOB with fixed character classes is about ten times cheaper than a regular expression over a
+    10-million-row file (M85001 against ``[A-Z]\\d{5}``). Only what translates exactly is taken:
+    alternatives (``a|b``, or one group of them around the whole), literal letters, digits, spaces and
+    ``+ - _``, ``\\d`` and positive classes of ASCII letters and digits (one byte each: a character
+    beyond ASCII fails both forms), each repeated ``?``, ``{m}`` or ``{m,n}``, expanded into at most
+    `limit` patterns. Anything else (``*``, ``+``, negated classes, nested groups) keeps the regular
+    expression.
+    """
+    if pattern.startswith("(") and pattern.endswith(")") and pattern.count("(") == 1 and pattern.count(")") == 1:
+        pattern = pattern[1:-1]
+    if "(" in pattern or ")" in pattern:
+        return None
+    forms: list[str] = []
+    for alternative in pattern.split("|"):
+        tokens: list[tuple[str, int, int]] = []  # (glob of one character, fewest, most)
+        i = 0
+        while i < len(alternative):
+            c = alternative[i]
+            if alternative.startswith("\\d", i):
+                one, i = "[0-9]", i + 2
+            elif c == "\\" and i + 1 < len(alternative) and alternative[i + 1] in "+-":
+                one, i = alternative[i + 1], i + 2
+            elif c == "[":
+                end = alternative.find("]", i)
+                body = alternative[i + 1:end].replace("\\d", "0-9") if end > 0 else ""
+                if not body or body.startswith("^") or any(ch not in _GLOB_LITERAL - set(" +_") for ch in body):
+                    return None
+                if body.startswith("-") or body.endswith("-"):
+                    return None
+                one, i = f"[{body}]", end + 1
+            elif c in _GLOB_LITERAL and c != "+":  # an unescaped + repeats what comes before it
+                one, i = c, i + 1
+            else:
+                return None
+            low = high = 1
+            if alternative.startswith("?", i):
+                low, i = 0, i + 1
+            elif alternative.startswith("{", i):
+                end = alternative.find("}", i)
+                bounds = alternative[i + 1:end].split(",") if end > 0 else []
+                if not bounds or len(bounds) > 2 or not all(b.isdigit() for b in bounds):
+                    return None
+                low, high = int(bounds[0]), int(bounds[-1])
+                i = end + 1
+            tokens.append((one, low, high))
+        expanded = [""]
+        for one, low, high in tokens:
+            expanded = [e + one * n for e in expanded for n in range(low, high + 1)]
+            if len(forms) + len(expanded) > limit:
+                return None
+        forms += expanded
+    return list(dict.fromkeys(forms)) or None
+
+
 @dataclass(frozen=True)
 class CompiledChecks:
     typed: str  # SELECT over the raw table
     violations: str  # SELECT over the typed table (named `typed`) and `place_index`
     columns: list[ColumnSpec]
     # the same as `typed`, leaner to hold: `store` keeps a text column whose value is its cleaned text once,
-    # and `typed_view` (format {store} with the stored table's name) gives it back under both names
+    # and `typed_view` (format {store} with the stored table's name) gives it back under both names; a
+    # column whose typed value gives its text back (`ColumnSpec.sparse_text`: ISO dates, Y/N) keeps its
+    # `<col>__text` only where it does not (NULL elsewhere; `ColumnSpec.text_value` rebuilds it)
     store: str = ""
     typed_view: str = ""
 
 
 def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list[str] = (),
-                   date_forms: tuple[str, ...] = DEFAULT_DATE_FORMS) -> CompiledChecks:
+                   date_forms: tuple[str, ...] = DEFAULT_DATE_FORMS, carry: tuple[str, ...] = ()) -> CompiledChecks:
+    """`carry`: columns of the raw table passed through to the typed rows as they are (the reader's
+    `__problem`); the typed view leaves them out."""
     specs = column_specs(contract, date_forms)
+    through = [quote(c) for c in carry]
     # three levels, so that each step is computed once per row: the prepared text (trimmed; a costly
     # step of the cleaning, such as removing a postcode's spaces), the cleaned text, and the cast
     # (which reads the cleaned text, not the raw text)
-    prepared = ["__line"] + [f"{spec.prepared_expr} AS {quote(spec.prepared_name)}" for spec in specs]
+    prepared = ["__line", *through] + [f"{spec.prepared_expr} AS {quote(spec.prepared_name)}" for spec in specs]
     prepared += [f"{trimmed_sql(quote(c))} AS {quote(c)}" for c in extra_columns]
-    cleaned = ["__line"] + [f"{spec.clean_expr(quote(spec.prepared_name))} AS {quote(spec.name + '__text')}"
+    cleaned = ["__line", *through] + [f"{spec.clean_expr(quote(spec.prepared_name))} AS {quote(spec.name + '__text')}"
                             for spec in specs]
     cleaned += [quote(c) for c in extra_columns]
-    select, stored, aliases = ["__line"], ["__line"], []
+    select, stored, aliases = ["__line", *through], ["__line", *through], []
+    # a fourth level for dates read by the ISO fast path: the cheap reading, which the store keeps where
+    # it gives back the text exactly (then the text itself is not kept: `ColumnSpec.sparse_text`)
+    quick = ["__line", *through] + [quote(spec.name + "__text") for spec in specs]
+    quick += [f"{spec.fast_expr} AS {quote(spec.name + '__iso')}" for spec in specs if spec.fast_expr]
+    quick += [quote(c) for c in extra_columns]
     for spec in specs:
         text = quote(spec.name + "__text")
         select += [f"{spec.cast_expr(text)} AS {quote(spec.name)}", text]
         if spec.form.cast == "{x}" and not spec.date_forms:  # the value is its cleaned text: stored once
             stored.append(text)
             aliases.append(f"{text} AS {quote(spec.name)}")
+        elif spec.fast_expr:
+            iso = quote(spec.name + "__iso")
+            same = f"(length({text}) = 10 AND CAST({iso} AS VARCHAR) = {text})"
+            stored += [f"CASE WHEN {same} THEN {iso} ELSE {spec.cast_expr(text)} END AS {quote(spec.name)}",
+                       f"CASE WHEN {same} THEN NULL ELSE {text} END AS {text}" if spec.sparse_text else text]
+        elif spec.sparse_text:
+            typed_value = spec.cast_expr(text)
+            back = spec.form.rebuild.replace("{v}", typed_value)
+            stored += [f"{typed_value} AS {quote(spec.name)}",
+                       f"CASE WHEN {typed_value} IS NOT NULL AND {back} = {text} THEN NULL ELSE {text} END AS {text}"]
         else:
             stored += [f"{spec.cast_expr(text)} AS {quote(spec.name)}", text]
     select += [quote(c) for c in extra_columns]
     stored += [quote(c) for c in extra_columns]
     source = f"(SELECT {', '.join(cleaned)} FROM (SELECT {', '.join(prepared)} FROM {raw_table}) AS prepared) AS cleaned"
     typed = f"SELECT {', '.join(select)} FROM {source}"
-    store = f"SELECT {', '.join(stored)} FROM {source}"
-    typed_view = f"SELECT *{''.join(', ' + a for a in aliases)} FROM {{store}}"
+    store = f"SELECT {', '.join(stored)} FROM (SELECT {', '.join(quick)} FROM {source}) AS quick"
+    everything = f"* EXCLUDE ({', '.join(through)})" if through else "*"
+    typed_view = f"SELECT {everything}{''.join(', ' + a for a in aliases)} FROM {{store}}"
 
     checks: list[tuple[str, str, str, str, str]] = []  # (column, rule, bad predicate, message, value), in report order
     joins: list[str] = []  # what the predicates read beside the typed row, joined once
@@ -202,11 +306,16 @@ def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list
         add(column, "nhs_number", nhs_number_sql(quote(column + "__text")),
             f"{column} looks like a real NHS number (10 digits passing the modulus-11 check, with or without spaces "
             f"or dashes); extracts must be pseudonymised before they reach the pipeline", "'[redacted]'")
+    by_name = {spec.name: spec for spec in specs}
+
+    def text_of(column: str) -> str:
+        return by_name[column].text_value() if column in by_name else quote(column + "__text")
+
     for spec in specs:
         for rule, bad, message in _field_checks(spec):
-            add(spec.raw, rule, bad, message, quote(spec.name + "__text"))
+            add(spec.raw, rule, bad, message, spec.text_value())
     for rule in contract.row_rules:
-        value = "'[redacted]'" if rule.redact else quote(rule.column + "__text") if rule.column in contract.model_fields else "NULL"
+        value = "'[redacted]'" if rule.redact else text_of(rule.column) if rule.column in contract.model_fields else "NULL"
         add(rule.column, rule.rule, f"({rule.bad})", rule.message, value)
     if contract.unique_key:
         key = ", ".join(quote(k) for k in contract.unique_key)
@@ -225,7 +334,7 @@ def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list
         joins.append(f"CROSS JOIN (SELECT mode({quote(column)}) AS __mode_{i} FROM typed) AS m{i}")
         extra.append(f"m{i}.__mode_{i}")
         add(column, f"mixed_{column}", f"{quote(column)} IS NOT NULL AND {quote(column)} <> __mode_{i}",
-            f"{column} differs from the rest of the file (one {column} per file)", quote(column + "__text"))
+            f"{column} differs from the rest of the file (one {column} per file)", text_of(column))
     if contract.place_by:
         place = contract.place_by
         extra.append(f"({_qualified(place)} IS NOT NULL AND {_qualified(place)} NOT IN (SELECT place FROM place_index)) "
@@ -238,20 +347,23 @@ def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list
             "area code is not in the postcode directory's geography", place)
     # one pass over the rows: each row's first broken rule (in report order) and how many it breaks;
     # the messages and values are built for the broken rows only
-    base = f"SELECT t.*{''.join(', ' + e for e in extra)} FROM typed AS t {' '.join(joins)}"
-    first = "CASE " + " ".join(f"WHEN {bad} THEN {k}" for k, (_, _, bad, _, _) in enumerate(checks, 1)) + " END"
-    def pick(values: list[str]) -> str:
-        return "CASE __check " + " ".join(f"WHEN {k} THEN {v}" for k, v in enumerate(values, 1)) + " END"
-    any_bad = " OR ".join(f"({bad})" for _, _, bad, _, _ in checks)  # a filter first: the CASE reads the bad rows only
-    count = " + ".join(f"CAST(coalesce({bad}, false) AS INTEGER)" for _, _, bad, _, _ in checks)
-    violations = (
-        f"SELECT __line, __check AS check_order, {pick([sql_string(c[0]) for c in checks])} AS \"column\", "
-        f"{pick([sql_string(c[1]) for c in checks])} AS rule, {pick([sql_string(c[3]) for c in checks])} AS message, "
-        f"{pick([f'CAST({c[4]} AS VARCHAR)' for c in checks])} AS value, {count} AS problems "
-        f"FROM (SELECT *, {first} AS __check FROM ({base}) AS base WHERE {any_bad}) AS flagged"
-    ) if checks else ("SELECT __line, 0 AS check_order, '' AS \"column\", '' AS rule, '' AS message, "
-                      "CAST(NULL AS VARCHAR) AS value, 0 AS problems FROM typed WHERE false")
-    return CompiledChecks(typed, violations, specs, store, typed_view)
+    def violations_over(joined: list[str]) -> str:
+        base = f"SELECT t.*{''.join(', ' + e for e in extra)} FROM typed AS t {' '.join(joined)}"
+        first = "CASE " + " ".join(f"WHEN {bad} THEN {k}" for k, (_, _, bad, _, _) in enumerate(checks, 1)) + " END"
+        def pick(values: list[str]) -> str:
+            return "CASE __check " + " ".join(f"WHEN {k} THEN {v}" for k, v in enumerate(values, 1)) + " END"
+        any_bad = " OR ".join(f"({bad})" for _, _, bad, _, _ in checks)  # a filter first: the CASE reads the bad rows only
+        count = " + ".join(f"CAST(coalesce({bad}, false) AS INTEGER)" for _, _, bad, _, _ in checks)
+        violations = (
+            f"SELECT __line, __check AS check_order, {pick([sql_string(c[0]) for c in checks])} AS \"column\", "
+            f"{pick([sql_string(c[1]) for c in checks])} AS rule, {pick([sql_string(c[3]) for c in checks])} AS message, "
+            f"{pick([f'CAST({c[4]} AS VARCHAR)' for c in checks])} AS value, {count} AS problems "
+            f"FROM (SELECT *, {first} AS __check FROM ({base}) AS base WHERE {any_bad}) AS flagged"
+        ) if checks else ("SELECT __line, 0 AS check_order, '' AS \"column\", '' AS rule, '' AS message, "
+                          "CAST(NULL AS VARCHAR) AS value, 0 AS problems FROM typed WHERE false")
+        return violations
+
+    return CompiledChecks(typed, violations_over(joins), specs, store, typed_view)
 
 
 def _qualified(expression: str) -> str:

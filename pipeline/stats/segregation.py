@@ -1,6 +1,7 @@
 """Segregation of one group across units (schools, LSOAs), each beside its value under random allocation.
 
     calculate_segregation(group, total, iterations=200, seed=1)
+    summarise_segregation(group, total, iterations=200, seed=1)   (the same figures as a dict, no frame)
 
 returns a frame with one row per index (``dissimilarity``, ``isolation``, ``exposure``,
 ``entropy``): ``value``, ``expected`` (the mean under random allocation), ``null_lower_95`` and
@@ -33,6 +34,14 @@ INDICES = ("dissimilarity", "isolation", "exposure", "entropy")
 
 def calculate_segregation(group, total, iterations: int = 200, seed: int = 1) -> pd.DataFrame:
     """Each index, its expected value under random allocation and whether it exceeds it."""
+    summary = summarise_segregation(group, total, iterations=iterations, seed=seed)
+    return pd.DataFrame([{"index": name, **summary[name]} for name in INDICES])
+
+
+def summarise_segregation(group, total, iterations: int = 200, seed: int = 1) -> dict[str, dict]:
+    """`calculate_segregation`'s figures as ``{index: {value, expected, null_lower_95, null_upper_95,
+    significance}}``: the same numbers without a frame, for callers that summarise thousands of groups
+    (the basket: every LA x census x pupil group nationally)."""
     x = as_array(group, "group")
     t = as_array(total, "total")
     if x.shape != t.shape:
@@ -50,19 +59,19 @@ def calculate_segregation(group, total, iterations: int = 200, seed: int = 1) ->
     if iterations > 0:
         draws = rng.multivariate_hypergeometric(np.rint(t).astype(np.int64), int(round(x.sum())), size=iterations)
         null = compute_segregation_indices(draws.astype(float), t)
-    rows = []
+    out = {}
     for name in INDICES:
         value = float(observed[name][0])
         if iterations > 0:
             sims = null[name]
             lo, hi = np.percentile(sims, [2.5, 97.5])
             sig = "higher" if value > hi else "lower" if value < lo else "similar"
-            rows.append({"index": name, "value": value, "expected": float(sims.mean()), "null_lower_95": float(lo),
-                         "null_upper_95": float(hi), "significance": sig})
+            out[name] = {"value": value, "expected": float(sims.mean()), "null_lower_95": float(lo),
+                         "null_upper_95": float(hi), "significance": sig}
         else:
-            rows.append({"index": name, "value": value, "expected": np.nan, "null_lower_95": np.nan,
-                         "null_upper_95": np.nan, "significance": "not compared"})
-    return pd.DataFrame(rows)
+            out[name] = {"value": value, "expected": np.nan, "null_lower_95": np.nan, "null_upper_95": np.nan,
+                         "significance": "not compared"}
+    return out
 
 
 def compute_segregation_indices(x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:

@@ -35,10 +35,12 @@ import pandas as pd
 
 from pipeline.config import Settings
 from pipeline.indicators.basket.alerts import find_alerts
-from pipeline.indicators.basket.compute import (compute_count_rows, compute_diversity_rows, compute_rate_rows,
-                                                compute_segregation_rows, name_variants, roll_up)
+from pipeline.indicators.basket.compute import (SEGREGATION_KEYS, compute_count_rows, compute_diversity_rows,
+                                                compute_rate_rows, compute_segregation_groups, name_variants,
+                                                roll_up)
 from pipeline.indicators.basket.definition import BasketError, load_basket
 from pipeline.indicators.basket.deprivation import add_quintile_rows, compute_sii_rows, load_imd_quintiles
+from pipeline.engine import engine_for
 from pipeline.sql import render, run_steps
 from schemas.published import ALERT_COLUMNS, INDICATOR_COLUMNS
 from schemas.vocabulary import AREA_TYPES
@@ -74,18 +76,20 @@ def build_basket(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict:
     frames, rate_rows, cache, segregation_cache = [], [], {}, {}
     for definition in definitions:
         path = definition.sql_path
-        if path not in cache:
+        fetch = fetch_segregation_units if definition.statistic == "segregation" else fetch_indicator_rows
+        if (path, fetch) not in cache:
             try:
-                cache[path] = con.execute(render(path.read_text(encoding="utf-8"))).df()
+                cache[path, fetch] = fetch(con, render(path.read_text(encoding="utf-8")))
             except duckdb.Error as exc:
                 raise BasketError(f"indicator {definition.id}: SQL {path} failed: {exc}") from exc
-        rows = cache[path]
-        if rows.empty:
+        rows = cache[path, fetch]
+        if len(rows) == 0:
             log.warning("basket: %s has no rows (its source tables are empty)", definition.id)
             continue
-        for column in ("period_start", "period_end"):
-            rows[column] = pd.to_datetime(rows[column]).dt.date
-        if definition.statistic in ("rate", "proportion"):
+        if definition.statistic == "segregation":
+            out = compute_segregation_groups(rows, definition, cfg.segregation_iterations, cfg.segregation_seed,
+                                             segregation_cache)
+        elif definition.statistic in ("rate", "proportion"):
             named = name_variants(rows, definition)
             rows = roll_up(named, lookup, definition.levels)
             if imd is not None and "la" in definition.levels:
@@ -100,9 +104,6 @@ def build_basket(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict:
                     frames.append(sii)
         elif definition.statistic == "count":
             out = compute_count_rows(name_variants(rows, definition), definition)
-        elif definition.statistic == "segregation":
-            out = compute_segregation_rows(rows, definition, cfg.segregation_iterations, cfg.segregation_seed,
-                                           segregation_cache)
         else:
             out = compute_diversity_rows(rows, definition)
         if out.empty:
@@ -124,6 +125,42 @@ def build_basket(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict:
              len(alerts))
     return {"basket": {"indicators": int(table["indicator_id"].nunique()), "rows": int(len(table)),
                        "alerts": int(len(alerts)), **summary}}
+
+
+def fetch_indicator_rows(con, sql: str) -> pd.DataFrame:
+    """An indicator's rows (rates, proportions, counts, diversity: one per area, period and group, so
+    tens of thousands nationally), period_start and period_end as dates."""
+    rows = con.execute(sql).df()
+    for column in ("period_start", "period_end"):
+        rows[column] = pd.to_datetime(rows[column]).dt.date
+    return rows
+
+
+def fetch_segregation_units(con, sql: str) -> list[tuple[tuple, np.ndarray, np.ndarray]]:
+    """A segregation indicator's units (one row per school or LSOA, per group, area and period: about a
+    million school rows nationally) as (key, group counts, unit totals) per group, key = area_code,
+    area_type, period_start, period_end, breakdown, units in unit_code order: the rows are kept in a
+    temporary table and read back as two numeric columns and the groups' keys, never as a frame."""
+    engine = engine_for(con)
+    engine.create_table_as("ind_basket_units", sql, temp=True)
+    try:
+        keys = ", ".join(SEGREGATION_KEYS)
+        known = " AND ".join(f"{k} IS NOT NULL" for k in SEGREGATION_KEYS)  # as pandas' groupby, keyless rows drop
+        dated = keys.replace("period_start", "CAST(period_start AS DATE) AS period_start").replace(
+            "period_end", "CAST(period_end AS DATE) AS period_end")
+        groups = engine.to_arrow(f"SELECT {dated}, count(*) AS units FROM ind_basket_units WHERE {known} "
+                                 f"GROUP BY {keys} ORDER BY {keys}")
+        values = engine.to_arrow(
+            "SELECT CAST(group_count AS DOUBLE) AS group_count, CAST(unit_total AS DOUBLE) AS unit_total "
+            f"FROM ind_basket_units WHERE {known} ORDER BY {keys}, unit_code NULLS LAST, group_count, unit_total")
+    finally:
+        con.execute("DROP TABLE IF EXISTS ind_basket_units")
+    x = values.column("group_count").to_numpy()
+    t = values.column("unit_total").to_numpy()
+    ends = np.cumsum(groups.column("units").to_numpy())
+    key_columns = [groups.column(k).to_pylist() for k in SEGREGATION_KEYS]
+    return [(key, x[end - n:end], t[end - n:end])
+            for key, end, n in zip(zip(*key_columns), ends, groups.column("units").to_numpy())]
 
 
 def shape_indicators(table: pd.DataFrame) -> pd.DataFrame:

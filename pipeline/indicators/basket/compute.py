@@ -12,7 +12,7 @@ from schemas.vocabulary import AREA_TYPES
 from pipeline.stats.funnel import calculate_funnel_limits
 from pipeline.stats.proportion import calculate_proportion
 from pipeline.stats.rate import calculate_rate
-from pipeline.stats.segregation import calculate_diversity, calculate_segregation
+from pipeline.stats.segregation import summarise_segregation
 from pipeline.stats.trend import calculate_trends_to_date
 
 KEY = ["indicator_id", "area_code", "breakdown", "period_start", "period_end"]
@@ -176,22 +176,43 @@ def compute_count_rows(rows: pd.DataFrame, definition: IndicatorDefinition) -> p
     return rows[rows["area_type"].isin(definition.levels)]
 
 
+SEGREGATION_KEYS = ["area_code", "area_type", "period_start", "period_end", "breakdown"]
+
+
 def compute_segregation_rows(units: pd.DataFrame, definition: IndicatorDefinition, iterations: int,
                              seed: int, cache: dict | None = None) -> pd.DataFrame:
-    """One row per area, period and group: the index, and random allocation as the comparator.
-    `cache` keeps each group's four indices for the next indicator reading the same SQL."""
+    """One row per area, period and group: the index, and random allocation as the comparator
+    (units dealt in unit_code order, so the same counts give the same comparator whatever order the
+    rows come in). `cache` keeps each group's four indices for the next indicator reading the same SQL.
+
+    `units` is the SQL's rows as a frame; the stage itself hands over the same groups as arrays
+    (`split_segregation_groups`), so that the units never become a frame at national scale."""
+    return compute_segregation_groups(split_segregation_groups(units), definition, iterations, seed, cache)
+
+
+def split_segregation_groups(units: pd.DataFrame):
+    """(area_code, area_type, period_start, period_end, breakdown), group counts, unit totals: one
+    per group of units, the units in unit_code order."""
+    for key, part in units.groupby(SEGREGATION_KEYS):
+        part = part.sort_values("unit_code", kind="stable")
+        yield key, part["group_count"].to_numpy(float), part["unit_total"].to_numpy(float)
+
+
+def compute_segregation_groups(groups, definition: IndicatorDefinition, iterations: int, seed: int,
+                               cache: dict | None = None) -> pd.DataFrame:
+    """`compute_segregation_rows` on groups already split: (key, group counts, unit totals) each, the
+    key being (area_code, area_type, period_start, period_end, breakdown) and the units in the order
+    random allocation deals them (unit_code order)."""
     cache = {} if cache is None else cache
     out = []
-    for (area, area_type, start, end, breakdown), part in units.groupby(
-            ["area_code", "area_type", "period_start", "period_end", "breakdown"]):
-        x, t = part["group_count"].to_numpy(float), part["unit_total"].to_numpy(float)
+    for (area, area_type, start, end, breakdown), x, t in groups:
         units_used = int((t > 0).sum())
         if units_used < 2 or x.sum() == 0 or x.sum() == t.sum():
             continue
         key = (str(definition.sql_path), area, start, end, breakdown)
         if key not in cache:
-            cache[key] = calculate_segregation(x, t, iterations=iterations, seed=seed).set_index("index")
-        result = cache[key].loc[definition.index]
+            cache[key] = summarise_segregation(x, t, iterations=iterations, seed=seed)
+        result = cache[key][definition.index]
         note = (f"{units_used} units; {int(x.sum())} of {int(t.sum())} in the group; 95% of random allocations "
                 f"give {result['null_lower_95']:.3f} to {result['null_upper_95']:.3f}")
         if x.sum() < 20:
@@ -208,18 +229,28 @@ def compute_segregation_rows(units: pd.DataFrame, definition: IndicatorDefinitio
 
 
 def compute_diversity_rows(groups: pd.DataFrame, definition: IndicatorDefinition) -> pd.DataFrame:
-    out = []
-    for (area, area_type, start, end, breakdown), part in groups.groupby(
-            ["area_code", "area_type", "period_start", "period_end", "breakdown"]):
-        counts = part["group_count"].clip(lower=0).to_numpy(float)
-        if counts.sum() <= 0 or len(counts) < 2:
-            continue
-        out.append({"area_code": area, "area_type": area_type, "period_start": start, "period_end": end,
-                    "breakdown": breakdown, "value": calculate_diversity(counts), "significance": "not compared",
-                    "note": ""})
-    rows = pd.DataFrame(out)
-    if rows.empty:
-        return rows
-    rows = rows[rows["area_type"].isin(definition.levels)]
+    """Each area's diversity on each date (`pipeline.stats.segregation.calculate_diversity`: Shannon
+    entropy over ln K), for every area at once (tens of thousands of wards and LAs x dates nationally):
+    the same figures as calling it per area, without a Python loop over areas."""
+    keys = SEGREGATION_KEYS
+    counts = pd.to_numeric(groups["group_count"], errors="coerce").clip(lower=0).to_numpy(float)
+    frame = groups[keys].assign(_c=counts)
+    by = frame.groupby(keys, sort=True)
+    size = by["_c"].transform("size").to_numpy()
+    if np.isnan(counts[size >= 2]).any():
+        raise ValueError("counts has missing or non-numeric values: drop or fill those rows before calling")
+    total = by["_c"].transform("sum").to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = counts / total
+        frame["_term"] = np.where(share > 0, share * np.log(np.where(share > 0, share, 1.0)), 0.0)
+    frame["_total"], frame["_size"] = total, size
+    summed = frame.groupby(keys, sort=True).agg(_term=("_term", "sum"), _total=("_total", "first"),
+                                                _size=("_size", "first")).reset_index()
+    summed = summed[(summed["_total"] > 0) & (summed["_size"] >= 2)]
+    if summed.empty:
+        return pd.DataFrame()
+    rows = summed[keys].assign(value=-summed["_term"].to_numpy() / np.log(summed["_size"].to_numpy(float)),
+                               significance="not compared", note="")
+    rows = rows[rows["area_type"].isin(definition.levels)].reset_index(drop=True)
     rows["unit"], rows["domain"], rows["polarity"] = definition.unit, definition.domain, definition.polarity
     return rows

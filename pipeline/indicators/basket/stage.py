@@ -22,6 +22,7 @@ def run_basket(ctx: StageContext) -> dict:
 STAGE = Stage(
     name="basket",
     target="indicators",
+    streams_records=True,  # copies and scans the school census (ind_basket_pupils): DuckDB needs little memory
     run=run_basket,
     reads=READS,
     publishes=("basket_indicators", "alerts"),

@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.indicators.psa21.definitions import IndicatorDefinition, load_definitions, score_respondents
-from pipeline.indicators.psa21.margins import build_survey_band_population, interpolation_dates, to_survey_band
+from pipeline.indicators.psa21.margins import (build_survey_band_population, interpolation_dates,
+                                              list_ages_to_split, to_survey_band)
 from pipeline.indicators.psa21.place_survey import baseline_for, load_place_survey
 from pipeline.indicators.psa21.settings import Psa21Settings
 from pipeline.indicators.psa21.vocabulary import BREAKDOWN_LABELS, to_ethnic_group, yes_no
@@ -210,14 +211,19 @@ def _population_at(con, fieldwork, bands) -> tuple[pd.DataFrame, dict]:
                       {"date_before": d0, "date_after": d1, "fraction": float(frac)})
     extracts = [r[0] for r in con.execute("SELECT DISTINCT extract_date FROM gp_register").fetchall()]
     extracts = [d.date() if isinstance(d, dt.datetime) else d for d in extracts]
+    ward_bands = con.execute("SELECT * FROM ind_psa21_ward_bands").df()
     single = pd.DataFrame(columns=["ward_code", "sex", "age", "patients"])
+    has_single = False
     if extracts:
         nearest = min(extracts, key=lambda d: abs((d - fieldwork).days))
         create_table_from(con, "ind_psa21_single_years", SQL_DIR / "population" / "02_ind_psa21_single_years.sql",
                           {"extract_date": nearest})
-        single = con.execute("SELECT * FROM ind_psa21_single_years").df()
-    ward_bands = con.execute("SELECT * FROM ind_psa21_ward_bands").df()
-    population, split = build_survey_band_population(ward_bands, single, bands)
+        has_single = con.execute("SELECT count(*) FROM ind_psa21_single_years").fetchall()[0][0] > 0
+        # only the years of the bands a survey band cuts are needed (not every ward x sex x year)
+        ages = list_ages_to_split(pd.unique(ward_bands["age_band"]), bands)
+        wanted = f"age IN ({', '.join(str(a) for a in ages)})" if ages else "1 = 0"
+        single = con.execute(f"SELECT * FROM ind_psa21_single_years WHERE {wanted}").df()
+    population, split = build_survey_band_population(ward_bands, single, bands, register_has_single_years=has_single)
     if split == "even":
         log.warning("no single-year GP register: 5-year bands cut by survey bands are split evenly across their years")
     con.register("ind_psa21_population_frame", population)

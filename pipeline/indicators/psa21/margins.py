@@ -1,6 +1,7 @@
 """Population margins for weighting the survey, from our own small-area estimates.
 
     build_survey_band_population(ward_bands, single_years, survey_bands) -> ward, sex, survey band, population
+    list_ages_to_split(bands, survey_bands) -> the single years it needs from the register
     interpolation_dates(available, fieldwork) -> (date_before, date_after, fraction)
 
 The estimates come in ONS 5-year bands; survey bands (16-24, 25-34, ...) cut some of them (15-19
@@ -46,7 +47,8 @@ def _band_range(band: str) -> tuple[int, int]:
 
 
 def build_survey_band_population(ward_bands: pd.DataFrame, single_years: pd.DataFrame, survey_bands,
-                                 shrinkage: float = 20.0) -> tuple[pd.DataFrame, str]:
+                                 shrinkage: float = 20.0, *,
+                                 register_has_single_years: bool | None = None) -> tuple[pd.DataFrame, str]:
     """Population by ward_code, sex, age_band (survey bands; ages below the first band dropped).
 
     A 5-year band inside one survey band goes to it whole. A band a survey band cuts (15-19 for
@@ -54,21 +56,16 @@ def build_survey_band_population(ward_bands: pd.DataFrame, single_years: pd.Data
     LA's age profile within the band, ``(ward_a + k prior_a) / (ward_band + k)`` with
     ``prior_a = la_a / la_band`` (even when the LA has none), or even without a single-year register.
     Vectorised over every ward x sex x band (a national run has hundreds of thousands): no loop per row.
+    `single_years` needs only the ages `list_ages_to_split` gives; `register_has_single_years` says
+    whether the register has any single-year counts at all (default: whether `single_years` has rows).
     """
-    edges = survey_band_edges(survey_bands)
-    uppers = edges[1:] + [OPEN_TOP + 1]
-    have_single = single_years is not None and len(single_years) > 0
+    have_single = (single_years is not None and len(single_years) > 0) if register_has_single_years is None \
+        else register_has_single_years
     columns = ["ward_code", "sex", "age_band", "population"]
     how = "gp_register single years" if have_single else "even"
     if not len(ward_bands):
         return pd.DataFrame(columns=columns), how
-    # each published band's years, and the survey band (if any) each year falls in
-    limits = {band: _band_range(band) for band in pd.unique(ward_bands["age_band"])}
-    survey_of_age = {a: b for b, e0, e1 in zip(survey_bands, edges, uppers) for a in range(e0, e1)}
-    years = pd.DataFrame([(band, a, survey_of_age.get(a)) for band, (lo, hi) in limits.items()
-                          for a in range(lo, hi + 1)], columns=["age_band", "age", "survey_band"])
-    covered = years.groupby("age_band")["survey_band"].agg(lambda s: s.notna().all() and s.nunique() == 1)
-    whole_bands = set(covered[covered].index)
+    years, whole_bands = _band_years(pd.unique(ward_bands["age_band"]), survey_bands)
     rows = ward_bands[columns].reset_index(drop=True)
     whole = rows[rows["age_band"].isin(whole_bands)].merge(
         years.drop_duplicates("age_band")[["age_band", "survey_band"]], on="age_band")
@@ -92,6 +89,27 @@ def build_survey_band_population(ward_bands: pd.DataFrame, single_years: pd.Data
     out = pd.concat([whole, split], ignore_index=True).rename(columns={"survey_band": "age_band"})
     out = out.groupby(["ward_code", "sex", "age_band"], as_index=False)["population"].sum()
     return out, how
+
+
+def _band_years(bands, survey_bands) -> tuple[pd.DataFrame, set]:
+    """Each published band's single years with the survey band (if any) each falls in, and the bands
+    that go whole into one survey band."""
+    edges = survey_band_edges(survey_bands)
+    uppers = edges[1:] + [OPEN_TOP + 1]
+    limits = {band: _band_range(band) for band in bands}
+    survey_of_age = {a: b for b, e0, e1 in zip(survey_bands, edges, uppers) for a in range(e0, e1)}
+    years = pd.DataFrame([(band, a, survey_of_age.get(a)) for band, (lo, hi) in limits.items()
+                          for a in range(lo, hi + 1)], columns=["age_band", "age", "survey_band"])
+    covered = years.groupby("age_band")["survey_band"].agg(lambda s: s.notna().all() and s.nunique() == 1)
+    return years, set(covered[covered].index)
+
+
+def list_ages_to_split(bands, survey_bands) -> list[int]:
+    """The single years of age whose register counts `build_survey_band_population` uses: the years of
+    the published bands a survey band cuts (15-19 for 16-24). Only these are read from the register's
+    single-year table (nationally it has every ward x sex x year: 1.7 million rows)."""
+    years, whole_bands = _band_years(bands, survey_bands)
+    return sorted(int(a) for a in years.loc[~years["age_band"].isin(whole_bands), "age"].unique())
 
 
 def to_survey_band(values: pd.Series, survey_bands) -> pd.Series:

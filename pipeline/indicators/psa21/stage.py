@@ -24,5 +24,6 @@ STAGE = Stage(
     config=("psa21",),
     code=("pipeline/indicators/psa21", "pipeline/stats", "config/surveys.toml"),
     target="indicators",
+    streams_records=True,  # scans the GP register (single years); ~1 GiB of DuckDB memory is plenty
     description="PSA 21 indicators: raked survey shares, Fay-Herriot ward estimates, Place Survey 2008 baseline",
 )
