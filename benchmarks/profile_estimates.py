@@ -4,7 +4,7 @@
 
 DIR is a folder `bench_national.py --keep` left after `cohesion estimates` (or later) ran in it; the
 database is copied to the second path (left there for a re-run) and `estimate_populations` runs on the
-copy with the [engine] settings of config.toml. Printed per SQL step (create_table_as) and per Python
+copy with the [engine] settings of config.toml (the stage's memory limit: arrays_memory_limit). Printed per SQL step (create_table_as) and per Python
 phase: process CPU seconds (every thread, DuckDB's included: steadier than wall time on a shared
 machine) and wall seconds; then the total, peak RSS and the load average. Phases nest: roll_cohorts
 includes estimate_inflation, and build_register_cells (not listed) includes register_arrays and
@@ -29,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pipeline import engine as engine_module  # noqa: E402
 from pipeline.config import load_settings  # noqa: E402
 from pipeline.estimates import cohort_model, estimate  # noqa: E402
+from pipeline.estimates import stage as estimates_stage  # noqa: E402
+from pipeline.run import stage_memory_limit  # noqa: E402
 
 PHASES = ("register_arrays", "build_turbulence", "roll_cohorts", "apply_constraint", "build_lsoa_rows",
           "build_ethnicity", "_write")
@@ -68,8 +70,10 @@ def main() -> None:
     con = duckdb.connect(str(copy))
     spill = Path(tempfile.mkdtemp(prefix="profile-estimates-spill-"))
     con.execute(f"SET temp_directory = '{spill.as_posix()}'")
-    if settings.engine.memory_limit:
-        con.execute(f"SET memory_limit = '{settings.engine.memory_limit}'")
+    limit = stage_memory_limit(estimates_stage.STAGE, settings)  # the stage's own limit, as in a run
+    if limit:
+        con.execute(f"SET memory_limit = '{limit}'")
+    con.execute("SET enable_progress_bar = false")
     cpu, wall = time.process_time(), time.perf_counter()
     try:
         estimate.estimate_populations(con, settings.estimates)

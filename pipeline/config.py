@@ -110,6 +110,9 @@ class EngineSettings(Section):
     # while ingest and validation run; "" = memory_limit. 1GB keeps a 10-million-row extract under 2 GiB,
     # for about a fifth more CPU time than 6GB (benchmarks/results/ingest_profile.md)
     ingest_memory_limit: str = "1GB"
+    # while a stage holding per-cell arrays in Python runs (estimates); "" = memory_limit. The arrays sit on
+    # top of DuckDB's limit: 4GB keeps the national estimate stage under 6 GiB (benchmarks/results/national_full_estimates.md)
+    arrays_memory_limit: str = "4GB"
     temp_directory: str = ""  # "" = a .spill folder in the run's staging folder (removed when the run ends)
     threads: int = Field(0, ge=0)  # 0 = one per core
 

@@ -248,6 +248,8 @@ def stage_memory_limit(stage: Stage, settings: Settings) -> str:
     engine = settings.engine
     if stage.streams_records and engine.ingest_memory_limit:
         return engine.ingest_memory_limit
+    if stage.holds_arrays and engine.arrays_memory_limit:
+        return engine.arrays_memory_limit
     return engine.memory_limit
 
 

@@ -3,7 +3,9 @@
 Steps live beside the stage that owns them (``pipeline/<stage>/sql/NN_name.sql``) and run in
 file-name order. A step is a single SELECT; the runner wraps it as
 ``CREATE OR REPLACE TABLE <name> AS <select>``, so tables are the interface between steps
-and the SQL stays portable. The steps run on an engine (``pipeline/engine.py``): a DuckDB connection
+and the SQL stays portable. A step whose first line is a ``-- view: <why>`` comment becomes a
+temporary view instead: an intermediate the later steps read but nobody keeps (e.g. the register
+row by row, which the steps reading it aggregate in their own pass), so it is never materialised. The steps run on an engine (``pipeline/engine.py``): a DuckDB connection
 by default, or a ``SparkEngine``, which transpiles each step from DuckDB's dialect to Spark SQL with
 sqlglot; every dialect difference lives in that module. Parameters are
 written ``{{ name }}`` and substituted from a dict of plain values (numbers, dates, strings)
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 
 _PARAM = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 _STEP_NAME = re.compile(r"^\d+_(\w+)\.sql$")
+_VIEW_MARK = re.compile(r"\A\s*--\s*view:")
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,11 @@ class SqlStep:
     @property
     def sql(self) -> str:
         return self.path.read_text(encoding="utf-8")
+
+    @property
+    def is_view(self) -> bool:
+        """The step is a temporary view, not a table: its first line is ``-- view: <why>``."""
+        return _VIEW_MARK.match(self.sql) is not None
 
 
 def list_steps(folder: Path) -> list[SqlStep]:
@@ -79,18 +87,24 @@ def to_sql_literal(value: object) -> str:
 
 def run_steps(con: duckdb.DuckDBPyConnection | Engine, folder: Path, params: dict | None = None) -> list[str]:
     """Run every step in `folder` in order on `con` (a DuckDB connection or an Engine); return the
-    names of the tables created."""
+    names of the tables (and temporary views) created."""
     engine = engine_for(con)
     created = []
     for step in list_steps(folder):
         started = time.perf_counter()
         select_sql = render(step.sql, params)
         try:
-            engine.create_table_as(step.name, select_sql)
+            if step.is_view:
+                engine.create_view_as(step.name, select_sql)
+            else:
+                engine.create_table_as(step.name, select_sql)
         except Exception as exc:
             raise RuntimeError(f"SQL step {step.path} failed: {exc}") from exc
-        rows = engine.count_rows(step.name)
-        log.info("SQL step %s: %d rows in %.2f s", step.path.name, rows, time.perf_counter() - started)
+        if step.is_view:  # counting its rows would run it
+            log.info("SQL step %s: a view (not materialised)", step.path.name)
+        else:
+            rows = engine.count_rows(step.name)
+            log.info("SQL step %s: %d rows in %.2f s", step.path.name, rows, time.perf_counter() - started)
         created.append(step.name)
     return created
 

@@ -63,6 +63,7 @@ class Stage:
     code: tuple[str, ...] = ()  # files or folders (relative to the project root) whose content it depends on
     reads_raw: bool = False  # the stage reads raw/ (its fingerprint includes every raw file)
     streams_records: bool = False  # record-level rows stream through it: runs under [engine] ingest_memory_limit
+    holds_arrays: bool = False  # Python holds per-cell arrays beside DuckDB: runs under [engine] arrays_memory_limit
     target: str = ""  # the make/CLI target that ends with it ("" = its own name)
     description: str = ""
 

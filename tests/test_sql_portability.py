@@ -166,3 +166,21 @@ def test_a_fetched_query_may_be_ordered_but_a_step_may_not():
     sql = "SELECT survey_id FROM survey_responses ORDER BY survey_id"
     assert find_unportable(sql, step=False) == []
     assert find_unportable(sql) != []
+
+
+def test_a_step_marked_as_a_view_is_not_materialised(tmp_path):
+    """pipeline/sql.py: a step whose first line is `-- view: <why>` becomes a temporary view that later
+    steps read like a table; every other step is a table (est_gp_patients is such a view)."""
+    import duckdb
+
+    from pipeline.estimates.estimate import PREPARE_DIR
+    from pipeline.sql import list_steps, run_steps
+
+    (tmp_path / "01_rows.sql").write_text("-- view: read once, never kept\nSELECT range AS x FROM range(4)\n")
+    (tmp_path / "02_doubled.sql").write_text("-- a table\nSELECT sum(x * 2) AS total FROM rows\n")
+    con = duckdb.connect()
+    assert run_steps(con, tmp_path) == ["rows", "doubled"]
+    kinds = dict(con.execute("SELECT table_name, table_type FROM information_schema.tables").fetchall())
+    assert kinds == {"rows": "VIEW", "doubled": "BASE TABLE"}
+    assert con.execute("SELECT total FROM doubled").fetchall() == [(12,)]
+    assert [s.name for s in list_steps(PREPARE_DIR) if s.is_view] == ["est_gp_patients"]

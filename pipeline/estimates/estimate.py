@@ -554,8 +554,8 @@ def _log_coverage(con: duckdb.DuckDBPyConnection) -> None:
         "(date_of_birth IS NULL OR date_of_birth > extract_date)").fetchall()[0][0]
     if dropped:
         log.warning("%d GP register rows without a usable date of birth were left out of the list counts", dropped)
-    outside = con.execute(
-        "SELECT count(DISTINCT lsoa_code), count(*) FROM est_gp_patients "
+    outside = con.execute(  # est_gp_ages: the register counted by LSOA x extract x age (est_gp_patients is a view)
+        "SELECT count(DISTINCT lsoa_code), coalesce(sum(m + f + u), 0) FROM est_gp_ages "
         "WHERE lsoa_code NOT IN (SELECT lsoa_code FROM est_base)").fetchall()[0]
     if outside[0]:
         log.info("%d patient-extract rows in %d LSOAs without a base population are outside the estimates",

@@ -27,5 +27,6 @@ STAGE = Stage(
     publishes=PUBLISHED,
     config=("estimates",),
     code=("pipeline/estimates",),
+    holds_arrays=True,  # the cohort chassis, margins and ethnicity work on numpy arrays beside DuckDB
     description="COHDMAP small-area population estimates with margins of error",
 )

@@ -1,3 +1,6 @@
+-- view: the register row by row is read only by the steps that aggregate it (est_gp_ages, est_ethnic_counts,
+-- est_gp_flows, est_lsoa_geo), each in its own pass; kept as a table it was a copy of every patient
+-- of every extract (124 million rows at national scale).
 -- One row per patient per extract, with age at the extract date, the ONS 5-year band (ref_age) and
 -- the census ethnic group of the NHS ethnic category (ref_ethnic_code). Sex other than M/F (U: not known / indeterminate) is kept as 'U' here and
 -- apportioned to M/F pro rata in est_gp_cells. Patients without a usable date of birth (missing,

@@ -2,14 +2,16 @@
 -- apportioned to M and F in the proportions of the known-sex patients of the same LSOA, band and
 -- extract (half each when there are none), so cells can be fractional and sum to the full list.
 -- (Published counts without a register are estimated in counts-only mode: sql/counts, counts.py.)
+-- The counts by sex are summed from single years (est_gp_ages; ages 90+ are all in band 85+).
 WITH c AS (
     SELECT
-        lsoa_code, extract_date, age_band,
-        count(*) FILTER (WHERE sex = 'M') AS m,
-        count(*) FILTER (WHERE sex = 'F') AS f,
-        count(*) FILTER (WHERE sex = 'U') AS u
-    FROM est_gp_patients
-    GROUP BY lsoa_code, extract_date, age_band
+        g.lsoa_code, g.extract_date, a.age_band,
+        CAST(sum(g.m) AS BIGINT) AS m,
+        CAST(sum(g.f) AS BIGINT) AS f,
+        CAST(sum(g.u) AS BIGINT) AS u
+    FROM est_gp_ages g
+    JOIN ref_age a ON a.age = g.age
+    GROUP BY g.lsoa_code, g.extract_date, a.age_band
 )
 SELECT
     c.lsoa_code, c.extract_date, s.sex, c.age_band,

@@ -17,6 +17,8 @@ attr AS (
            arg_max(date_of_birth, extract_date) AS dob,
            arg_max(lsoa_code, extract_date) AS lsoa_code
     FROM est_gp_patients
+    WHERE {{ flows_from_movements }}  -- only the patients with movement records need them
+      AND patient_id IN (SELECT patient_id FROM est_src_gp_movements)
     GROUP BY patient_id
 ),
 mv AS (
@@ -31,26 +33,44 @@ mv AS (
     LEFT JOIN attr a ON a.patient_id = m.patient_id
     WHERE {{ flows_from_movements }}
 ),
-joiners AS (
-    SELECT cur.lsoa_code, ex.extract_date, cur.sex, cur.date_of_birth AS dob,
-           1.0 AS reg, CASE WHEN cur.from_abroad THEN 1.0 ELSE 0.0 END AS abroad, 0.0 AS dereg, 0.0 AS clean
-    FROM est_gp_patients cur
-    JOIN ex ON cur.extract_date = ex.extract_date
+-- consecutive snapshots matched by patient_id in one FULL JOIN: a patient on the list at an extract
+-- and not at the one before joined, one on the list before and not at the extract left
+cur AS (
+    SELECT ex.extract_date AS period, ex.prev_date, g.patient_id, g.lsoa_code, g.sex, g.date_of_birth, g.from_abroad
+    FROM est_gp_patients g
+    JOIN ex ON g.extract_date = ex.extract_date
     WHERE NOT {{ flows_from_movements }}
-      AND cur.date_of_birth <= ex.prev_date
-      AND NOT EXISTS (SELECT 1 FROM est_gp_patients p
-                      WHERE p.extract_date = ex.prev_date AND p.patient_id = cur.patient_id)
+),
+prev AS (
+    SELECT ex.extract_date AS period, g.patient_id, g.practice_code, g.lsoa_code, g.sex, g.date_of_birth
+    FROM est_gp_patients g
+    JOIN ex ON g.extract_date = ex.prev_date
+    WHERE NOT {{ flows_from_movements }}
+),
+unmatched AS (
+    SELECT cur.period AS cur_period, cur.prev_date, cur.lsoa_code AS cur_lsoa, cur.sex AS cur_sex,
+           cur.date_of_birth AS cur_dob, cur.from_abroad,
+           prev.period AS prev_period, prev.practice_code, prev.lsoa_code AS prev_lsoa, prev.sex AS prev_sex,
+           prev.date_of_birth AS prev_dob
+    FROM cur
+    FULL JOIN prev ON prev.period = cur.period AND prev.patient_id = cur.patient_id
+    WHERE cur.period IS NULL OR prev.period IS NULL
+),
+joiners AS (
+    SELECT cur_lsoa AS lsoa_code, cur_period AS extract_date, cur_sex AS sex, cur_dob AS dob,
+           1.0 AS reg, CASE WHEN from_abroad THEN 1.0 ELSE 0.0 END AS abroad, 0.0 AS dereg, 0.0 AS clean
+    FROM unmatched
+    WHERE prev_period IS NULL AND cur_dob <= prev_date
 ),
 leavers AS (
-    SELECT prev.practice_code, prev.lsoa_code, ex.extract_date, prev.sex, prev.date_of_birth AS dob
-    FROM est_gp_patients prev
-    JOIN ex ON prev.extract_date = ex.prev_date
-    WHERE NOT {{ flows_from_movements }}
-      AND NOT EXISTS (SELECT 1 FROM est_gp_patients c
-                      WHERE c.extract_date = ex.extract_date AND c.patient_id = prev.patient_id)
+    SELECT practice_code, prev_lsoa AS lsoa_code, prev_period AS extract_date, prev_sex AS sex, prev_dob AS dob
+    FROM unmatched
+    WHERE cur_period IS NULL
 ),
 practice_list AS (
-    SELECT practice_code, extract_date, count(*) AS list_size FROM est_gp_patients GROUP BY practice_code, extract_date
+    SELECT practice_code, extract_date, count(*) AS list_size FROM est_gp_patients
+    WHERE NOT {{ flows_from_movements }}
+    GROUP BY practice_code, extract_date
 ),
 practice_rate AS (
     SELECT l.practice_code, l.extract_date, count(*) / any_value(pl.list_size) AS rate

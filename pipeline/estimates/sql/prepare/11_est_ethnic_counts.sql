@@ -2,16 +2,9 @@
 -- category) plus, for school ages, pupils of the latest school census on or before the extract
 -- date (DfE ethnicity code); both grouped by the shared vocabulary (ref_ethnic_code). School years map to bands
 -- by age at the start of the year: nursery 0-4, Reception-Year 4 5-9, Years 5-9 10-14,
--- Years 10-14 15-19. Unknown sex on the GP list is split equally.
-WITH gp AS (
-    SELECT p.lsoa_code, p.extract_date, s.sex, p.age_band, p.ethnic_group,
-           sum(CASE WHEN p.sex = 'U' THEN 0.5 ELSE 1.0 END) AS n
-    FROM est_gp_patients p
-    JOIN (VALUES ('M'), ('F')) AS s(sex) ON p.sex = 'U' OR p.sex = s.sex
-    WHERE p.lsoa_code IN (SELECT lsoa_code FROM est_base)
-    GROUP BY p.lsoa_code, p.extract_date, s.sex, p.age_band, p.ethnic_group
-),
-sc AS (
+-- Years 10-14 15-19. Unknown sex on the GP list is split equally. Both sources are counted in one
+-- pass (one aggregation over the register's rows and the pupils').
+WITH sc AS (
     SELECT census_date, lsoa_code, upper(sex) AS sex,
            CASE WHEN regexp_matches(upper(trim(CAST(nc_year AS VARCHAR))), '^Y?[0-9]+$')
                 THEN CAST(regexp_extract(upper(trim(CAST(nc_year AS VARCHAR))), '([0-9]+)', 1) AS INTEGER)
@@ -34,10 +27,25 @@ school AS (
                 WHEN sc.year_num <= 4 THEN '5-9'
                 WHEN sc.year_num <= 9 THEN '10-14'
                 ELSE '15-19' END AS age_band,
-           sc.ethnic_group, count(*)::DOUBLE AS n
+           sc.ethnic_group
     FROM sc JOIN latest l ON l.census_date = sc.census_date
-    GROUP BY sc.lsoa_code, l.extract_date, sc.sex, sc.year_num, sc.ethnic_group  -- bands summed below
+),
+recorded AS (  -- per LSOA x extract x band x group: GP patients by sex as recorded (M, F, U), pupils by sex
+    SELECT lsoa_code, extract_date, age_band, ethnic_group,
+           count(*) FILTER (WHERE pupil = 0 AND sex = 'M') AS gp_m,
+           count(*) FILTER (WHERE pupil = 0 AND sex = 'F') AS gp_f,
+           count(*) FILTER (WHERE pupil = 0 AND sex = 'U') AS gp_u,
+           count(*) FILTER (WHERE pupil = 1 AND sex = 'M') AS pupils_m,
+           count(*) FILTER (WHERE pupil = 1 AND sex = 'F') AS pupils_f
+    FROM (SELECT 0 AS pupil, lsoa_code, extract_date, sex, age_band, ethnic_group FROM est_gp_patients
+          UNION ALL
+          SELECT 1 AS pupil, lsoa_code, extract_date, sex, age_band, ethnic_group FROM school) AS u
+    GROUP BY lsoa_code, extract_date, age_band, ethnic_group
 )
-SELECT lsoa_code, extract_date, sex, age_band, ethnic_group, sum(n) AS n
-FROM (SELECT * FROM gp UNION ALL SELECT * FROM school) AS u
-GROUP BY lsoa_code, extract_date, sex, age_band, ethnic_group
+SELECT r.lsoa_code, r.extract_date, s.sex, r.age_band, r.ethnic_group,
+       CAST(CASE s.sex WHEN 'M' THEN r.gp_m + 0.5 * r.gp_u + r.pupils_m
+                       ELSE r.gp_f + 0.5 * r.gp_u + r.pupils_f END AS DOUBLE) AS n
+FROM recorded r
+CROSS JOIN (VALUES ('M'), ('F')) AS s(sex)
+WHERE CASE s.sex WHEN 'M' THEN r.gp_m + r.gp_u + r.pupils_m ELSE r.gp_f + r.gp_u + r.pupils_f END > 0
+  AND r.lsoa_code IN (SELECT lsoa_code FROM est_base)

@@ -3,14 +3,9 @@
 -- apportioned to M and F as in est_gp_cells (the known-sex shares of the same LSOA, age and
 -- extract; half each when there are none). Only LSOAs of the base population.
 WITH c AS (
-    SELECT
-        lsoa_code, extract_date, least(age, 90) AS age,
-        count(*) FILTER (WHERE sex = 'M') AS m,
-        count(*) FILTER (WHERE sex = 'F') AS f,
-        count(*) FILTER (WHERE sex = 'U') AS u
-    FROM est_gp_patients
-    WHERE age >= 0 AND lsoa_code IN (SELECT lsoa_code FROM est_base_sya)
-    GROUP BY lsoa_code, extract_date, least(age, 90)
+    SELECT lsoa_code, extract_date, age, m, f, u
+    FROM est_gp_ages  -- the register counted by LSOA x extract x single year x sex, in one pass
+    WHERE lsoa_code IN (SELECT lsoa_code FROM est_base_sya)
 )
 SELECT
     c.lsoa_code, c.extract_date, s.sex, c.age,
