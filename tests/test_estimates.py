@@ -922,3 +922,22 @@ def test_unchecked_mode_publishes_no_interval():
     con = three_lsoa_district().load()
     assert estimate_populations(con, settings())["intervals_published"]
     assert con.execute("SELECT count(*) FROM population_estimates WHERE upper_95 IS NULL").fetchall()[0][0] == 0
+
+
+def test_assign_la_takes_the_largest_share_whatever_the_row_order():
+    """Hand-computed: ward W1 has 0.7 of its LSOAs' shares in LA B and 0.3 in A -> B; ward W2 is split
+    0.5 / 0.5 -> the lower code, A. Shuffling the rows must not change the answer (it did with first())."""
+    from pipeline.estimates.geography import assign_la
+
+    geo = pd.DataFrame({
+        "lsoa_code": ["L1", "L2", "L3", "L4", "L5"],
+        "ward_code": ["W1", "W1", "W1", "W2", "W2"],
+        "la_code": ["A", "B", "B", "B", "A"],
+        "ward_share": [0.3, 0.4, 0.3, 0.5, 0.5],
+    })
+    for seed in range(5):
+        shuffled = geo.sample(frac=1, random_state=seed)
+        got = assign_la(shuffled, "ward_code").set_index("ward_code")["la_code"].to_dict()
+        assert got == {"W1": "B", "W2": "A"}
+    with pytest.raises(ValueError, match="ward_share"):
+        assign_la(geo.drop(columns="ward_share"), "ward_code")

@@ -68,6 +68,7 @@ import pandas as pd
 
 from .base import blend_base
 from .cohorts import BAND_LABELS, age_counts, band_of_age, born_after, fold_to_bands
+from .geography import assign_la
 from .inflation import estimate_inflation
 from .school_signal import choose_school_signal, count_list_children, measure_inflation_change, pair_censuses
 
@@ -136,7 +137,7 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
     new0 = born_after(AGES - 1, gap0)  # share of each age at t0 born after the base date
 
     # 3. list-informed base (LSOA totals; every cell of an LSOA moves by the same factor), first extract only
-    la = geo.groupby("lsoa_code")["la_code"].first().reindex(lsoas).fillna("?").to_numpy()
+    la = assign_la(geo, "lsoa_code").set_index("lsoa_code")["la_code"].reindex(lsoas).fillna("?").to_numpy()
     s_b = float(model["counts_base_sd"])
     listed = L0 * (1 - new0)[None, None, :]
     if settings.blend_base:

@@ -57,6 +57,7 @@ from .cohorts import BAND_LABELS
 from .constrain import constrain_to_total
 from .counts import estimate_from_counts
 from .ethnicity import GROUPS, share_variance, shrink_shares
+from .geography import assign_la
 from .margins import age_terms_frame, load_mode_model, predict_variance, z_value
 from .school_signal import read_school_pupils
 from .sources import prepare_sources
@@ -361,7 +362,7 @@ def apply_constraint(cells: pd.DataFrame, geo: pd.DataFrame, la_totals: pd.DataF
     cells = cells.assign(constrained=False)  # copy-on-write (pandas 3): the cells' data is not copied
     if la_totals is None or la_totals.empty:
         return cells
-    lsoa_la = geo.groupby("lsoa_code", as_index=False)["la_code"].first()
+    lsoa_la = assign_la(geo, "lsoa_code")
     cells = cells.merge(lsoa_la, on="lsoa_code", how="left")
     totals = la_totals.copy()
     totals["reference_date"] = pd.to_datetime(totals["reference_date"])
@@ -481,13 +482,11 @@ def build_ethnicity(con: duckdb.DuckDBPyConnection, cells: pd.DataFrame, rows: p
             f"JOIN {group_index} g ON g.ethnic_group = c.ethnic_group "
             "JOIN est_extracts e ON e.extract_date = c.extract_date "
             "JOIN ref_age_band b ON b.age_band = c.age_band WHERE c.sex IN ('M', 'F')").fetchnumpy()
-        geo = con.execute(f"SELECT x.i, any_value(g.la_code) AS la_code FROM est_lsoa_geo g "
-                          f"JOIN {lsoa_index} x ON x.lsoa_code = g.lsoa_code GROUP BY x.i").fetchnumpy()
+        geo = assign_la(con.execute("SELECT lsoa_code, la_code, ward_share FROM est_lsoa_geo").df(), "lsoa_code")
     wide = _scatter((K, n, 2, nb, G + 1), (found["k"], found["i"], found["s"], found["band_order"], found["g"]),
                     found["n"])
     x_all, not_stated = wide[..., :G], wide[..., G]
-    la_of = np.full(n, "?", dtype=object)
-    la_of[np.asarray(geo["i"], np.int64)] = [c if isinstance(c, str) else "?" for c in geo["la_code"]]
+    la_of = geo.set_index("lsoa_code")["la_code"].reindex(lsoas).fillna("?").to_numpy(dtype=object)
     la_idx, la_codes = pd.factorize(la_of)
 
     # the LA's recorded shares, then each LSOA's shrunk towards its LA's (LSOA-dates of an LA without any: none)

@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .geography import assign_la
+
 MIN_INFLATION = 0.2  # a floor so that a near-empty list cannot blow a change up (documented guard)
 
 
@@ -59,7 +61,7 @@ def estimate_inflation(cells: pd.DataFrame, geo: pd.DataFrame, strength: float) 
     """
     cells = cells.copy()
     keys = ["sex", "age_band"]
-    lsoa_la = geo.groupby("lsoa_code", as_index=False)["la_code"].first()
+    lsoa_la = assign_la(geo, "lsoa_code")
     c = cells.merge(lsoa_la, on="lsoa_code", how="left")
     c["la_code"] = c["la_code"].fillna("?")
     la = c.groupby(["la_code", *keys], as_index=False)[["registered", "resident"]].sum()
@@ -70,7 +72,7 @@ def estimate_inflation(cells: pd.DataFrame, geo: pd.DataFrame, strength: float) 
     w["registered"] *= w["ward_share"]
     w["resident"] *= w["ward_share"]
     ward = w.groupby(["ward_code", *keys], as_index=False)[["registered", "resident"]].sum()
-    ward_la = geo.groupby("ward_code", as_index=False)["la_code"].first()
+    ward_la = assign_la(geo, "ward_code")
     ward = ward.merge(ward_la, on="ward_code", how="left").merge(la[["la_code", *keys, "ratio_la"]], on=["la_code", *keys], how="left")
     ward["ratio_la"] = ward["ratio_la"].fillna(1.0)
     ward["ratio_ward"] = shrink_inflation(ward["registered"], ward["resident"], ward["ratio_la"], strength)
