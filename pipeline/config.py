@@ -107,8 +107,8 @@ class EngineSettings(Section):
     """How the SQL engine may use the machine (pipeline/run.py applies it to every run's DuckDB)."""
 
     memory_limit: str = "6GB"  # DuckDB spills to temp_directory beyond this ("" = DuckDB's default, 80% of RAM)
-    # while ingest and validation run; "" = memory_limit. 1GB keeps a 10-million-row extract under 2 GiB,
-    # for about a fifth more CPU time than 6GB (benchmarks/results/ingest_profile.md)
+    # while the stages that stream record-level rows run (ingest, validate, psa21, basket: Stage.streams_records);
+    # "" = memory_limit. 1GB keeps a 10-million-row extract under 2 GiB (benchmarks/results/ingest_profile.md)
     ingest_memory_limit: str = "1GB"
     # while a stage holding per-cell arrays in Python runs (estimates); "" = memory_limit. The arrays sit on
     # top of DuckDB's limit: 4GB keeps the national estimate stage under 6 GiB (benchmarks/results/national_full_estimates.md)
