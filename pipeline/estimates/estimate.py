@@ -473,7 +473,7 @@ def build_ethnicity(con: duckdb.DuckDBPyConnection, cells: pd.DataFrame, rows: p
     present[pos[:2]] = True
     dates = np.empty(K, dtype=cells["extract_date"].to_numpy().dtype)
     dates[k] = cells["extract_date"].to_numpy()
-    with _positions(con, "_est_lsoa_positions", "lsoa_code", lsoas) as lsoa_index, \
+    with _lsoa_positions(con, lsoas) as lsoa_index, \
             _positions(con, "_est_group_positions", "ethnic_group", [*groups, "Not stated"]) as group_index:
         found = con.execute(
             "SELECT e.k, x.i, CASE WHEN c.sex = 'M' THEN 0 ELSE 1 END AS s, b.band_order, g.i AS g, "
