@@ -67,10 +67,9 @@ leavers AS (
     FROM unmatched
     WHERE cur_period IS NULL
 ),
-practice_list AS (
-    SELECT practice_code, extract_date, count(*) AS list_size FROM est_gp_patients
-    WHERE NOT {{ flows_from_movements }}
-    GROUP BY practice_code, extract_date
+practice_list AS (  -- the list size, from the register's one counting pass (est_register_counts)
+    SELECT practice_code, extract_date, m + f + u AS list_size FROM est_register_counts
+    WHERE counted_by = 'practice' AND NOT {{ flows_from_movements }}
 ),
 practice_rate AS (
     SELECT l.practice_code, l.extract_date, count(*) / any_value(pl.list_size) AS rate

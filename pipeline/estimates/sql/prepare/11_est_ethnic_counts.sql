@@ -2,8 +2,9 @@
 -- category) plus, for school ages, pupils of the latest school census on or before the extract
 -- date (DfE ethnicity code); both grouped by the shared vocabulary (ref_ethnic_code). School years map to bands
 -- by age at the start of the year: nursery 0-4, Reception-Year 4 5-9, Years 5-9 10-14,
--- Years 10-14 15-19. Unknown sex on the GP list is split equally. Both sources are counted in one
--- pass (one aggregation over the register's rows and the pupils').
+-- Years 10-14 15-19. Unknown sex on the GP list is split equally. The register's patients come
+-- counted (est_register_counts, its 'ethnic' grouping: the register is not scanned again); the
+-- pupils are counted here, and the two summed per LSOA x extract x band x group.
 WITH sc AS (
     SELECT census_date, lsoa_code, upper(sex) AS sex,
            CASE WHEN regexp_matches(upper(trim(CAST(nc_year AS VARCHAR))), '^Y?[0-9]+$')
@@ -32,14 +33,17 @@ school AS (
 ),
 recorded AS (  -- per LSOA x extract x band x group: GP patients by sex as recorded (M, F, U), pupils by sex
     SELECT lsoa_code, extract_date, age_band, ethnic_group,
-           count(*) FILTER (WHERE pupil = 0 AND sex = 'M') AS gp_m,
-           count(*) FILTER (WHERE pupil = 0 AND sex = 'F') AS gp_f,
-           count(*) FILTER (WHERE pupil = 0 AND sex = 'U') AS gp_u,
-           count(*) FILTER (WHERE pupil = 1 AND sex = 'M') AS pupils_m,
-           count(*) FILTER (WHERE pupil = 1 AND sex = 'F') AS pupils_f
-    FROM (SELECT 0 AS pupil, lsoa_code, extract_date, sex, age_band, ethnic_group FROM est_gp_patients
+           CAST(sum(gp_m) AS BIGINT) AS gp_m, CAST(sum(gp_f) AS BIGINT) AS gp_f, CAST(sum(gp_u) AS BIGINT) AS gp_u,
+           CAST(sum(pupils_m) AS BIGINT) AS pupils_m, CAST(sum(pupils_f) AS BIGINT) AS pupils_f
+    FROM (SELECT lsoa_code, extract_date, age_band, ethnic_group,
+                 m AS gp_m, f AS gp_f, u AS gp_u, 0 AS pupils_m, 0 AS pupils_f
+          FROM est_register_counts
+          WHERE counted_by = 'ethnic'
           UNION ALL
-          SELECT 1 AS pupil, lsoa_code, extract_date, sex, age_band, ethnic_group FROM school) AS u
+          SELECT lsoa_code, extract_date, age_band, ethnic_group, 0, 0, 0,
+                 count(*) FILTER (WHERE sex = 'M'), count(*) FILTER (WHERE sex = 'F')
+          FROM school
+          GROUP BY lsoa_code, extract_date, age_band, ethnic_group) AS u
     GROUP BY lsoa_code, extract_date, age_band, ethnic_group
 )
 SELECT r.lsoa_code, r.extract_date, s.sex, r.age_band, r.ethnic_group,
