@@ -112,37 +112,57 @@ def main() -> None:
     ]:
         timed(module, attribute)
 
-    original_import = __builtins__.__import__ if hasattr(__builtins__, "__import__") else __builtins__["__import__"]
+    def instrument_gx() -> None:
+        """Time great-expectations' own steps once its module is loaded (by the warm-up or by validation)."""
+        name = "pipeline.validate.gx_runner"
+        gx = sys.modules[name]
+        if getattr(gx, "_timed", False):
+            return
+        gx._timed = True
+        for attribute in ("make_context", "_run"):
+            timed(name, attribute)
+        original_run = gx.run_checks
 
-    def timed_import(name, globals=None, locals=None, fromlist=(), level=0):
-        if name == "pipeline.validate.gx_runner" and name not in sys.modules:
-            with _Timed("import great_expectations (pipeline.validate.gx_runner)"):
-                module = original_import(name, globals, locals, fromlist, level)
-            gx = sys.modules[name]
-            for attribute in ("make_context", "_run", "_expectations"):
-                timed(name, attribute)
-            original_run = gx.run_checks
+        def run_checks(checks, docs_dir):
+            with _Timed("gx_runner.run_checks (context, suite, checkpoint, data docs)"):
+                return original_run(checks, docs_dir)
 
-            def run_checks(checks, docs_dir):
-                with _Timed("gx_runner.run_checks (context, suite, checkpoint, data docs)"):
-                    return original_run(checks, docs_dir)
+        gx.run_checks = run_checks
+        import great_expectations as ge
 
-            gx.run_checks = run_checks
-            import great_expectations as ge
+        original_cp_run = ge.Checkpoint.run
 
-            cp = ge.Checkpoint
-            original_cp_run = cp.run
+        def cp_run(self, *a, **k):
+            with _Timed("great_expectations Checkpoint.run (validation + UpdateDataDocsAction)"):
+                return original_cp_run(self, *a, **k)
 
-            def cp_run(self, *a, **k):
-                with _Timed("great_expectations Checkpoint.run (validation + UpdateDataDocsAction)"):
-                    return original_cp_run(self, *a, **k)
-
-            cp.run = cp_run
-            return module
-        return original_import(name, globals, locals, fromlist, level)
+        ge.Checkpoint.run = cp_run
 
     import builtins
 
+    original_import = builtins.__import__
+
+    def timed_import(name, globals=None, locals=None, fromlist=(), level=0):
+        """great-expectations imported by validation itself (no warm-up ran, or it failed)."""
+        if name == "pipeline.validate.gx_runner" and name not in sys.modules:
+            with _Timed("import great_expectations (pipeline.validate.gx_runner)"):
+                module = original_import(name, globals, locals, fromlist, level)
+            instrument_gx()
+            return module
+        return original_import(name, globals, locals, fromlist, level)
+
+    import pipeline.stages
+    import pipeline.validate.stage
+
+    original_wait = pipeline.stages.wait_for_warm_up
+
+    def wait_for_warm_up():
+        with _Timed("wait for the warm-up (great-expectations imported in the background during ingest)"):
+            original_wait()
+        if "pipeline.validate.gx_runner" in sys.modules:
+            instrument_gx()
+
+    pipeline.validate.stage.wait_for_warm_up = wait_for_warm_up
     builtins.__import__ = timed_import
     settings = load_settings(data_dir=args.data_dir.resolve())
     with _Timed("run_pipeline(validate)"):
