@@ -136,7 +136,7 @@ def collect_regimes(args) -> None:
     from benchmarks.regimes import REGIMES, RegimeSettings, simulate, write_raw
     for regime in args.regimes or REGIMES:
         for i in range(args.seeds):
-            seed = REGIMES_SEED + 100 * REGIMES.index(regime) + i
+            seed = args.first_seed + 100 * REGIMES.index(regime) + i
             settings = RegimeSettings(regime=regime, seed=seed, n_lsoas=args.n_lsoas)
             world = None
             for mode in args.modes:
@@ -354,7 +354,7 @@ def lsoa_frame(run: dict) -> pd.DataFrame:
     return r
 
 
-def fit_terms(runs: list[dict], start: dict, counts_mode: bool, level: float = 0.95) -> dict:
+def fit_terms(runs: list[dict], start: dict, counts_mode: bool, level: float = 0.95, scale: str = "specific") -> dict:
     """The margin terms fitted on `runs` (one data mode). Register modes: everything a user cannot
     estimate (LSOA-specific model, rho, omega, l0, l1, m0_g, m1_g); counts-only: the age terms only
     (the others come from the real back-test)."""
@@ -388,7 +388,7 @@ def fit_terms(runs: list[dict], start: dict, counts_mode: bool, level: float = 0
         tot = lf[(lf["sex"] == "All") & (lf["age_band"] == "All")]
         cells = lf[(lf["sex"] != "All") & (lf["age_band"] != "All")]
         params.update(calibrate_margins(arrays(tot), arrays(cells), level=level, start=params,
-                                         common_in_scale=False))
+                                         common_in_scale="expected" if scale == "expected" else False))
     # 3. the roll-up's parts under the LSOA model: rho on MSOA totals, omega on ward totals,
     #    the age terms on LA cells (beside the LA-wide all-ages term)
     parts = pd.concat([design_parts(r, params) for r in runs], ignore_index=True)
@@ -469,7 +469,7 @@ def cross_world_test(runs: list[dict], args, argv=None) -> int:
             tr = [r for r in runs if r["mode"] == mode and world_of(r, name) == train]
             te = [r for r in runs if r["mode"] == mode and world_of(r, name) == test]
             t = time.perf_counter()
-            params = fit_terms(tr, start, counts_mode)
+            params = fit_terms(tr, start, counts_mode, scale=args.scale)
             print(f"{mode}: fitted on {train} ({len(tr)} runs) in {time.perf_counter() - t:.0f}s; testing on {test} "
                   f"({len(te)} runs)", flush=True)
             fitted_rows.append({"mode": mode, "fitted_on": train, "tested_on": test, "runs_fitted": len(tr),
@@ -582,7 +582,7 @@ def fit_and_write(runs: list[dict], args) -> int:
             continue
         start, _ = load_mode_model(None, None, mode=MODE_NAMES[mode])
         counts_mode = mode == "counts"
-        params = fit_terms(mr, start, counts_mode)
+        params = fit_terms(mr, start, counts_mode, scale=args.scale)
         entry = doc.setdefault("modes", {}).setdefault(MODE_NAMES[mode], {})
         keys = [k for k in MARGIN_TERMS if not counts_mode or k.startswith(("m0_", "m1_"))]
         entry.setdefault("parameters", {}).update({k: round(float(params[k]), 6) for k in keys})
@@ -606,6 +606,46 @@ def fit_and_write(runs: list[dict], args) -> int:
     return 0
 
 
+# ================================================================================ decompose
+
+def list_base_gap(run: dict) -> float:
+    """log(sum of the list / sum of the published base) over the LA's LSOAs at the first extract:
+    what a user can measure from their own data at the start (the list-to-base gap)."""
+    r = run["est_lsoa_rows"]
+    first = r[(r["sex"] == "All") & (r["age_band"] == "All") & (r["reference_date"] == r["reference_date"].min())]
+    return float(np.log(first["gp_list"].sum() / first["published_base"].sum()))
+
+
+def decompose(runs: list[dict], params: dict, level: float = 0.95) -> pd.DataFrame:
+    """Per district and horizon: what the LSOA total's interval is made of under `params` (root mean
+    of each variance part, % of the estimate: specific, LA-wide all-ages) against the errors seen
+    (the district's common error, the RMS of the LSOA errors less it) and the coverage."""
+    rows = []
+    for run in runs:
+        lf = lsoa_frame(run)
+        lf = lf[(lf["sex"] == "All") & (lf["age_band"] == "All") & (lf["truth"] > 0)].copy()
+        lf["v_spec"] = lsoa_variances(lf.drop(columns=["lsoa_total"]).assign(constrained=False), dict(params, rho=0.0))
+        y = lf["years_since_base"]
+        lf["v_common"] = (params["l0"] ** 2 + (params["l1"] * y) ** 2) * lf["estimate"] ** 2
+        lf["rel"] = lf["truth"] / lf["estimate"] - 1
+        lf["spec"] = lf["rel"] - lf["common_error"]
+        lf["covered"] = (lf["truth"] - lf["estimate"]).abs() <= z_value(level) * np.sqrt(lf["v_spec"] + lf["v_common"])
+        ref0 = lf["reference_date"].min()
+        lf["horizon"] = ((lf["reference_date"] - ref0).dt.days / 365.25 * 4).round() / 4
+        for h, d in lf.groupby("horizon"):
+            if h not in (0.0, 1.0, 2.0):
+                continue
+            e2 = d["estimate"] ** 2
+            rows.append({"regime": run["regime"], "seed": run["seed"], "horizon": f"{h:g}y",
+                         "gap_pct": 100 * list_base_gap(run),
+                         "common_err_pct": 100 * d["common_error"].iloc[0],
+                         "spec_rms_pct": 100 * np.sqrt((d["spec"] ** 2).mean()),
+                         "model_spec_sd_pct": 100 * np.sqrt((d["v_spec"] / e2).mean()),
+                         "model_common_sd_pct": 100 * np.sqrt((d["v_common"] / e2).mean()),
+                         "coverage": 100 * d["covered"].mean()})
+    return pd.DataFrame(rows).round(2)
+
+
 # ====================================================================================== main
 
 def main(argv=None) -> int:
@@ -617,13 +657,20 @@ def main(argv=None) -> int:
     c.add_argument("--regimes", nargs="*", default=None)
     c.add_argument("--modes", nargs="+", default=["movements", "snapshots", "counts"])
     c.add_argument("--n-lsoas", type=int, default=35)
+    c.add_argument("--first-seed", type=int, default=REGIMES_SEED,
+                   help="regimes world: seed of the first district; regime r's i-th district is first + 100 r + i "
+                        "(steady, growing, outside, students, base_tail: first, first + 100, ...)")
     c.add_argument("--demo-scale", type=float, default=1.0)
     c.add_argument("--work", type=Path, required=True)
-    for name in ("test", "fit"):
+    for name in ("test", "fit", "decompose"):
         s = sub.add_parser(name)
         s.add_argument("--work", type=Path, required=True)
         s.add_argument("--results", type=Path, default=RESULTS)
         s.add_argument("--modes", nargs="+", default=["movements", "snapshots", "counts"])
+        s.add_argument("--scale", choices=("specific", "expected"), default="expected",
+                       help="how K is set: 'specific' covers 95%% of the LSOA errors less their district's common "
+                            "error before the LA-wide term is added (the sum over-covers); 'expected' (default) "
+                            "covers 95%% of the specific errors plus an LA-wide error drawn from N(0, l0^2 + (l1 y)^2)")
     args = ap.parse_args(argv)
     if args.command == "collect":
         args.work.mkdir(parents=True, exist_ok=True)
@@ -632,6 +679,13 @@ def main(argv=None) -> int:
     runs = load_runs(args.work)
     if args.command == "test":
         return cross_world_test(runs, args, argv)
+    if args.command == "decompose":
+        params, _ = load_mode_model(None, None, mode="register_movements")
+        table = decompose([r for r in runs if r["mode"] == "movements"], params)
+        print(table.to_string())
+        args.results.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.results / "margins_decompose.csv", index=False)
+        return 0
     return fit_and_write(runs, args)
 
 
