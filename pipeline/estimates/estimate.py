@@ -58,7 +58,7 @@ from .constrain import constrain_to_total
 from .counts import estimate_from_counts
 from .ethnicity import GROUPS, share_variance, shrink_shares
 from .geography import assign_la
-from .margins import age_terms_frame, load_mode_model, predict_variance, z_value
+from .margins import age_terms_frame, load_mode_model, lsoa_la_wide_sd, predict_variance, z_value
 from .school_signal import read_school_pupils
 from .sources import prepare_sources
 from .turbulence import score_turbulence, score_turbulence_to_date
@@ -154,6 +154,8 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
                             "WHERE population IS NOT NULL").df() if info.has("la_totals") else None
     cells = apply_constraint(cells, geo, la_totals)
     rows = build_lsoa_rows(cells, turb, model)
+    # the LA-wide error's SD at the base, each LA's own from its list-to-base gap (margins.la_wide_sd)
+    rows["la_wide_sd"] = lsoa_la_wide_sd(model, rows, assign_la(geo, "lsoa_code"))
     audit_columns = [c for c in CELL_AUDIT_COLUMNS if c in cells.columns]
     _write(con, "est_lsoa_cells", cells[audit_columns], date_cols=("extract_date",))
     _write(con, "est_lsoa_rows", rows, date_cols=("reference_date",))

@@ -87,6 +87,8 @@ DEFAULT_PARAMETERS = {
     "base_a": 0.02, "base_f": 0.025,
     "w_school": 1.0, "w_asylum": 1.0,
     "counts_base_sd": 0.047, "psi_share": 0.0,
+    # the LA-wide error read from the LA's list-to-base gap (la_wide_sd); gap_list_sd = 0 leaves it off (l0)
+    "gap_base_mean": 0.023, "gap_base_sd": 0.042, "gap_list_ratio": 1.072, "gap_list_sd": 0.0,
 }
 # The LA-wide error by age: one (m0, m1) pair per broad age group, (m0^2 + (m1 y)^2) E_A,b^2 for
 # every 5-year band b of the group, fully correlated between the LSOAs, independent between bands.
@@ -195,6 +197,65 @@ def scale_of(params: dict, turbulence, years, residents=None) -> np.ndarray:
     return (p["kappa"] * (1.0 + p.get("kappa_t", 0.0) * np.maximum(np.asarray(turbulence, float), 0.0) / 1000.0)
             * (1.0 + p.get("kappa_y", 0.0) * np.maximum(np.asarray(years, float), 0.0))
             * size ** p.get("kappa_n", 0.0))
+
+
+def la_wide_sd(params: dict, gap) -> np.ndarray:
+    """The relative SD of the error common to an LA at the base, from its list-to-base gap.
+
+    gap = log(LA's GP list / LA's published base) at the first extract: a user's own data. Read
+    the gap as G = i - e, i = log(list / residents) the LA's list inflation, e = log(base /
+    residents) the published base's LA-wide error, independent, with means and SDs
+    (mu_i, sigma_i), (mu_e, sigma_e). Then (normal theory, best linear predictor)
+
+        E[e | G]   = mu_e - k (G - (mu_i - mu_e)),   k = sigma_e^2 / (sigma_e^2 + sigma_i^2)
+        Var[e | G] = sigma_e^2 sigma_i^2 / (sigma_e^2 + sigma_i^2)
+
+    and the interval, centred on an estimate that carries the base's error, needs the mean
+    square E[e^2 | G] = Var[e | G] + E[e | G]^2: an LA whose list sits far below its base (a base
+    too high, the list cannot explain it) gets a wider LA-wide term, one at England's usual gap a
+    narrower one than sigma_e alone. mu_e = gap_base_mean, sigma_e = gap_base_sd (England's LA
+    errors of mid-2020 estimates against Census 2021: +2.3%, SD 4.2%), mu_i = log(gap_list_ratio)
+    (England's registrations 7.2% above the census), sigma_i = gap_list_sd (the spread of LAs' list
+    inflation; 0 = the term is off and l0 is returned). Where the gap is unknown (NaN) l0 is returned.
+    """
+    p = params
+    g = np.asarray(gap, float)
+    s_i, s_e, mu_e = float(p.get("gap_list_sd", 0.0)), float(p["gap_base_sd"]), float(p["gap_base_mean"])
+    if s_i <= 0:
+        return np.full(g.shape, float(p["l0"]))
+    k = s_e ** 2 / (s_e ** 2 + s_i ** 2)
+    mean = mu_e - k * (g - (np.log(p["gap_list_ratio"]) - mu_e))
+    sd = np.sqrt(k * s_i ** 2 + mean ** 2)
+    return np.where(np.isfinite(g), sd, float(p["l0"]))
+
+
+def list_base_gaps(rows, lsoa_la):
+    """Each LA's list-to-base gap, log(sum of the GP list / sum of the published base) over its
+    LSOAs at the first reference date (all-ages rows of est_lsoa_rows: gp_list, published_base);
+    `lsoa_la` maps lsoa_code -> la_code (a frame with those columns). NaN where either is 0."""
+    import pandas as pd
+
+    tot = rows[(rows["sex"].astype(str) == "All") & (rows["age_band"].astype(str) == "All")]
+    first = tot[tot["reference_date"] == tot["reference_date"].min()]
+    geo = lsoa_la[["lsoa_code", "la_code"]].drop_duplicates("lsoa_code")
+    m = pd.DataFrame({"lsoa_code": first["lsoa_code"].astype(str).to_numpy(),
+                      "gp_list": first["gp_list"].to_numpy(float),
+                      "published_base": first["published_base"].to_numpy(float)}).merge(geo, on="lsoa_code")
+    g = m.groupby("la_code")[["gp_list", "published_base"]].sum()
+    ok = (g["gp_list"] > 0) & (g["published_base"] > 0)
+    gap = np.log(g["gp_list"].where(ok) / g["published_base"].where(ok))
+    return gap.rename("gap")
+
+
+def lsoa_la_wide_sd(params: dict, rows, lsoa_la) -> np.ndarray:
+    """la_wide_sd of every est_lsoa_rows row: its LSOA's LA's (l0 where the LA's gap is unknown)."""
+    import pandas as pd
+
+    gaps = list_base_gaps(rows, lsoa_la)
+    sd = pd.Series(la_wide_sd(params, gaps.to_numpy()), index=gaps.index)
+    geo = lsoa_la[["lsoa_code", "la_code"]].drop_duplicates("lsoa_code").set_index("lsoa_code")["la_code"]
+    la = rows["lsoa_code"].astype(str).map(geo)
+    return la.map(sd).fillna(float(params["l0"])).to_numpy(float)
 
 
 def combine_variances(variances, weights, rho: float) -> float:
