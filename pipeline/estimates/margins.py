@@ -69,6 +69,22 @@ real back-test against Census 2021 (benchmarks/backtest_real.py) with only the a
 simulated worlds. The LA-wide all-ages term l0 is never below the real back-test's 4.2% (England's
 LA-level errors against Census 2021): a few simulated districts cannot estimate it, and the LSOA
 scale K is then set on the errors less each district's own common error (common_in_scale=False).
+
+Issue 9 (margins9): two changes make the width follow what a user can measure and no wider than
+coverage needs.
+* The LA-wide term at the base is each LA's own, read from its list-to-base gap
+  G = log(LA's list / LA's published base) at the first extract (la_wide_sd): with England's
+  published LA errors of the base (mean +2.3%, SD 4.2%) and England's list 7.2% above the census,
+  E[base error | G] and Var[base error | G] follow by normal theory, and the term is their mean
+  square. A list far below its base (a base too high) widens it; an LA at England's usual gap
+  gets less than 4.2%. The one setting no published figure pins down, the spread of LAs' list
+  inflation (gap_list_sd), is ASSUMED (equal to the base's 4.2%), not fitted. It is carried per
+  LSOA (est_lsoa_rows.la_wide_sd) into the roll-up; l0 remains where the gap is unknown and in
+  counts-only mode (gap_list_sd = 0 there: its terms come from the real back-test).
+* K (common_in_scale="expected"): set so that the specific errors plus an LA-wide error drawn
+  from N(0, la_wide_sd^2 + (l1 y)^2) are covered 95% of the time (expected_coverage_scale). Set
+  on the specific errors alone (False), the specific part covered 95% before the LA-wide term was
+  added, so the sum over-covered wherever the LA's error was small.
 """
 
 from __future__ import annotations
