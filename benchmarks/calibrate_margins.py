@@ -39,7 +39,15 @@ fitted there (the real back-test has no LA-level age truth beyond its three dist
 (the committed results: those commands in that order, about 45 minutes on two shared cores). Run
 `test` before `fit`: the `committed -> X` rows compare with the model in margin_model.json.
 
-Results: benchmarks/results/margins_cross_world.md and .csv (committed).
+Results: benchmarks/results/margins_cross_world.md and .csv (committed; made with the earlier defaults, i.e.
+`--scale specific` and the LA-wide term l0).
+
+Since margins9 (issue 9): `--scale expected` (default) sets K so that the specific errors plus an LA-wide error drawn
+from its own distribution are covered 95% (margins.expected_coverage_scale), and `--gap-list-sd` (default: the model's
+gap_list_sd) turns on each LA's own LA-wide term from its list-to-base gap (margins.la_wide_sd; then no LA-wide level
+is fitted, only l1). `collect --first-seed` picks fresh seeds; `decompose` prints what each district's LSOA interval
+is made of against the errors seen. Regimes halves, both ways, on fresh seeds:
+benchmarks/results/margins9_regimes.md.
 """
 
 from __future__ import annotations
