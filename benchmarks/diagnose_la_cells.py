@@ -94,7 +94,9 @@ def main(argv=None) -> int:
     ap.add_argument("folders", nargs="+", type=Path)
     ap.add_argument("--setting", action="append", default=[], help="estimates setting key=value (a variant)")
     ap.add_argument("--out", type=Path)
-    ap.add_argument("--no-deaths", action="store_true", help="leave the vital events' deaths out (as before)")
+    ap.add_argument("--before", action="store_true",
+                    help="the roll-forward as before issue 9's LA-cells change (main 97d9060): no deaths from "
+                         "vital events, babies born since t0 divided by the youngest band's inflation")
     args = ap.parse_args(argv)
     logging.disable(logging.WARNING)
     settings = load_settings().estimates
@@ -104,13 +106,18 @@ def main(argv=None) -> int:
         upd[k] = {"true": True, "false": False}.get(v.lower(), v)
     if upd:
         settings = settings.model_copy(update=upd)
+    if args.before:
+        from pipeline.estimates import cohort_model
+        at_par = cohort_model.roll_list_change
+        cohort_model.roll_list_change = lambda *a, **k: at_par(*a[:5], None, False)
     rows = []
+    variant = "before" if args.before else "after"
     for folder in args.folders:
         if not (folder / "processed" / "cohesion.duckdb").exists():
             continue
         regime, seed, mode = folder.name.rsplit("_", 2)[0], folder.name.rsplit("_", 2)[1][1:], folder.name.rsplit("_", 1)[1]
         inp = capture(folder)
-        if args.no_deaths:
+        if args.before:
             inp["kwargs"] = {**inp["kwargs"], "deaths": None}
         dates = list(pd.to_datetime(inp["ex"].sort_values("k")["extract_date"]))
         truth = truth_array(folder, inp["lsoas"], [pd.Timestamp(inp["base_date"]), *dates])
@@ -122,7 +129,7 @@ def main(argv=None) -> int:
             r.update({"tb_t_mae": o["t_mae"], "tb_t0_mae": o["t0_mae"], "rc_tb_t_mae": o["rc_t_mae"],
                       "tb_t_bands": o["t_bands"]})
             r.update({f"tb_{k}": v for k, v in o.items() if k.startswith(("t0_", "drift_")) and k.split("_", 1)[1] in BROAD})
-            rows.append({"regime": regime, "seed": int(seed), "mode": mode, **r})
+            rows.append({"regime": regime, "seed": int(seed), "mode": mode, "variant": variant, **r})
         print(folder.name, flush=True)
     table = pd.DataFrame(rows)
     cols = ["regime", "seed", "horizon", "pub_mae", "pub_total", "pub_struct_mae", "t0_mae", "t_mae", "drift_mae",

@@ -30,7 +30,10 @@ roll_cohorts, makes the estimates:
    ~ = aged by cohort from t0 to t (I aged with the list it applies to); ages born after t0 have
    no base or t0 list and take the youngest band's inflation. L* = L + `births_unregistered` at
    age 0 (what the caller knows the list lacks: register mode's births not yet registered). Deaths are in the
-   list change once: no separate death subtraction. List cleaning is not added back: a cleaning
+   list change once; where the caller passes the vital events' deaths (register modes), those between
+   the base date and t0 come off the aged base (remove_deaths) and those since t0 count one resident
+   each rather than 1 / I~ (roll_list_change), and in register modes babies born since t0 count one for
+   one (issue 9, LA sex x age cells: benchmarks/results/regimes_la_cells.md). List cleaning is not added back: a cleaning
    burst removes ghosts whose departure never lowered the list, so the fall in the list is the
    first time they are counted leaving (adding it back would count ghosts who were never taken
    off). No flow uplifts: what a registration or deregistration "stands for" is not something a
