@@ -13,6 +13,8 @@ publishing). For every LA x sex x 5-year band cell it compares with the simulato
           flows, the change in inflation);
 * `tb_`:   the same model and ratio change started from the TRUE base (the truth on the base
           date in place of the published base): the error the roll-forward makes on its own;
+* `lsoa_mape` (`_high_churn`): the LSOA totals' MAPE (in the third of LSOAs with most churn), for
+          the cost of any change to the cells at the LSOA level;
 * `struct`: error(t) after dividing out the LA total's error, i.e. the error of the age-sex
           structure alone (the LA-wide level is the published base's and no method here sees it).
 
@@ -54,9 +56,10 @@ def mae(e: np.ndarray) -> float:
     return float(100 * np.mean(np.abs(e)))
 
 
-def score_la(est, rc, truth, truth_b, pub, horizons=(("1y", 4), ("2y", 8))) -> list[dict]:
+def score_la(est, rc, truth, truth_b, pub, horizons=(("1y", 4), ("2y", 8)), high=None) -> list[dict]:
     """Rows of the decomposition (see the module docstring); est, rc, truth [K, n, 2, AGES],
-    truth_b and pub [n, 2, AGES] on the base date."""
+    truth_b and pub [n, 2, AGES] on the base date; `high`: [n] the high-churn LSOAs (the LSOA
+    totals' MAPE there and overall is reported beside, as backtest_regimes.py measures it)."""
     tb, pb = la_cells(truth_b), la_cells(pub)
     e_pub = pb / tb - 1
     rows = []
@@ -71,6 +74,10 @@ def score_la(est, rc, truth, truth_b, pub, horizons=(("1y", 4), ("2y", 8))) -> l
             t0, tt = la_cells(truth[0]), la_cells(truth[k])
             e0, et = c0 / t0 - 1, ct / tt - 1
             tot_t = ct.sum() / tt.sum()
+            rel = x[k].sum((1, 2)) / truth[k].sum((1, 2)) - 1
+            row[pre + "lsoa_mape"] = mae(rel)
+            if high is not None:
+                row[pre + "lsoa_mape_high_churn"] = mae(rel[high])
             row[pre + "t0_mae"] = mae(e0)
             row[pre + "t_mae"] = mae(et)
             row[pre + "drift_mae"] = mae(et - e0)
@@ -89,15 +96,54 @@ def score_la(est, rc, truth, truth_b, pub, horizons=(("1y", 4), ("2y", 8))) -> l
     return rows
 
 
+SUMMARY = ["lsoa_mape", "rc_lsoa_mape", "lsoa_mape_high_churn", "rc_lsoa_mape_high_churn", "pub_mae", "pub_abs_total", "pub_struct_mae", "t0_mae", "t_mae", "struct_mae", "drift_mae",
+           "rc_t_mae", "rc_struct_mae", "tb_t0_mae", "tb_t_mae", "rc_tb_t_mae"]
+
+
+def summary_tables(table: pd.DataFrame, horizon: str = "2y") -> str:
+    """Markdown: per regime (means over seeds) the MAE decomposition, before and after, and the
+    signed error by broad age group from the true base (the roll-forward's own)."""
+    t = table[table["horizon"] == horizon].copy()
+    t["pub_abs_total"] = t["pub_total"].abs()
+    keys = ["variant", "regime"]
+    a = t.groupby(keys)[SUMMARY].mean().round(2)
+    a.insert(0, "seeds", t.groupby(keys)["seed"].nunique())
+    m = t.groupby("variant")[SUMMARY].mean().round(2)
+    m.insert(0, "seeds", t.groupby("variant")["seed"].nunique())
+    m.index = pd.MultiIndex.from_tuples([(v, "mean") for v in m.index], names=keys)
+    a = pd.concat([a, m]).reset_index()
+    groups = [f"tb_t0_{g}" for g in BROAD] + [f"tb_drift_{g}" for g in BROAD]
+    b = t.groupby(keys)[groups].mean().round(1).reset_index()
+    c = t.groupby(keys)[[f"t0_{g}" for g in BROAD] + [f"drift_{g}" for g in BROAD]].mean().round(1).reset_index()
+    return "\n".join([f"### MAE over the LA's 36 sex x band cells at {horizon} (%; means over seeds)", "",
+                      _md(a), "", f"### Signed error by age group, started from the TRUE base ({horizon}; %)", "",
+                      _md(b), "", f"### Signed error by age group, from the published base ({horizon}; %)", "",
+                      _md(c), ""])
+
+
+def _md(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for r in df.itertuples(index=False):
+        lines.append("| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in r) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("folders", nargs="+", type=Path)
+    ap.add_argument("folders", nargs="*", type=Path)
+    ap.add_argument("--tables", nargs="+", type=Path, help="only print the summary tables of earlier --out CSVs")
     ap.add_argument("--setting", action="append", default=[], help="estimates setting key=value (a variant)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--before", action="store_true",
                     help="the roll-forward as before issue 9's LA-cells change (main 97d9060): no deaths from "
                          "vital events, babies born since t0 divided by the youngest band's inflation")
     args = ap.parse_args(argv)
+    if args.tables:
+        table = pd.concat([pd.read_csv(f) for f in args.tables], ignore_index=True)
+        print(summary_tables(table, "2y"))
+        print(summary_tables(table, "1y"))
+        return 0
     logging.disable(logging.WARNING)
     settings = load_settings().estimates
     upd = {}
@@ -125,7 +171,9 @@ def main(argv=None) -> int:
         # the same model started from the true base: what the roll-forward alone gets wrong
         est_tb, rc_tb = run_variant({**inp, "pub": truth[0]}, settings)
         oracle = score_la(est_tb, rc_tb, truth[1:], truth[0], truth[0])
-        for r, o in zip(score_la(est, rc, truth[1:], truth[0], inp["pub"]), oracle):
+        f = pd.read_csv(folder / "truth" / "lsoa_facts.csv").set_index("lsoa_code").reindex(inp["lsoas"])
+        high = (f["churn"] > f["churn"].quantile(2 / 3)).to_numpy()  # as backtest_regimes.py
+        for r, o in zip(score_la(est, rc, truth[1:], truth[0], inp["pub"], high=high), oracle):
             r.update({"tb_t_mae": o["t_mae"], "tb_t0_mae": o["t0_mae"], "rc_tb_t_mae": o["rc_t_mae"],
                       "tb_t_bands": o["t_bands"]})
             r.update({f"tb_{k}": v for k, v in o.items() if k.startswith(("t0_", "drift_")) and k.split("_", 1)[1] in BROAD})
