@@ -36,7 +36,8 @@ log = logging.getLogger("pipeline")
 DATABASE = "cohesion.duckdb"
 DEMO_MANIFEST = "demo_manifest.json"  # written at the root of raw/ by the demo generator
 # what a reused stage leaves in processed/ besides the database (the rest is rebuilt every run)
-NOT_CARRIED_OVER = {"logs", "outputs", "run_report.json", "config_used.json"}
+RAW_HASHES = "raw_hashes.json"  # the raw files' sha256 with their stat, so the next run need not hash them again
+NOT_CARRIED_OVER = {"logs", "outputs", "run_report.json", "config_used.json", RAW_HASHES}
 NOT_BUILT: dict[str, str] = {}  # targets a later issue will build: name -> what it will be
 
 
@@ -202,7 +203,7 @@ def _run_locked(settings: Settings, stages: list[Stage], target: str, progress_f
         log.info("run %s: stages %s on %s", run_id, " -> ".join(s.name for s in stages), data_dir)
         log.info("configuration: %s (written to config_used.json)", settings.as_json().replace("\n", " "))
         (staging / "config_used.json").write_text(settings.as_json(), encoding="utf-8")
-        prints = fingerprint_stages(stages, settings, hash_raw_files(settings.raw_dir))
+        prints = fingerprint_stages(stages, settings, hash_raw_files(settings.raw_dir, data_dir / "processed", staging))
         reused = reuse_previous(data_dir / "processed", staging, stages, prints, target, report) if reuse else []
         con = duckdb.connect(str(staging / DATABASE))
         spill = configure_engine(con, settings, staging)
@@ -318,12 +319,18 @@ def list_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     ).fetchall()]
 
 
-def hash_raw_files(raw_dir: Path) -> dict[str, str]:
-    """sha256 of every file under raw/ (what the ingest stage's fingerprint depends on)."""
-    from pipeline.ingest.reader import file_hash  # remembered: ingest reuses these hashes
+def hash_raw_files(raw_dir: Path, processed: Path, staging: Path) -> dict[str, str]:
+    """sha256 of every file under raw/ (what the ingest stage's fingerprint depends on).
 
-    return {str(path.relative_to(raw_dir)): file_hash(path)
-            for path in sorted(p for p in raw_dir.rglob("*") if p.is_file())}
+    A file the last run hashed is not read again while its inode, size and times are unchanged
+    (`processed/raw_hashes.json`; `pipeline.ingest.reader.remembered_hashes` says when that is safe)."""
+    from pipeline.ingest.reader import file_hash, remember_hashes, remembered_hashes  # ingest reuses these hashes
+
+    remember_hashes((_read_json(processed / RAW_HASHES) or {}).get("files", []))
+    paths = sorted(p for p in raw_dir.rglob("*") if p.is_file())
+    hashes = {str(path.relative_to(raw_dir)): file_hash(path) for path in paths}
+    _write_json(staging / RAW_HASHES, {"files": remembered_hashes(paths)})
+    return hashes
 
 
 def read_demo_manifest(raw_dir: Path) -> dict | None:

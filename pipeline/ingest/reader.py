@@ -30,6 +30,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,21 +114,55 @@ class RawFile:
                 con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-_HASHES: dict[tuple, str] = {}  # (path, size, modified) -> sha256: a run hashes raw/ once, not twice
+_HASHES: dict[tuple, str] = {}  # stat key -> sha256: a run hashes raw/ once, not twice
+_HASHED_AT: dict[tuple, int] = {}  # stat key -> when it was hashed (ns), for remembered_hashes
+RACY_NS = 2_000_000_000  # a file changed this close to its hashing is hashed again (git's "racy clean" rule)
+
+
+def _stat_key(path: Path) -> tuple:
+    stat = Path(path).stat()
+    return (str(Path(path).resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 def file_hash(path: Path) -> str:
-    """sha256 of the file's content; remembered while the file's size and modification time are unchanged
-    (the run's fingerprint and ingest both need it: a national extract takes seconds to hash)."""
-    stat = Path(path).stat()
-    key = (str(Path(path).resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    """sha256 of the file's content; remembered while the file's inode, size, modification and change times are
+    unchanged (the run's fingerprint and ingest both need it: a national extract takes seconds to hash)."""
+    key = _stat_key(path)
     if key not in _HASHES:
         digest = hashlib.sha256()
         with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
         _HASHES[key] = digest.hexdigest()
+        _HASHED_AT[key] = time.time_ns()
     return _HASHES[key]
+
+
+def remembered_hashes(paths: list[Path]) -> list[dict]:
+    """What file_hash knows about `paths`, to be kept beside a run's outputs and given to remember_hashes next time.
+
+    As DVC's state database and git's index do, a later run trusts a hash while the file's inode, size, modification
+    time and change time are all as recorded. The change time cannot be set by a user: any write, touch or copy moves
+    it. A file hashed within RACY_NS of its last change is left out, since a second write in the same clock tick could
+    leave every time unchanged."""
+    entries = []
+    for path in paths:
+        key = _stat_key(path)
+        if key in _HASHES and _HASHED_AT.get(key, 0) - max(key[3], key[4]) > RACY_NS:
+            entries.append({"path": key[0], "inode": key[1], "size": key[2], "mtime_ns": key[3], "ctime_ns": key[4],
+                            "sha256": _HASHES[key], "hashed_at_ns": _HASHED_AT[key]})
+    return entries
+
+
+def remember_hashes(entries: list[dict]) -> None:
+    """Seed file_hash with the hashes an earlier run recorded (remembered_hashes); a changed file no longer matches."""
+    for entry in entries:
+        try:
+            key = (entry["path"], entry["inode"], entry["size"], entry["mtime_ns"], entry["ctime_ns"])
+            _HASHES.setdefault(key, entry["sha256"])
+            _HASHED_AT.setdefault(key, entry["hashed_at_ns"])
+        except (KeyError, TypeError):  # an older or damaged record: those files are simply hashed again
+            continue
 
 
 def canonical_name(header: str, source: str, header_map: dict[str, dict[str, str]]) -> str:
