@@ -297,7 +297,9 @@ def build_register_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
     """Register mode on the cohort chassis (cohort_model.py): the list by LSOA x sex x single year
     exactly as the register shows it, rolled forward by cohort from the base date. The flows by
     reason (est_gp_flows) and the vital-event lags are joined for audit only: deaths are in the
-    list change once, list cleaning is not added back and no flow is uplifted."""
+    list change once (the vital events' deaths, est_deaths, only take the deaths before t0 off the
+    aged base and count those since t0 one for one: cohort_model.roll_list_change), list cleaning
+    is not added back and no flow is uplifted."""
     ex = con.execute("SELECT extract_date, k, years_since_base FROM est_extracts ORDER BY k").df()
     ex["extract_date"] = pd.to_datetime(ex["extract_date"])
     lsoas, pub, L, extra, deaths = register_arrays(con, ex)
