@@ -22,7 +22,8 @@ benchmarks/work/backtest_regimes/cell_errors.csv for a calibration to consume
 Seeds: --first-seed (default 7101) + 100 x the regime's index + 0, 1, ... (never the demo's 101-106 /
 201-206; seeds already used: 7101-7501, 8101-8106, 9101-9502, 11101-11503 (issue 9: used to choose
 blend_covariate), 12101-12503 (issue 9: its confirmation), 13101-13503 (issue 9: choosing how to use
-the school census), 14101-14503 (issue 9: confirming it)).
+the school census), 14101-14503 (issue 9: confirming it), 15101-16503 (issue 9: margins), 17101-17503 (issue 9: choosing
+the deaths and newborns rule for the LA cells), 18101-18503 (its confirmation)).
 
 Every district now also writes the LA's school census (benchmarks/regimes/schools.py; its own
 random stream, so the registers, base and truth of a seed are as before); `--no-school-census`

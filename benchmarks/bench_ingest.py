@@ -9,9 +9,13 @@ them in lower case or without the space, 0.1% bad rows), then, each in its own p
   config), under GNU time.
 It records wall and CPU seconds, peak resident memory and the load average (a shared machine).
 
-    .venv/bin/python benchmarks/bench_ingest.py [--rows 10000000] [--memory-limit 1GB]
+    .venv/bin/python benchmarks/bench_ingest.py [--rows 10000000] [--memory-limit 1GB] [--results-name NAME]
+                                                [--data-dir DIR]
 
-Results: benchmarks/results/ingest.json and ingest.md (committed).
+Results: benchmarks/results/ingest.json and ingest.md (committed), or NAME.{json,md} with `--results-name`.
+`--data-dir DIR` keeps the generated data folder in DIR (written when DIR/raw does not exist, reused
+when it does: same rows, no time spent writing them again; DIR/processed is removed before the run,
+so that nothing of an earlier run is reused).
 """
 
 from __future__ import annotations
@@ -93,10 +97,16 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--memory-limit", default=None, help="override [engine] ingest_memory_limit (e.g. 6GB)")
     parser.add_argument("--workdir", type=Path, default=None, help="where the temporary data folder goes")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="keep the data folder here (reused when it already holds raw/)")
+    parser.add_argument("--results-name", default=None,
+                        help="write benchmarks/results/NAME.{json,md} (default: ingest, or ingest_memory_<limit>)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        data = Path(tmp) / "data"
-        write_extract(data / "raw", args.rows)
+        data = args.data_dir.resolve() if args.data_dir else Path(tmp) / "data"
+        if not (data / "raw").is_dir():
+            write_extract(data / "raw", args.rows)
+        shutil.rmtree(data / "processed", ignore_errors=True)
         size_mb = (data / "raw" / "gp_register" / "gp_register_2024-06-30.csv").stat().st_size / 1e6
         config = ROOT / "config.toml"
         if args.memory_limit:
@@ -135,6 +145,7 @@ def main() -> None:
         "ingest_memory_limit": args.memory_limit or re.search(r'(?m)^ingest_memory_limit = "([^"]*)"',
                                                               (ROOT / "config.toml").read_text()).group(1),
         "rows_per_second": round(register["rows_read"] / seconds),
+        "stage_seconds": {name: run["seconds"] for name, run in report.get("stage_runs", {}).items()},
         "load_average_bare_scan": floor["load_average"],
         "load_average_validate": load.summary(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, duckdb {duckdb.__version__}",
@@ -142,7 +153,7 @@ def main() -> None:
         "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "ingest" if not args.memory_limit else f"ingest_memory_{args.memory_limit.lower()}"
+    name = args.results_name or ("ingest" if not args.memory_limit else f"ingest_memory_{args.memory_limit.lower()}")
     (RESULTS / f"{name}.json").write_text(json.dumps(figures, indent=2) + "\n")
     lines = ["# Ingest + validation benchmark", "", f"`{figures['command']}`: one {figures['rows']:,}-row GP register "
              f"extract, {figures['file_mb']} MB CSV; `cohesion validate` (ingest + validation) against DuckDB's bare "

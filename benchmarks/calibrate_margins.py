@@ -39,7 +39,15 @@ fitted there (the real back-test has no LA-level age truth beyond its three dist
 (the committed results: those commands in that order, about 45 minutes on two shared cores). Run
 `test` before `fit`: the `committed -> X` rows compare with the model in margin_model.json.
 
-Results: benchmarks/results/margins_cross_world.md and .csv (committed).
+Results: benchmarks/results/margins_cross_world.md and .csv (committed; made with the earlier defaults, i.e.
+`--scale specific` and the LA-wide term l0).
+
+Since margins9 (issue 9): `--scale expected` (default) sets K so that the specific errors plus an LA-wide error drawn
+from its own distribution are covered 95% (margins.expected_coverage_scale), and `--gap-list-sd` (default: the model's
+gap_list_sd) turns on each LA's own LA-wide term from its list-to-base gap (margins.la_wide_sd; then no LA-wide level
+is fitted, only l1). `collect --first-seed` picks fresh seeds; `decompose` prints what each district's LSOA interval
+is made of against the errors seen. Regimes halves, both ways, on fresh seeds:
+benchmarks/results/margins9_regimes.md.
 """
 
 from __future__ import annotations
@@ -62,7 +70,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.backtest_regimes import run_pipeline  # noqa: E402
 from pipeline.estimates.margins import (AGE_GROUPS, MODEL_PATH, age_group_of, age_terms_frame,  # noqa: E402
-                                        calibrate_age_common, calibrate_correlation,
+                                        calibrate_age_common, calibrate_correlation, la_wide_sd,
                                         calibrate_margins, calibrate_split, load_mode_model, predict_variance,
                                         z_value)
 
@@ -136,7 +144,7 @@ def collect_regimes(args) -> None:
     from benchmarks.regimes import REGIMES, RegimeSettings, simulate, write_raw
     for regime in args.regimes or REGIMES:
         for i in range(args.seeds):
-            seed = REGIMES_SEED + 100 * REGIMES.index(regime) + i
+            seed = args.first_seed + 100 * REGIMES.index(regime) + i
             settings = RegimeSettings(regime=regime, seed=seed, n_lsoas=args.n_lsoas)
             world = None
             for mode in args.modes:
@@ -228,6 +236,12 @@ def world_of(run: dict, split: str) -> str:
 
 # ================================================================================ evaluation
 
+def run_la_sd(run: dict, params: dict) -> float:
+    """The district's LA-wide SD at the base under `params` (margins.la_wide_sd of its list-to-base gap;
+    l0 when the gap term is off)."""
+    return float(la_wide_sd(params, np.array([list_base_gap(run)]))[0])
+
+
 def lsoa_variances(rows: pd.DataFrame, params: dict) -> np.ndarray:
     """The LSOA-specific variance of every est_lsoa_rows row under `params` (as build_lsoa_rows)."""
     tot = rows[(rows["sex"] == "All") & (rows["age_band"] == "All")][["lsoa_code", "reference_date", "estimate"]]
@@ -244,6 +258,7 @@ def roll_up(run: dict, params: dict, lsoa_variance: np.ndarray | None = None) ->
     try:
         rows = run["est_lsoa_rows"].copy()
         rows["variance"] = lsoa_variances(rows, params) if lsoa_variance is None else lsoa_variance
+        rows["la_wide_sd"] = run_la_sd(run, params)
         con.register("_rows", rows)
         con.execute("CREATE TABLE est_lsoa_rows AS SELECT * FROM _rows")
         con.register("_members", run["est_area_members"])
@@ -316,12 +331,13 @@ def design_parts(run: dict, params: dict) -> pd.DataFrame:
     g = g.drop(columns=["wsd", "constrained"])
     a = run["areas"].merge(g, on=keys, how="inner")
     a["run"] = run["name"]
+    a["l_la2"] = run_la_sd(run, params) ** 2
     return a
 
 
 def variance_from_parts(parts: pd.DataFrame, params: dict) -> pd.Series:
     v = parts["v_ind"] + params["rho"] * parts["v_cor"] + params["omega"] ** 2 * parts["v_split"] \
-        + params["l0"] ** 2 * parts["v_l0"] + params["l1"] ** 2 * parts["v_l1"]
+        + parts["l_la2"] * parts["v_l0"] + params["l1"] ** 2 * parts["v_l1"]
     for grp in AGE_GROUPS:
         v = v + params[f"m0_{grp}"] ** 2 * parts[f"v_m0_{grp}"] + params[f"m1_{grp}"] ** 2 * parts[f"v_m1_{grp}"]
     return v
@@ -354,7 +370,7 @@ def lsoa_frame(run: dict) -> pd.DataFrame:
     return r
 
 
-def fit_terms(runs: list[dict], start: dict, counts_mode: bool, level: float = 0.95) -> dict:
+def fit_terms(runs: list[dict], start: dict, counts_mode: bool, level: float = 0.95, scale: str = "specific") -> dict:
     """The margin terms fitted on `runs` (one data mode). Register modes: everything a user cannot
     estimate (LSOA-specific model, rho, omega, l0, l1, m0_g, m1_g); counts-only: the age terms only
     (the others come from the real back-test)."""
@@ -367,13 +383,22 @@ def fit_terms(runs: list[dict], start: dict, counts_mode: bool, level: float = 0
     ysb = pd.concat([r["est_lsoa_rows"].groupby("reference_date", as_index=False)["years_since_base"].first()
                      .assign(run=r["name"]) for r in runs])
     la = la.merge(ysb, on=["run", "reference_date"], how="left")
+    gap_on = float(params.get("gap_list_sd", 0.0)) > 0
+    la_sd = {r["name"]: run_la_sd(r, params) for r in runs}
+    if not counts_mode and gap_on:
+        # each LA's own term from its list-to-base gap (published England figures, margins.la_wide_sd):
+        # only l1, the growth with time, is fitted here, beside it
+        known = la["run"].map(la_sd).to_numpy() ** 2
+        _, params["l1"] = calibrate_age_common(la_err.to_numpy(), la["years_since_base"].to_numpy(), known)
     if not counts_mode:
         # l0 starts from the England-wide SD of LA-level base errors against Census 2021 (the real
         # back-test's term, counts_only.l0): a simulated world's few districts cannot estimate it,
         # and a world whose LA errors are larger adds to it
-        real_l0 = float(load_mode_model(None, None, mode="counts_only")[0]["l0"])
-        extra, l1 = calibrate_age_common(la_err.to_numpy(), la["years_since_base"].to_numpy(), real_l0 ** 2)
-        params["l0"], params["l1"] = float(np.hypot(real_l0, extra)), l1
+        if not gap_on:
+            real_l0 = float(load_mode_model(None, None, mode="counts_only")[0]["l0"])
+            extra, l1 = calibrate_age_common(la_err.to_numpy(), la["years_since_base"].to_numpy(), real_l0 ** 2)
+            params["l0"], params["l1"] = float(np.hypot(real_l0, extra)), l1
+            la_sd = {r["name"]: run_la_sd(r, params) for r in runs}
         # 2. the LSOA-specific model on LSOA totals and cells, each less its LA row's relative error
         lf = pd.concat([lsoa_frame(r) for r in runs], ignore_index=True)
         lf = lf[lf["truth"] > 0]
@@ -384,18 +409,18 @@ def fit_terms(runs: list[dict], start: dict, counts_mode: bool, level: float = 0
                     "tau": df["tau"].to_numpy(), "cell_square_sum": df["est_sq"].to_numpy(),
                     "turbulence": df["turbulence"].to_numpy(), "base_variance": df["base_variance"].to_numpy(),
                     "residents": df["residents"].to_numpy(), "common_error": df["common_error"].fillna(0).to_numpy(),
-                    "common_variance": params["l0"] ** 2 + (params["l1"] * y) ** 2}
+                    "common_variance": df["run"].map(la_sd).to_numpy() ** 2 + (params["l1"] * y) ** 2}
         tot = lf[(lf["sex"] == "All") & (lf["age_band"] == "All")]
         cells = lf[(lf["sex"] != "All") & (lf["age_band"] != "All")]
         params.update(calibrate_margins(arrays(tot), arrays(cells), level=level, start=params,
-                                         common_in_scale=False))
+                                         common_in_scale="expected" if scale == "expected" else False))
     # 3. the roll-up's parts under the LSOA model: rho on MSOA totals, omega on ward totals,
     #    the age terms on LA cells (beside the LA-wide all-ages term)
     parts = pd.concat([design_parts(r, params) for r in runs], ignore_index=True)
     parts = parts[parts["truth"] > 0]
     parts = parts.merge(ysb, on=["run", "reference_date"], how="left")
     err = parts["truth"] - parts["estimate"]
-    common = params["l0"] ** 2 * parts["v_l0"] + params["l1"] ** 2 * parts["v_l1"]
+    common = parts["l_la2"] * parts["v_l0"] + params["l1"] ** 2 * parts["v_l1"]
     if not counts_mode:
         m = (parts["area_type"] == "msoa") & (parts["sex"] == "All") & (parts["age_band"] == "All")
         if m.any():
@@ -423,7 +448,7 @@ def fit_terms(runs: list[dict], start: dict, counts_mode: bool, level: float = 0
 # ================================================================================= reporting
 
 MARGIN_TERMS = ("a", "f", "q", "j", "b", "c", "d", "e", "g", "h", "psi", "kappa", "kappa_t", "kappa_y", "kappa_n",
-                "rho", "omega", "l0", "l1", *[f"m{i}_{g}" for g in AGE_GROUPS for i in (0, 1)])
+                "rho", "omega", "l0", "l1", *[f"m{i}_{g}" for g in AGE_GROUPS for i in (0, 1)], "gap_list_sd")
 
 
 def splits_for(runs: list[dict], mode: str) -> tuple[str, str, str] | None:
@@ -465,11 +490,13 @@ def cross_world_test(runs: list[dict], args, argv=None) -> int:
         name, wa, wb = split
         start, _ = load_mode_model(None, None, mode=MODE_NAMES[mode])
         counts_mode = mode == "counts"
+        if args.gap_list_sd is not None and not counts_mode:
+            start["gap_list_sd"] = args.gap_list_sd
         for train, test in ((wa, wb), (wb, wa)):
             tr = [r for r in runs if r["mode"] == mode and world_of(r, name) == train]
             te = [r for r in runs if r["mode"] == mode and world_of(r, name) == test]
             t = time.perf_counter()
-            params = fit_terms(tr, start, counts_mode)
+            params = fit_terms(tr, start, counts_mode, scale=args.scale)
             print(f"{mode}: fitted on {train} ({len(tr)} runs) in {time.perf_counter() - t:.0f}s; testing on {test} "
                   f"({len(te)} runs)", flush=True)
             fitted_rows.append({"mode": mode, "fitted_on": train, "tested_on": test, "runs_fitted": len(tr),
@@ -562,6 +589,8 @@ def report_markdown(ev: pd.DataFrame, table: pd.DataFrame, fitted: pd.DataFrame,
         "sex x age cells' mean absolute error at two years (target < 3.5%). Point estimates do not depend on the "
         "margin terms: they are the same in every direction.", "",
         "## Headline", "", _table(headline(ev)), "",
+        "## Headline at two years (the extracts 2 years after the first)", "",
+        _table(headline(ev[((ev["years"] * 4).round() / 4) == 2.0])), "",
         "## Terms fitted in each direction", "", _table(fitted), "",
         "## By level x totals / sex x age cells x data mode x regime (bias and MAPE of the point estimates, % ; "
         "coverage and width of the intervals)", "",
@@ -582,7 +611,9 @@ def fit_and_write(runs: list[dict], args) -> int:
             continue
         start, _ = load_mode_model(None, None, mode=MODE_NAMES[mode])
         counts_mode = mode == "counts"
-        params = fit_terms(mr, start, counts_mode)
+        if args.gap_list_sd is not None and not counts_mode:
+            start["gap_list_sd"] = args.gap_list_sd
+        params = fit_terms(mr, start, counts_mode, scale=args.scale)
         entry = doc.setdefault("modes", {}).setdefault(MODE_NAMES[mode], {})
         keys = [k for k in MARGIN_TERMS if not counts_mode or k.startswith(("m0_", "m1_"))]
         entry.setdefault("parameters", {}).update({k: round(float(params[k]), 6) for k in keys})
@@ -595,7 +626,24 @@ def fit_and_write(runs: list[dict], args) -> int:
             src["l0"] = ("England: SD of LA-level mid-2020 estimate errors against Census 2021, 4.2% (issue 8, the real "
                          "back-test's counts_only.l0), raised by the LA errors of the simulated districts beyond it: "
                          + src["l0"])
-            src["kappa"] = src["kappa"] + " (K set on LSOA errors less their district's common error)"
+            src["kappa"] = src["kappa"] + (
+                " (K: the LSOA errors less their district's common error plus an LA-wide error drawn from the "
+                "LA-wide term's own distribution are covered 95% of the time, margins.expected_coverage_scale)"
+                if args.scale == "expected" else " (K set on LSOA errors less their district's common error)")
+            if float(params.get("gap_list_sd", 0.0)) > 0:
+                src["l0"] = "used only where an LA's list-to-base gap is unknown: " + src["l0"]
+                src["gap_list_sd"] = (
+                    "ASSUMED, not fitted: the spread (SD) of LAs' list inflation log(list / residents), set equal to "
+                    "gap_base_sd (half of a gap's departure from England's usual gap read as base error); "
+                    "margins.la_wide_sd")
+                for k, why in (("gap_base_mean", "PUBLISHED: LA mid-2020 estimates 2.3% above Census 2021 on average "
+                                                 "(issue 8, England)"),
+                               ("gap_base_sd", "PUBLISHED: SD 4.2% of LA mid-2020 estimates against Census 2021 "
+                                               "(issue 8, England)"),
+                               ("gap_list_ratio", "PUBLISHED: England's GP registrations 7.2% above Census 2021 "
+                                                  "(shared/data/real/census2021_backtest/README.md)")):
+                    entry["parameters"][k] = float(params[k])
+                    src[k] = why
             entry["checked_on"] = (
                 f"simulated districts only (demo generator and the independent regimes simulator, {mode} mode): "
                 "calibrated on one world, tested on the other, both ways, benchmarks/results/margins_cross_world.md; "
@@ -604,6 +652,46 @@ def fit_and_write(runs: list[dict], args) -> int:
     doc.setdefault("cross_world", {})["districts"] = districts
     MODEL_PATH.write_text(json.dumps(doc, indent=2) + "\n")
     return 0
+
+
+# ================================================================================ decompose
+
+def list_base_gap(run: dict) -> float:
+    """log(sum of the list / sum of the published base) over the LA's LSOAs at the first extract:
+    what a user can measure from their own data at the start (the list-to-base gap)."""
+    r = run["est_lsoa_rows"]
+    first = r[(r["sex"] == "All") & (r["age_band"] == "All") & (r["reference_date"] == r["reference_date"].min())]
+    return float(np.log(first["gp_list"].sum() / first["published_base"].sum()))
+
+
+def decompose(runs: list[dict], params: dict, level: float = 0.95) -> pd.DataFrame:
+    """Per district and horizon: what the LSOA total's interval is made of under `params` (root mean
+    of each variance part, % of the estimate: specific, LA-wide all-ages) against the errors seen
+    (the district's common error, the RMS of the LSOA errors less it) and the coverage."""
+    rows = []
+    for run in runs:
+        lf = lsoa_frame(run)
+        lf = lf[(lf["sex"] == "All") & (lf["age_band"] == "All") & (lf["truth"] > 0)].copy()
+        lf["v_spec"] = lsoa_variances(lf.drop(columns=["lsoa_total"]).assign(constrained=False), dict(params, rho=0.0))
+        y = lf["years_since_base"]
+        lf["v_common"] = (run_la_sd(run, params) ** 2 + (params["l1"] * y) ** 2) * lf["estimate"] ** 2
+        lf["rel"] = lf["truth"] / lf["estimate"] - 1
+        lf["spec"] = lf["rel"] - lf["common_error"]
+        lf["covered"] = (lf["truth"] - lf["estimate"]).abs() <= z_value(level) * np.sqrt(lf["v_spec"] + lf["v_common"])
+        ref0 = lf["reference_date"].min()
+        lf["horizon"] = ((lf["reference_date"] - ref0).dt.days / 365.25 * 4).round() / 4
+        for h, d in lf.groupby("horizon"):
+            if h not in (0.0, 1.0, 2.0):
+                continue
+            e2 = d["estimate"] ** 2
+            rows.append({"regime": run["regime"], "seed": run["seed"], "horizon": f"{h:g}y",
+                         "gap_pct": 100 * list_base_gap(run), "la_sd_pct": 100 * run_la_sd(run, params),
+                         "common_err_pct": 100 * d["common_error"].iloc[0],
+                         "spec_rms_pct": 100 * np.sqrt((d["spec"] ** 2).mean()),
+                         "model_spec_sd_pct": 100 * np.sqrt((d["v_spec"] / e2).mean()),
+                         "model_common_sd_pct": 100 * np.sqrt((d["v_common"] / e2).mean()),
+                         "coverage": 100 * d["covered"].mean()})
+    return pd.DataFrame(rows).round(2)
 
 
 # ====================================================================================== main
@@ -617,13 +705,23 @@ def main(argv=None) -> int:
     c.add_argument("--regimes", nargs="*", default=None)
     c.add_argument("--modes", nargs="+", default=["movements", "snapshots", "counts"])
     c.add_argument("--n-lsoas", type=int, default=35)
+    c.add_argument("--first-seed", type=int, default=REGIMES_SEED,
+                   help="regimes world: seed of the first district; regime r's i-th district is first + 100 r + i "
+                        "(steady, growing, outside, students, base_tail: first, first + 100, ...)")
     c.add_argument("--demo-scale", type=float, default=1.0)
     c.add_argument("--work", type=Path, required=True)
-    for name in ("test", "fit"):
+    for name in ("test", "fit", "decompose"):
         s = sub.add_parser(name)
         s.add_argument("--work", type=Path, required=True)
         s.add_argument("--results", type=Path, default=RESULTS)
         s.add_argument("--modes", nargs="+", default=["movements", "snapshots", "counts"])
+        s.add_argument("--gap-list-sd", type=float, default=None,
+                       help="margins.la_wide_sd's sigma_i (the spread of LAs' list inflation); 0 = the LA-wide "
+                            "term is l0; default: margin_model.json's")
+        s.add_argument("--scale", choices=("specific", "expected"), default="expected",
+                       help="how K is set: 'specific' covers 95%% of the LSOA errors less their district's common "
+                            "error before the LA-wide term is added (the sum over-covers); 'expected' (default) "
+                            "covers 95%% of the specific errors plus an LA-wide error drawn from N(0, l0^2 + (l1 y)^2)")
     args = ap.parse_args(argv)
     if args.command == "collect":
         args.work.mkdir(parents=True, exist_ok=True)
@@ -632,6 +730,15 @@ def main(argv=None) -> int:
     runs = load_runs(args.work)
     if args.command == "test":
         return cross_world_test(runs, args, argv)
+    if args.command == "decompose":
+        params, _ = load_mode_model(None, None, mode="register_movements")
+        if args.gap_list_sd is not None:
+            params["gap_list_sd"] = args.gap_list_sd
+        table = decompose([r for r in runs if r["mode"] == "movements"], params)
+        print(table.to_string())
+        args.results.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.results / "margins_decompose.csv", index=False)
+        return 0
     return fit_and_write(runs, args)
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -25,6 +27,8 @@ from typing import Callable
 import duckdb
 
 from pipeline.config import PROJECT_ROOT, Settings
+
+log = logging.getLogger(__name__)
 
 # The built-in stages, in order: each module defines STAGE.
 BUILT_IN = (
@@ -65,6 +69,9 @@ class Stage:
     streams_records: bool = False  # record-level rows stream through it: runs under [engine] ingest_memory_limit
     holds_arrays: bool = False  # Python holds per-cell arrays beside DuckDB: runs under [engine] arrays_memory_limit
     target: str = ""  # the make/CLI target that ends with it ("" = its own name)
+    # modules the stage imports when it runs that are slow to import (great-expectations, about 3 CPU-s): an
+    # earlier stage of the same run imports them in the background while DuckDB works (`warm_up_stages`)
+    warm_up: tuple[str, ...] = ()
     description: str = ""
 
     @property
@@ -169,3 +176,38 @@ def _hash_paths(paths: tuple[str, ...]) -> str:
                 digest.update(str(path.relative_to(PROJECT_ROOT)).encode())
                 digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+_WARM_UPS: list[threading.Thread] = []
+
+
+def warm_up_stages(run_stages: list[str], after: str) -> None:
+    """Import the slow modules (`Stage.warm_up`) of the stages that follow `after` in `run_stages` (a run's
+    stage names) in a background thread.
+
+    Called by a long stage whose time is DuckDB's (ingest): DuckDB releases Python's lock while a statement
+    runs, so the import uses time a single-threaded step (reading a file's lines, Python between statements)
+    leaves on the other core, instead of adding seconds of one core to the run's wall time when the later
+    stage starts. A stage that warms up calls `wait_for_warm_up` before importing. An import that fails here
+    is only logged: the stage imports the module again itself and reports the error there."""
+    later = set(run_stages[run_stages.index(after) + 1:]) if after in run_stages else set()
+    modules = [m for stage in registered_stages() if stage.name in later for m in stage.warm_up]
+    if not modules or any(thread.is_alive() for thread in _WARM_UPS):
+        return
+
+    def import_all() -> None:
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            except Exception as exc:  # noqa: BLE001 - the stage imports it again and reports the error
+                log.debug("warming up %s failed: %s", module, exc)
+
+    thread = threading.Thread(target=import_all, name="stage-warm-up", daemon=True)
+    _WARM_UPS.append(thread)
+    thread.start()
+
+
+def wait_for_warm_up() -> None:
+    """Wait until a background warm-up (`warm_up_stages`) has finished."""
+    while _WARM_UPS:
+        _WARM_UPS.pop().join()

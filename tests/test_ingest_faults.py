@@ -216,6 +216,29 @@ def test_invalid_utf8_line_is_quarantined_by_its_line(mini_data):
     assert result.quarantine["gp_register"][["line", "rule"]].values.tolist() == [[3, "invalid_encoding"]]
 
 
+def test_quarantined_fields_come_from_their_own_line_after_a_line_that_is_not_utf8(mini_data):
+    # the lines' table is dropped once the rows are typed; the quarantined lines are read again from
+    # the file, and a line that is not UTF-8 before them must not shift which line's fields are shown
+    rows = [r.encode() for r in [REGISTER_HEADER, *register_rows(6)]]
+    rows[2] = rows[2].replace(b"P91003", b"P9\xff003")  # line 3
+    rows[5] = rows[5].replace(b",F,", b",X,").replace(b",M,", b",X,")  # line 6: a bad sex code
+    (mini_data / "raw" / "gp_register" / "latin.csv").write_bytes(b"\n".join(rows) + b"\n")
+    _, result = ingest(mini_data)
+    frame = result.quarantine["gp_register"]
+    assert frame[["line", "rule"]].values.tolist() == [[3, "invalid_encoding"], [6, "bad_code"]]
+    bad = frame[frame["line"] == 6].iloc[0]
+    assert (bad["patient_id"], bad["sex"]) == ("Pq0005", "X")
+
+
+def test_quarantined_fields_are_read_again_from_their_lines(mini_data):
+    rows = register_rows(5)
+    rows[3] = rows[3].replace("P91003", "P9100")  # line 5: a practice code too short
+    write(mini_data / "raw" / "gp_register" / "short.csv", "\n".join([REGISTER_HEADER, *rows]) + "\n")
+    _, result = ingest(mini_data)
+    frame = result.quarantine["gp_register"]
+    assert frame[["line", "rule", "patient_id", "practice_code"]].values.tolist() == [[5, "bad_format", "Pq0004", "P9100"]]
+
+
 @pytest.mark.parametrize("separator", [";", "\t", "|"])
 def test_a_file_with_another_separator_stops_naming_the_file(mini_data, separator):
     text = "\n".join([REGISTER_HEADER, *register_rows(3)]).replace(",", separator)

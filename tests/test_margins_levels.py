@@ -46,7 +46,8 @@ def rolled_up(rows: list[dict], ethnic: list[dict], params: dict) -> pd.DataFram
     ref = dt.date(2023, 6, 30)
     r = r.assign(reference_date=ref, band_order=0, gp_list=0.0, base_population=0.0, published_base=0.0,
                  residents=100.0, turbulence=0.0, years_since_base=1.0, constrained=False,
-                 est_base_carried_forward=0.0, est_raw_list=0.0, est_ratio_change=0.0)
+                 est_base_carried_forward=0.0, est_raw_list=0.0, est_ratio_change=0.0,
+                 la_wide_sd=float(params.get("la_wide_sd", params.get("l0", load_margin_model(None, None)["l0"]))))
     r["reference_date"] = pd.to_datetime(r["reference_date"])
     _frame(con, "est_lsoa_rows", r)
     e = pd.DataFrame(ethnic).assign(reference_date=pd.Timestamp(ref), years_since_base=1.0)

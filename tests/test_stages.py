@@ -13,7 +13,8 @@ import pytest
 from pipeline.checks import PublishedTableError, check_published_tables
 from pipeline.config import load_settings
 from pipeline.run import run_pipeline
-from pipeline.stages import Stage, register_stage, registered_stages, stages_up_to, unregister_stage
+from pipeline.stages import (Stage, register_stage, registered_stages, stages_up_to, unregister_stage, wait_for_warm_up,
+                             warm_up_stages)
 
 
 def test_built_in_stages_run_in_order_and_each_reads_only_what_an_earlier_one_publishes():
@@ -24,6 +25,27 @@ def test_built_in_stages_run_in_order_and_each_reads_only_what_an_earlier_one_pu
         assert set(stage.reads) <= published, stage.name
         published |= set(stage.publishes)
     assert "population_flows" in published
+
+
+def test_a_later_stage_of_the_run_is_warmed_up_in_the_background_and_an_earlier_one_is_not():
+    import sys
+
+    sys.modules.pop("colorsys", None)  # a standard-library module nothing here imports
+    register_stage(Stage(name="toy_warm", run=lambda ctx: None, warm_up=("colorsys", "no_such_module_for_warm_up")))
+    try:
+        warm_up_stages(["toy_warm", "ingest"], after="ingest")  # toy_warm is not after ingest in this run
+        wait_for_warm_up()
+        assert "colorsys" not in sys.modules
+        warm_up_stages(["ingest", "validate", "toy_warm"], after="ingest")
+        wait_for_warm_up()  # a module that cannot be imported is left to the stage itself: no error here
+        assert "colorsys" in sys.modules
+    finally:
+        unregister_stage("toy_warm")
+
+
+def test_validation_warms_up_great_expectations():
+    validate = next(s for s in registered_stages() if s.name == "validate")
+    assert validate.warm_up == ("pipeline.validate.gx_runner",)
 
 
 def test_a_stage_reading_an_unpublished_table_is_refused():

@@ -30,7 +30,10 @@ roll_cohorts, makes the estimates:
    ~ = aged by cohort from t0 to t (I aged with the list it applies to); ages born after t0 have
    no base or t0 list and take the youngest band's inflation. L* = L + `births_unregistered` at
    age 0 (what the caller knows the list lacks: register mode's births not yet registered). Deaths are in the
-   list change once: no separate death subtraction. List cleaning is not added back: a cleaning
+   list change once; where the caller passes the vital events' deaths (register modes), those between
+   the base date and t0 come off the aged base (remove_deaths) and those since t0 count one resident
+   each rather than 1 / I~ (roll_list_change), and in register modes babies born since t0 count one for
+   one (issue 9, LA sex x age cells: benchmarks/results/regimes_la_cells.md). List cleaning is not added back: a cleaning
    burst removes ghosts whose departure never lowered the list, so the fall in the list is the
    first time they are counted leaving (adding it back would count ghosts who were never taken
    off). No flow uplifts: what a registration or deregistration "stands for" is not something a
@@ -103,7 +106,8 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
                  settings, model: dict, base_date, *, births_unregistered: np.ndarray | None = None,
                  constrain_ratio_change: bool = True,
                  list_ages_observed: bool = False,
-                 school_pupils: tuple | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+                 school_pupils: tuple | None = None,
+                 deaths: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Cells (LSOA x extract x sex x band: the columns build_lsoa_rows reads), single years, notes.
 
     `pub`: the published base by sex, [n, 2, AGES] (split a persons-only base first:
@@ -114,7 +118,10 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
     from practice profiles (counts-only mode); it decides blend_covariate = "auto".
     `school_pupils`: (census dates, pupils of years R-11 [C, n]) from the school census, or None;
     with settings.school_signal = "la" the list's change is divided by the LA's measured change in
-    inflation g(t) (school_signal.py).
+    inflation g(t) (school_signal.py). `deaths`: the deaths registered since the base date by
+    extract x LSOA x sex x band, cumulative, [K, n, 2, bands] (vital events), or None: those
+    before t0 come off the aged base (remove_deaths), those since t0 are counted one for one
+    (roll_list_change).
     """
     ex = extracts.sort_values("k").reset_index(drop=True)
     ex["extract_date"] = pd.to_datetime(ex["extract_date"])
@@ -134,6 +141,8 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
     # 2. the base aged to t0 (births between the base date and t0 come from the list below)
     gap0 = max(years_between(base_date, t0), 0.0)
     B0 = age_counts(pub, gap0)
+    if deaths is not None:  # the deaths between the base date and t0 (ageing alone keeps everyone)
+        B0 = remove_deaths(B0, deaths[0], band)
     new0 = born_after(AGES - 1, gap0)  # share of each age at t0 born after the base date
 
     # 3. list-informed base (LSOA totals; every cell of an LSOA moves by the same factor), first extract only
@@ -182,7 +191,12 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
         own = np.where(np.arange(AGES)[None, None, :] < np.ceil(d), I_age[:, :, :1], I_age)
         Ia = np.where(L0a > 1e-9, IL / np.maximum(L0a, 1e-9), own)
         base_aged = age_counts(Bb, d)
-        est = floor_by_band(base_aged + (Lt / g[pos_k][:, None, None] - L0a) / Ia, band)
+        died = None
+        if deaths is not None:  # since t0, spread over the band's single years as the aged base
+            died = spread_over_band(np.maximum(deaths[pos_k] - deaths[0], 0.0), base_aged, band)
+        # babies counted one for one only where the register gives the list's single years (in
+        # counts-only mode an LSOA's babies are its practices' age profiles spread over it)
+        est = floor_by_band(base_aged + roll_list_change(Lt, L0a, Ia, g[pos_k], d, died, list_ages_observed), band)
         raw = L[row.k]
         rc = _ratio_change(pub, raw, raw0, band, constrain_ratio_change)  # by single year
         cells = {
@@ -216,6 +230,44 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
     cells["est_raw_list"] = cells["list_count"]
     cells["est_base_carried_forward"] = cells["published_base"]
     return cells, pd.concat(single, ignore_index=True), notes
+
+
+def roll_list_change(Lt: np.ndarray, L0a: np.ndarray, Ia: np.ndarray, g: np.ndarray, years: float,
+                     died: np.ndarray | None = None, newborns_at_par: bool = True) -> np.ndarray:
+    """The residents the list's change since t0 stands for, [n, 2, AGES] (step 5).
+
+    With `newborns_at_par`, the part of each single year born since t0 (share s =
+    born_after(years): cohorts.py) is counted one for one: a baby's registration is one resident,
+    the list has had no time to gather ghosts of it, and the change in inflation measured on older
+    children (g) is not its own (without it, s = 0: every list change as below). The rest is the cohort's list change net of the change in inflation, over the
+    inflation the cohort carried at t0: ((1 - s) L(t) / g - L~(t0 -> t)) / I~. Deaths D since
+    t0 (`died`, vital events) are one resident each and one patient each: the list change holds
+    them once, divided by I~, so (1 - s) D (1 - 1 / I~) more residents are taken off.
+    `Lt`, `L0a`, `Ia`, `died`: [n, 2, AGES]; `g`: [n]."""
+    s_new = born_after(Lt.shape[-1] - 1, years)[None, None, :] if newborns_at_par else np.zeros((1, 1, Lt.shape[-1]))
+    out = ((1.0 - s_new) * Lt / np.asarray(g, float)[:, None, None] - L0a) / Ia + s_new * Lt
+    if died is not None:
+        out -= (1.0 - s_new) * died * (1.0 - 1.0 / Ia)
+    return out
+
+
+def spread_over_band(by_band: np.ndarray, like: np.ndarray, band: np.ndarray) -> np.ndarray:
+    """Counts by band [..., bands] shared among each band's single years in proportion to `like`
+    [..., AGES] (evenly where `like` is empty in the band)."""
+    like = np.maximum(np.asarray(like, float), 0.0)
+    sums = np.zeros((*like.shape[:-1], int(band.max()) + 1))
+    for b in range(sums.shape[-1]):
+        sums[..., b] = like[..., band == b].sum(axis=-1)
+    total = sums[..., band]
+    width = np.bincount(band)[band].astype(float)
+    share = np.where(total > 0, like / np.where(total > 0, total, 1.0), 1.0 / width)
+    return np.asarray(by_band, float)[..., band] * share
+
+
+def remove_deaths(aged: np.ndarray, died_by_band: np.ndarray, band: np.ndarray) -> np.ndarray:
+    """The aged base [n, 2, AGES] less the deaths [n, 2, bands] since the base date, spread over
+    each band's single years as the aged base, never below 0."""
+    return np.maximum(aged - spread_over_band(died_by_band, aged, band), 0.0)
 
 
 def choose_blend_covariate(setting: str, list_ages_observed: bool) -> str:

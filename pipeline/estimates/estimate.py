@@ -58,7 +58,7 @@ from .constrain import constrain_to_total
 from .counts import estimate_from_counts
 from .ethnicity import GROUPS, share_variance, shrink_shares
 from .geography import assign_la
-from .margins import age_terms_frame, load_mode_model, predict_variance, z_value
+from .margins import age_terms_frame, load_mode_model, lsoa_la_wide_sd, predict_variance, z_value
 from .school_signal import read_school_pupils
 from .sources import prepare_sources
 from .turbulence import score_turbulence, score_turbulence_to_date
@@ -154,6 +154,8 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
                             "WHERE population IS NOT NULL").df() if info.has("la_totals") else None
     cells = apply_constraint(cells, geo, la_totals)
     rows = build_lsoa_rows(cells, turb, model)
+    # the LA-wide error's SD at the base, each LA's own from its list-to-base gap (margins.la_wide_sd)
+    rows["la_wide_sd"] = lsoa_la_wide_sd(model, rows, assign_la(geo, "lsoa_code"))
     audit_columns = [c for c in CELL_AUDIT_COLUMNS if c in cells.columns]
     _write(con, "est_lsoa_cells", cells[audit_columns], date_cols=("extract_date",))
     _write(con, "est_lsoa_rows", rows, date_cols=("reference_date",))
@@ -221,7 +223,8 @@ def choose_base(con: duckdb.DuckDBPyConnection, first_extract: dt.date, wanted_s
 def register_arrays(con: duckdb.DuckDBPyConnection, ex: pd.DataFrame):
     """The register's arrays for the cohort chassis: LSOAs, the published base by sex x single year
     [n, 2, AGES] (a persons-only base split by the list's sex shares), the list [K, n, 2, AGES]
-    (est_list_sya) and births not yet registered [K, n, 2] (est_vital_lag, band 0-4; added at age 0).
+    (est_list_sya), births not yet registered [K, n, 2] (est_vital_lag, band 0-4; added at age 0)
+    and the deaths since the base date [K, n, 2, bands] (est_deaths; None without vital events).
 
     The tables are read as integer positions (LSOA, extract, sex, age: joined in SQL to the sorted
     LSOA list) and summed into the arrays with one np.bincount each: no string column per row
@@ -241,7 +244,16 @@ def register_arrays(con: duckdb.DuckDBPyConnection, ex: pd.DataFrame):
         base = con.execute(
             "SELECT x.i, b.sex, b.age, b.population "
             f"FROM est_base_sya b JOIN {lsoa_index} x ON x.lsoa_code = b.lsoa_code").fetchnumpy()
+        dead = con.execute(
+            "SELECT e.k, x.i, CASE WHEN d.sex = 'M' THEN 0 ELSE 1 END AS s, d.age_band, d.deaths "
+            f"FROM est_deaths d JOIN {lsoa_index} x ON x.lsoa_code = d.lsoa_code "
+            "JOIN est_extracts e ON e.extract_date = d.extract_date WHERE d.deaths > 0").fetchnumpy()
     L = _scatter((K, n, 2, AGES), (lst["k"], lst["i"], lst["s"], lst["age"]), lst["list_count"])
+    deaths = None
+    if len(dead["k"]):  # vital events: deaths since the base date by extract x LSOA x sex x band
+        band_pos = {b: j for j, b in enumerate(BAND_LABELS)}
+        bi = np.array([band_pos[b] for b in dead["age_band"]], dtype=np.int64)
+        deaths = _scatter((K, n, 2, len(BAND_LABELS)), (dead["k"], dead["i"], dead["s"], bi), dead["deaths"])
     extra = _scatter((K, n, 2), (births["k"], births["i"], births["s"]), births["births_lag"])
     sex = np.asarray(base["sex"], dtype=object)
     by_sex = np.isin(sex, SEXES)
@@ -253,7 +265,7 @@ def register_arrays(con: duckdb.DuckDBPyConnection, ex: pd.DataFrame):
     else:
         pub = _scatter((n, 2, AGES), (base["i"][by_sex], (sex[by_sex] == "F").astype(np.int64), base["age"][by_sex]),
                        base["population"][by_sex])
-    return lsoas, pub, L, extra
+    return lsoas, pub, L, extra, deaths
 
 
 class _positions:
@@ -287,13 +299,15 @@ def build_register_cells(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
     """Register mode on the cohort chassis (cohort_model.py): the list by LSOA x sex x single year
     exactly as the register shows it, rolled forward by cohort from the base date. The flows by
     reason (est_gp_flows) and the vital-event lags are joined for audit only: deaths are in the
-    list change once, list cleaning is not added back and no flow is uplifted."""
+    list change once (the vital events' deaths, est_deaths, only take the deaths before t0 off the
+    aged base and count those since t0 one for one: cohort_model.roll_list_change), list cleaning
+    is not added back and no flow is uplifted."""
     ex = con.execute("SELECT extract_date, k, years_since_base FROM est_extracts ORDER BY k").df()
     ex["extract_date"] = pd.to_datetime(ex["extract_date"])
-    lsoas, pub, L, extra = register_arrays(con, ex)
+    lsoas, pub, L, extra, deaths = register_arrays(con, ex)
     cells, single, notes = roll_cohorts(pub, L, ex, lsoas, geo, settings, model, base_date, births_unregistered=extra,
                                         constrain_ratio_change=False, list_ages_observed=True,
-                                        school_pupils=read_school_pupils(con, lsoas))
+                                        school_pupils=read_school_pupils(con, lsoas), deaths=deaths)
     # the audit columns, by integer position (extract, LSOA, sex, band) rather than a merge on text keys
     pos = (cells["k"].to_numpy(np.int64), pd.Categorical(cells["lsoa_code"], categories=lsoas).codes.astype(np.int64),
            (cells["sex"] == "F").to_numpy(np.int64), cells["band_order"].to_numpy(np.int64))

@@ -69,6 +69,22 @@ real back-test against Census 2021 (benchmarks/backtest_real.py) with only the a
 simulated worlds. The LA-wide all-ages term l0 is never below the real back-test's 4.2% (England's
 LA-level errors against Census 2021): a few simulated districts cannot estimate it, and the LSOA
 scale K is then set on the errors less each district's own common error (common_in_scale=False).
+
+Issue 9 (margins9): two changes make the width follow what a user can measure and no wider than
+coverage needs.
+* The LA-wide term at the base is each LA's own, read from its list-to-base gap
+  G = log(LA's list / LA's published base) at the first extract (la_wide_sd): with England's
+  published LA errors of the base (mean +2.3%, SD 4.2%) and England's list 7.2% above the census,
+  E[base error | G] and Var[base error | G] follow by normal theory, and the term is their mean
+  square. A list far below its base (a base too high) widens it; an LA at England's usual gap
+  gets less than 4.2%. The one setting no published figure pins down, the spread of LAs' list
+  inflation (gap_list_sd), is ASSUMED (equal to the base's 4.2%), not fitted. It is carried per
+  LSOA (est_lsoa_rows.la_wide_sd) into the roll-up; l0 remains where the gap is unknown and in
+  counts-only mode (gap_list_sd = 0 there: its terms come from the real back-test).
+* K (common_in_scale="expected"): set so that the specific errors plus an LA-wide error drawn
+  from N(0, la_wide_sd^2 + (l1 y)^2) are covered 95% of the time (expected_coverage_scale). Set
+  on the specific errors alone (False), the specific part covered 95% before the LA-wide term was
+  added, so the sum over-covered wherever the LA's error was small.
 """
 
 from __future__ import annotations
@@ -87,6 +103,8 @@ DEFAULT_PARAMETERS = {
     "base_a": 0.02, "base_f": 0.025,
     "w_school": 1.0, "w_asylum": 1.0,
     "counts_base_sd": 0.047, "psi_share": 0.0,
+    # the LA-wide error read from the LA's list-to-base gap (la_wide_sd); gap_list_sd = 0 leaves it off (l0)
+    "gap_base_mean": 0.023, "gap_base_sd": 0.042, "gap_list_ratio": 1.072, "gap_list_sd": 0.0,
 }
 # The LA-wide error by age: one (m0, m1) pair per broad age group, (m0^2 + (m1 y)^2) E_A,b^2 for
 # every 5-year band b of the group, fully correlated between the LSOAs, independent between bands.
@@ -195,6 +213,65 @@ def scale_of(params: dict, turbulence, years, residents=None) -> np.ndarray:
     return (p["kappa"] * (1.0 + p.get("kappa_t", 0.0) * np.maximum(np.asarray(turbulence, float), 0.0) / 1000.0)
             * (1.0 + p.get("kappa_y", 0.0) * np.maximum(np.asarray(years, float), 0.0))
             * size ** p.get("kappa_n", 0.0))
+
+
+def la_wide_sd(params: dict, gap) -> np.ndarray:
+    """The relative SD of the error common to an LA at the base, from its list-to-base gap.
+
+    gap = log(LA's GP list / LA's published base) at the first extract: a user's own data. Read
+    the gap as G = i - e, i = log(list / residents) the LA's list inflation, e = log(base /
+    residents) the published base's LA-wide error, independent, with means and SDs
+    (mu_i, sigma_i), (mu_e, sigma_e). Then (normal theory, best linear predictor)
+
+        E[e | G]   = mu_e - k (G - (mu_i - mu_e)),   k = sigma_e^2 / (sigma_e^2 + sigma_i^2)
+        Var[e | G] = sigma_e^2 sigma_i^2 / (sigma_e^2 + sigma_i^2)
+
+    and the interval, centred on an estimate that carries the base's error, needs the mean
+    square E[e^2 | G] = Var[e | G] + E[e | G]^2: an LA whose list sits far below its base (a base
+    too high, the list cannot explain it) gets a wider LA-wide term, one at England's usual gap a
+    narrower one than sigma_e alone. mu_e = gap_base_mean, sigma_e = gap_base_sd (England's LA
+    errors of mid-2020 estimates against Census 2021: +2.3%, SD 4.2%), mu_i = log(gap_list_ratio)
+    (England's registrations 7.2% above the census), sigma_i = gap_list_sd (the spread of LAs' list
+    inflation; 0 = the term is off and l0 is returned). Where the gap is unknown (NaN) l0 is returned.
+    """
+    p = params
+    g = np.asarray(gap, float)
+    s_i, s_e, mu_e = float(p.get("gap_list_sd", 0.0)), float(p["gap_base_sd"]), float(p["gap_base_mean"])
+    if s_i <= 0:
+        return np.full(g.shape, float(p["l0"]))
+    k = s_e ** 2 / (s_e ** 2 + s_i ** 2)
+    mean = mu_e - k * (g - (np.log(p["gap_list_ratio"]) - mu_e))
+    sd = np.sqrt(k * s_i ** 2 + mean ** 2)
+    return np.where(np.isfinite(g), sd, float(p["l0"]))
+
+
+def list_base_gaps(rows, lsoa_la):
+    """Each LA's list-to-base gap, log(sum of the GP list / sum of the published base) over its
+    LSOAs at the first reference date (all-ages rows of est_lsoa_rows: gp_list, published_base);
+    `lsoa_la` maps lsoa_code -> la_code (a frame with those columns). NaN where either is 0."""
+    import pandas as pd
+
+    tot = rows[(rows["sex"].astype(str) == "All") & (rows["age_band"].astype(str) == "All")]
+    first = tot[tot["reference_date"] == tot["reference_date"].min()]
+    geo = lsoa_la[["lsoa_code", "la_code"]].drop_duplicates("lsoa_code")
+    m = pd.DataFrame({"lsoa_code": first["lsoa_code"].astype(str).to_numpy(),
+                      "gp_list": first["gp_list"].to_numpy(float),
+                      "published_base": first["published_base"].to_numpy(float)}).merge(geo, on="lsoa_code")
+    g = m.groupby("la_code")[["gp_list", "published_base"]].sum()
+    ok = (g["gp_list"] > 0) & (g["published_base"] > 0)
+    gap = np.log(g["gp_list"].where(ok) / g["published_base"].where(ok))
+    return gap.rename("gap")
+
+
+def lsoa_la_wide_sd(params: dict, rows, lsoa_la) -> np.ndarray:
+    """la_wide_sd of every est_lsoa_rows row: its LSOA's LA's (l0 where the LA's gap is unknown)."""
+    import pandas as pd
+
+    gaps = list_base_gaps(rows, lsoa_la)
+    sd = pd.Series(la_wide_sd(params, gaps.to_numpy()), index=gaps.index)
+    geo = lsoa_la[["lsoa_code", "la_code"]].drop_duplicates("lsoa_code").set_index("lsoa_code")["la_code"]
+    la = rows["lsoa_code"].astype(str).map(geo)
+    return la.map(sd).fillna(float(params["l0"])).to_numpy(float)
 
 
 def combine_variances(variances, weights, rho: float) -> float:
@@ -312,7 +389,13 @@ def calibrate_margins(totals: dict, cells: dict, level: float = 0.95, start: dic
     the district's own common error, whatever size that common error had in the calibration
     districts, and the LA-wide terms are added on top at the size they are given (the real
     back-test's, for instance) - for calibrating on simulated districts whose LA-wide error is not
-    the real one (benchmarks/calibrate_margins.py).
+    the real one. That covers `level` of the specific errors before the LA-wide term is added, so
+    the sum covers more than `level` wherever the LA-wide error is smaller than its term (issue 9:
+    steady districts 98%). With common_in_scale "expected" the shape (kappa_t, kappa_y, kappa_n)
+    is set as with False and kappa so that the specific errors plus an LA-wide error drawn from
+    N(0, common_variance) - the distribution the term stands for, not the calibration districts'
+    own draws - are covered `level` of the time (expected_coverage_scale): no wider than needed
+    (benchmarks/calibrate_margins.py).
     """
     p = dict(DEFAULT_PARAMETERS)
     p.update(start or {})
@@ -342,13 +425,16 @@ def calibrate_margins(totals: dict, cells: dict, level: float = 0.95, start: dic
     x = np.maximum(np.asarray(totals["turbulence"], float), 0.0) / 1000.0
     y = np.asarray(totals["years"], float)
     n = _size(totals)
-    e_scale, c_scale = (et, vt_common) if common_in_scale else (et_spec, np.zeros_like(vt_common))
+    e_scale, c_scale = (et, vt_common) if common_in_scale is True else (et_spec, np.zeros_like(vt_common))
     kt, ky, kn, kappa = even_coverage(e_scale, Xt @ theta, c_scale, x, y, n, level)
     yc = np.asarray(cells["years"], float)
     xc = np.maximum(np.asarray(cells["turbulence"], float), 0.0) / 1000.0
     Kc2 = (kappa * (1 + kt * xc) * (1 + ky * yc) * _size(cells) ** kn) ** 2
     theta = fit_variance_components(ec_spec, Xc * Kc2[:, None], theta, cell_part)
     kt, ky, kn, kappa = even_coverage(e_scale, Xt @ theta, c_scale, x, y, n, level)
+    if common_in_scale == "expected":
+        shape2 = ((1 + kt * x) * (1 + ky * y) * n ** kn) ** 2
+        kappa = expected_coverage_scale(et_spec, shape2 * (Xt @ theta), vt_common, level)
     out = params_of(theta)
     out.update({"kappa": kappa, "kappa_t": kt, "kappa_y": ky, "kappa_n": kn})
     return {k: float(out[k]) for k in MARGIN_KEYS}
@@ -404,6 +490,50 @@ def even_coverage(errors, specific, common, x, years, size=None, level: float = 
         if not changed:
             break
     return cur["kt"], cur["ky"], cur["kn"], best[1]
+
+
+def expected_coverage(errors, specific, common, scale: float, level: float = 0.95) -> float:
+    """The expected share of rows covered by E -/+ z sqrt(scale^2 specific + common) when each row's
+    error is its specific error (`errors`, observed) plus an LA-wide error drawn from N(0, common):
+
+        mean_i [ Phi((z T_i - s_i) / sqrt(C_i)) - Phi((-z T_i - s_i) / sqrt(C_i)) ],
+        T_i = sqrt(scale^2 S_i + C_i)
+
+    (rows with C_i = 0: the indicator |s_i| <= z T_i). The LA-wide error is integrated over the
+    distribution the common term stands for (England's, l0) instead of being read from the few
+    simulated districts' own draws."""
+    z = z_value(level)
+    s = np.asarray(errors, float)
+    S = np.maximum(np.asarray(specific, float), 0.0)
+    C = np.maximum(np.asarray(common, float), 0.0)
+    T = np.sqrt(scale ** 2 * S + C)
+    sd = np.sqrt(C)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = stats.norm.cdf((z * T - s) / sd) - stats.norm.cdf((-z * T - s) / sd)
+    p = np.where(C > 0, p, (np.abs(s) <= z * T).astype(float))
+    return float(np.mean(p))
+
+
+def expected_coverage_scale(errors, specific, common, level: float = 0.95) -> float:
+    """The scale K (on the specific standard error) at which expected_coverage(...) = `level`: the
+    specific part is only as wide as the errors need once the LA-wide term is beside it (bisection
+    on log K; 0 if the common term alone already covers `level`)."""
+    def gap(k):
+        return expected_coverage(errors, specific, common, k, level) - level
+
+    if gap(0.0) >= -1e-12:
+        return 0.0
+    lo, hi = 1e-6, 1.0
+    while gap(hi) < 0:
+        hi *= 2.0
+        if hi > 1e6:
+            raise ValueError("no scale covers the errors: check the specific variances (all zero?)")
+    for _ in range(100):
+        mid = np.sqrt(lo * hi)
+        lo, hi = (mid, hi) if gap(mid) < 0 else (lo, mid)
+        if hi / lo < 1 + 1e-10:
+            break
+    return float(hi)
 
 
 def coverage_scale(errors, variances, level: float = 0.95) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.stages import Stage, StageContext
+from pipeline.stages import Stage, StageContext, warm_up_stages
 from pipeline.vocabulary import REFERENCE_TABLES
 
 CANONICAL_TABLES = (
@@ -15,6 +15,8 @@ CANONICAL_TABLES = (
 def run_ingest(ctx: StageContext) -> dict:
     from pipeline.ingest import ingest_raw, write_quarantine
 
+    # the later stages' slow imports (validation's great-expectations) load in the background meanwhile
+    warm_up_stages(ctx.report.get("stages", []), after="ingest")
     progress = ctx.progress_factory("Ingest") if ctx.progress_factory else None
     try:
         result = ingest_raw(ctx.con, ctx.settings, progress)

@@ -1,6 +1,7 @@
 """Run the summary checks through great-expectations 1.x and build its HTML data docs.
 
-Imported only when validation runs: importing great_expectations takes a couple of seconds.
+Imported only when validation runs: importing great_expectations takes about 3 CPU-s, so when ingest
+runs first in the same run this module is imported in the background meanwhile (`Stage.warm_up`).
 One ephemeral context; one pandas data source; one dataframe asset of all the checks' summaries
 with a whole-dataframe batch definition; one expectation suite, validation definition and
 checkpoint, whose UpdateDataDocsAction writes the pages into the data docs site (a local folder).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline.ingest.stage import CANONICAL_TABLES
-from pipeline.stages import Stage, StageContext
+from pipeline.stages import Stage, StageContext, wait_for_warm_up
 
 
 class CriticalExpectationFailed(Exception):
@@ -13,6 +13,7 @@ class CriticalExpectationFailed(Exception):
 def run_validate(ctx: StageContext) -> dict:
     from pipeline.validate import validate_batches
 
+    wait_for_warm_up()  # great-expectations, imported in the background while ingest ran
     files = ctx.memory.get("ingest_files")
     if files is None:  # ingest was reused from the last run: rebuild its file reports from the report
         from pipeline.ingest import FileReport
@@ -37,5 +38,6 @@ STAGE = Stage(
     config=("validation",),
     code=("pipeline/validate",),
     streams_records=True,
+    warm_up=("pipeline.validate.gx_runner",),
     description="batch expectations (great-expectations) and data docs",
 )

@@ -4,8 +4,10 @@
 --     E_A   = sum w E_i
 --     var_A = (1 - rho) sum w^2 v_i + rho (sum w sqrt(v_i))^2          LSOA-specific errors, correlation rho
 --             [+ omega^2 sum w (1 - w) E_i^2 for wards]               splitting LSOAs between wards
---             + (l0^2 + (l1 y)^2) E_A^2                               LA-wide error, all ages (none once the
---                                                                     LA is constrained to a supplied total)
+--             + (l_LA^2 + (l1 y)^2) E_A^2                             LA-wide error, all ages (none once the
+--                                                                     LA is constrained to a supplied total);
+--                                                                     l_LA = la_wide_sd, the LA's own (from its
+--                                                                     list-to-base gap, margins.py), else l0
 --             + sum over the row's bands b of (m0_b^2 + (m1_b y)^2) E_A,b^2   LA-wide error by age band
 -- The two LA-wide terms are carried fully correlated: they are computed on the area's summed
 -- estimate (its square), never summed from LSOA variances, so an LSOA carries them in full and an
@@ -35,7 +37,8 @@ WITH lsoa_level AS (
         r.constrained,
         m.w * r.est_base_carried_forward AS est_base_carried_forward,
         m.w * r.est_raw_list AS est_raw_list,
-        m.w * r.est_ratio_change AS est_ratio_change
+        m.w * r.est_ratio_change AS est_ratio_change,
+        r.la_wide_sd
     FROM est_area_members m
     JOIN est_lsoa_margin_rows r ON r.lsoa_code = m.lsoa_code
     WHERE m.area_type = 'lsoa'
@@ -60,7 +63,8 @@ rolled AS (
         bool_and(r.constrained) AS constrained,
         sum(m.w * r.est_base_carried_forward) AS est_base_carried_forward,
         sum(m.w * r.est_raw_list) AS est_raw_list,
-        sum(m.w * r.est_ratio_change) AS est_ratio_change
+        sum(m.w * r.est_ratio_change) AS est_ratio_change,
+        max(r.la_wide_sd) AS la_wide_sd
     FROM est_area_members m
     JOIN est_lsoa_margin_rows r ON r.lsoa_code = m.lsoa_code
     WHERE m.area_type <> 'lsoa'
@@ -84,7 +88,7 @@ band_rows AS (
 la_wide AS (
     SELECT r.area_code, r.area_type, r.reference_date, r.sex, r.age_band, r.ethnic_group,
            CASE WHEN r.constrained THEN 0.0
-                ELSE ({{ l0 }} * {{ l0 }} + power({{ l1 }} * r.years_since_base, 2)) * r.estimate * r.estimate END
+                ELSE (power(coalesce(r.la_wide_sd, {{ l0 }}), 2) + power({{ l1 }} * r.years_since_base, 2)) * r.estimate * r.estimate END
                + coalesce(b.v_band, 0.0) AS v_common
     FROM rolled r
     LEFT JOIN band_rows b ON b.area_code = r.area_code AND b.area_type = r.area_type
