@@ -39,7 +39,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.diagnose_cohorts import capture, run_variant, truth_array  # noqa: E402
+from benchmarks.diagnose_cohorts import _md, capture, run_variant, truth_array  # noqa: E402
 from pipeline.config import load_settings  # noqa: E402
 from pipeline.estimates.cohorts import fold_to_bands  # noqa: E402
 
@@ -119,14 +119,6 @@ def summary_tables(table: pd.DataFrame, horizon: str = "2y") -> str:
                       _md(a), "", f"### Signed error by age group, started from the TRUE base ({horizon}; %)", "",
                       _md(b), "", f"### Signed error by age group, from the published base ({horizon}; %)", "",
                       _md(c), ""])
-
-
-def _md(df: pd.DataFrame) -> str:
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
-    for r in df.itertuples(index=False):
-        lines.append("| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in r) + " |")
-    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
