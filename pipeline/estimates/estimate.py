@@ -245,15 +245,15 @@ def register_arrays(con: duckdb.DuckDBPyConnection, ex: pd.DataFrame):
             "SELECT x.i, b.sex, b.age, b.population "
             f"FROM est_base_sya b JOIN {lsoa_index} x ON x.lsoa_code = b.lsoa_code").fetchnumpy()
         dead = con.execute(
-            "SELECT e.k, x.i, CASE WHEN d.sex = 'M' THEN 0 ELSE 1 END AS s, d.age_band, d.deaths "
+            "SELECT e.k, x.i, CASE WHEN d.sex = 'M' THEN 0 ELSE 1 END AS s, b.band_order, d.deaths "
             f"FROM est_deaths d JOIN {lsoa_index} x ON x.lsoa_code = d.lsoa_code "
-            "JOIN est_extracts e ON e.extract_date = d.extract_date WHERE d.deaths > 0").fetchnumpy()
+            "JOIN est_extracts e ON e.extract_date = d.extract_date "
+            "JOIN ref_age_band b ON b.age_band = d.age_band WHERE d.deaths > 0").fetchnumpy()
     L = _scatter((K, n, 2, AGES), (lst["k"], lst["i"], lst["s"], lst["age"]), lst["list_count"])
     deaths = None
     if len(dead["k"]):  # vital events: deaths since the base date by extract x LSOA x sex x band
-        band_pos = {b: j for j, b in enumerate(BAND_LABELS)}
-        bi = np.array([band_pos[b] for b in dead["age_band"]], dtype=np.int64)
-        deaths = _scatter((K, n, 2, len(BAND_LABELS)), (dead["k"], dead["i"], dead["s"], bi), dead["deaths"])
+        deaths = _scatter((K, n, 2, len(BAND_LABELS)), (dead["k"], dead["i"], dead["s"], dead["band_order"]),
+                          dead["deaths"])
     extra = _scatter((K, n, 2), (births["k"], births["i"], births["s"]), births["births_lag"])
     sex = np.asarray(base["sex"], dtype=object)
     by_sex = np.isin(sex, SEXES)

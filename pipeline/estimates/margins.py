@@ -517,7 +517,9 @@ def expected_coverage(errors, specific, common, scale: float, level: float = 0.9
 def expected_coverage_scale(errors, specific, common, level: float = 0.95) -> float:
     """The scale K (on the specific standard error) at which expected_coverage(...) = `level`: the
     specific part is only as wide as the errors need once the LA-wide term is beside it (bisection
-    on log K; 0 if the common term alone already covers `level`)."""
+    on log K for the smallest K that reaches `level`: with few errors coverage is a step function of K,
+    flat at `level` over a range, where scipy's brentq would return any point of the range; 0 if the
+    common term alone already covers `level`)."""
     def gap(k):
         return expected_coverage(errors, specific, common, k, level) - level
 

@@ -114,8 +114,7 @@ class RawFile:
                 con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-_HASHES: dict[tuple, str] = {}  # stat key -> sha256: a run hashes raw/ once, not twice
-_HASHED_AT: dict[tuple, int] = {}  # stat key -> when it was hashed (ns), for remembered_hashes
+_HASHES: dict[tuple, tuple[str, int]] = {}  # stat key -> (sha256, when it was hashed in ns): raw/ is hashed once
 RACY_NS = 2_000_000_000  # a file changed this close to its hashing is hashed again (git's "racy clean" rule)
 
 
@@ -133,9 +132,8 @@ def file_hash(path: Path) -> str:
         with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
-        _HASHES[key] = digest.hexdigest()
-        _HASHED_AT[key] = time.time_ns()
-    return _HASHES[key]
+        _HASHES[key] = (digest.hexdigest(), time.time_ns())
+    return _HASHES[key][0]
 
 
 def remembered_hashes(paths: list[Path]) -> list[dict]:
@@ -148,9 +146,10 @@ def remembered_hashes(paths: list[Path]) -> list[dict]:
     entries = []
     for path in paths:
         key = _stat_key(path)
-        if key in _HASHES and _HASHED_AT.get(key, 0) - max(key[3], key[4]) > RACY_NS:
+        if key in _HASHES and _HASHES[key][1] - max(key[3], key[4]) > RACY_NS:
+            sha256, hashed_at = _HASHES[key]
             entries.append({"path": key[0], "inode": key[1], "size": key[2], "mtime_ns": key[3], "ctime_ns": key[4],
-                            "sha256": _HASHES[key], "hashed_at_ns": _HASHED_AT[key]})
+                            "sha256": sha256, "hashed_at_ns": hashed_at})
     return entries
 
 
@@ -159,8 +158,7 @@ def remember_hashes(entries: list[dict]) -> None:
     for entry in entries:
         try:
             key = (entry["path"], entry["inode"], entry["size"], entry["mtime_ns"], entry["ctime_ns"])
-            _HASHES.setdefault(key, entry["sha256"])
-            _HASHED_AT.setdefault(key, entry["hashed_at_ns"])
+            _HASHES.setdefault(key, (entry["sha256"], entry["hashed_at_ns"]))
         except (KeyError, TypeError):  # an older or damaged record: those files are simply hashed again
             continue
 
