@@ -107,6 +107,30 @@ def test_duplicate_patient_row_fails_one_row_per_patient(loaded):
     assert "2 of 5 rows" in result(results, "one_row_per_patient", REGISTER_1)["details"]
 
 
+def test_repeated_keys_are_taken_from_ingest_only_while_the_table_holds_its_rows(loaded):
+    """Ingest quarantines every repeated (extract_date, patient_id), within a file and across files, and records
+    the key it checked; validation then skips grouping the keys, but only while each file's rows are exactly the
+    rows ingest loaded from it."""
+    from pipeline.validate.summaries import _keys_checked_at_ingest, _snapshot_summary
+
+    register = [f for f in loaded.files if f.file in (REGISTER_1, REGISTER_2)]
+    assert [f.keys_checked for f in register] == [["extract_date", "patient_id"]] * 2
+    key = ("extract_date", "patient_id")
+    lines = dict(loaded.con.execute("SELECT source_file, sum(source_line) FROM gp_register GROUP BY 1").fetchall())
+    assert [f.lines_loaded_sum for f in register] == [lines[REGISTER_1], lines[REGISTER_2]]
+    frame = _snapshot_summary(loaded.con, "gp_register", *key, loaded.files)
+    with_lines = frame.assign(lines_sum=frame["batch"].map(lines))
+    assert _keys_checked_at_ingest(with_lines, loaded.files, key)
+    assert not _keys_checked_at_ingest(with_lines, loaded.files, ("census_date", "pupil_id"))  # another key
+    assert not _keys_checked_at_ingest(with_lines, [], key)  # no reports: counted
+    # as many rows as ingest loaded, but one of them a copy of another line's row under a repeated key
+    loaded.sql(f"DELETE FROM gp_register WHERE source_file = '{REGISTER_1}' AND patient_id = 'Pa0001'")
+    loaded.sql(f"""INSERT INTO gp_register SELECT * REPLACE ('Pa0002' AS patient_id)
+                   FROM gp_register WHERE source_file = '{REGISTER_1}' AND patient_id = 'Pa0003'""")
+    frame = _snapshot_summary(loaded.con, "gp_register", *key, loaded.files)
+    assert frame.set_index("batch").loc[REGISTER_1, "duplicate_rows"] == 2  # counted, not taken from ingest
+
+
 def test_duplicate_across_files_fails_both_files(loaded):
     loaded.sql(f"""INSERT INTO gp_register SELECT * REPLACE ('gp_register/resent.csv' AS source_file)
                    FROM gp_register WHERE source_file = '{REGISTER_2}' AND patient_id = 'Pa0001'""")

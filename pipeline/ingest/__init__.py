@@ -74,6 +74,12 @@ class FileReport:
     skipped: str | None = None  # why the file was not loaded (duplicate of another file, unreadable)
     quarantined_by_rule: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # the unique key (`Contract.unique_key`) every loaded row was checked on: no row loaded from this file repeats
+    # the key of another of its rows (`duplicate_record`) or of a row loaded before it (`duplicate_across_files`);
+    # validation reads it instead of grouping every key again while the table holds exactly these rows: as many,
+    # and the same lines (the sum of their line numbers, `lines_loaded_sum`)
+    keys_checked: list[str] = field(default_factory=list)
+    lines_loaded_sum: int | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -261,6 +267,10 @@ def load_file(con, path: Path, source: str, report: FileReport, settings: Settin
     con.execute("DROP VIEW IF EXISTS raw_file_all")
     raw.drop(con)  # the raw text is done with: free its memory before the insert
     report.rows_loaded = insert_valid_rows(con, layout, report.file, extra)
+    if contract.unique_key and layout.table in CROSS_FILE_KEYS and not layout.reshape:
+        report.keys_checked = list(contract.unique_key)
+        report.lines_loaded_sum = scalar(
+            con, "SELECT coalesce(sum(__line), 0) FROM typed WHERE __line NOT IN (SELECT __line FROM failed)")
     if layout.table == "school_census":
         _note_new_languages(con, report)
     _drop_temporary(con, "typed", "violations", "failed", "repeats", "reshaped")
