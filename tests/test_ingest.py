@@ -36,6 +36,24 @@ def report_for(result, name: str):
     return next(f for f in result.files if f.file.endswith(name))
 
 
+def test_record_identifiers_are_stored_as_zstd_and_read_back_unchanged(mini_data, tmp_path):
+    """pipeline.ingest.COMPRESSION: the register's patient_id is written with ZSTD (cheaper to write than
+    DuckDB's automatic DICT_FSST for a column of distinct values); the table's columns and rows are as declared."""
+    con = duckdb.connect(str(tmp_path / "stored.duckdb"))
+    ingest_raw(con, load_settings(data_dir=mini_data))
+    con.execute("CHECKPOINT")
+    stored = {r[0] for r in con.execute("""SELECT DISTINCT compression FROM pragma_storage_info('gp_register')
+                                          WHERE column_name = 'patient_id' AND segment_type = 'VARCHAR'""").fetchall()}
+    assert stored == {"ZSTD"}
+    plain = duckdb.connect()
+    plain.execute((Path(__file__).parent.parent / "pipeline/ingest/sql/canonical_tables.sql").read_text())
+    columns = "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position"
+    for table in ("gp_register", "school_census"):
+        assert con.execute(columns, [table]).fetchall() == plain.execute(columns, [table]).fetchall()
+    assert sorted(r[0] for r in con.execute("SELECT patient_id FROM gp_register").fetchall()) == \
+        sorted([f"Pa000{i}" for i in range(1, 5)] * 2)  # conftest.make_raw: two extracts of the same 4 patients
+
+
 def test_clean_folder_loads_everything_with_an_empty_quarantine(mini_data):
     con, result = ingest(mini_data)
     assert result.quarantine == {}
