@@ -431,3 +431,40 @@ def test_parquet_numbers_stored_as_floats_read_as_whole_numbers(mini_data):
     assert q["rule"].to_dict() == {2: "nhs_number", 5: "missing_value"}
     assert "9434765919" not in q.to_csv()
     assert scalar(con, "SELECT births FROM vital_events WHERE period_start = DATE '2024-04-01'") == 12
+
+
+def test_lines_found_plain_type_exactly_as_the_per_value_trim_test_does(tmp_path):
+    """reader.PLAIN marks a line none of whose fields needs trimming, so that rules.trimmed_sql skips its per-value
+    test; the typed rows must be the same with and without the mark, whatever spaces, quotes, tabs and non-ASCII
+    characters the lines hold."""
+    from pipeline.ingest.reader import read_raw_file
+    from pipeline.ingest.rules import compile_checks
+    from schemas.contracts import GpRegisterRow
+
+    pc = first_postcodes(1)[0]
+    lines = [
+        f"2024-01-01,Pa0001,P91003,{pc},M,1980-05-01,2001-01-01,N,A",  # plain
+        f" 2024-01-01,Pa0002,P91003,{pc},M,1980-05-01,2001-01-01,N,A",  # space at the start of the line
+        f"2024-01-01,Pa0003,P91003,{pc},M,1980-05-01,2001-01-01,N,A ",  # and at the end
+        f"2024-01-01, Pa0004 ,P91003,{pc},M,1980-05-01,2001-01-01,N,A",  # beside commas
+        f"2024-01-01,Pa0005,P91003,{pc},\u00a0F\u00a0,1980-05-01,2001-01-01,N,A",  # no-break spaces (non-ASCII)
+        f"2024-01-01,Pa0006,P91003,\" {pc} \",F,1980-05-01,2001-01-01,N,A",  # spaces inside quotes
+        f"2024-01-01,Pa0007,P91003,{pc},\tF,1980-05-01,2001-01-01,N,A",  # a tab (not trimmed either way)
+        f"2024-01-01,Pa0008,Zoë,{pc},F,1980-05-01,2001-01-01,N,",  # non-ASCII inside a value, a blank last field
+        "2024-01-01,Pa0009,P91003",  # short
+    ]
+    path = tmp_path / "register.csv"
+    write(path, "\n".join([REGISTER_HEADER, *lines]) + "\n")
+    con = duckdb.connect()
+    raw = read_raw_file(con, path, "raw_file", "gp_register", {})
+    assert raw.plain == "__plain"
+    assert [r[0] for r in con.execute("SELECT __plain FROM raw_file ORDER BY __line").fetchall()] == \
+        [True, False, False, False, False, False, True, False, True]
+    with_mark = compile_checks(GpRegisterRow, raw.table, carry=raw.carry, plain=raw.plain).store
+    without = compile_checks(GpRegisterRow, raw.table, carry=raw.carry).store
+    assert with_mark != without
+    rows = [con.execute(f"SELECT * FROM ({sql}) ORDER BY __line").fetchall() for sql in (with_mark, without)]
+    assert rows[0] == rows[1]
+    ids = con.execute(f"SELECT patient_id__text, sex__text FROM ({with_mark}) ORDER BY __line").fetchall()
+    assert [i for i, _ in ids[:4]] == ["Pa0001", "Pa0002", "Pa0003", "Pa0004"]  # trimmed
+    assert [sex for _, sex in ids[4:7]] == ["F", "F", "\tF"]  # no-break spaces trimmed; a tab is not

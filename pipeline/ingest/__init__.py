@@ -259,7 +259,8 @@ def load_file(con, path: Path, source: str, report: FileReport, settings: Settin
         source_table = "raw_file_all"
         nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {quote(c)}" for c in missing)
         con.execute(f"CREATE OR REPLACE TEMP VIEW {source_table} AS SELECT *, {nulls} FROM {raw.table}")
-    checks = compile_checks(contract, source_table, extra, settings.ingest.date_forms_for(source), carry=raw.carry)
+    checks = compile_checks(contract, source_table, extra, settings.ingest.date_forms_for(source), carry=raw.carry,
+                            plain=raw.plain)
     con.execute("DROP VIEW IF EXISTS typed")
     # one pass over the file's lines: split, cleaned, typed (and, for a CSV file, each line's structural
     # problem found: its rejects are made from the typed rows, which then leave those lines out)

@@ -72,6 +72,7 @@ class RawFile:
     # CSV: columns of the view beside the fields (`__problem`), which the pass that types the rows carries
     # through for `finish_csv_pass`; the physical lines' table, the SQL splitting a line, the header's width
     carry: tuple[str, ...] = ()
+    plain: str | None = None  # CSV: the view's column that is true on lines whose fields need no trimming (PLAIN)
     lines: str | None = None
     fields_sql: str = ""
     width: int = 0
@@ -267,14 +268,19 @@ def _read_csv(con, path: Path, table: str, source: str, header_map) -> RawFile:
                f"WHEN contains(text, '\"') AND NOT regexp_full_match(text, {_lit(_LINE)}) THEN 'stray_quote' "
                f"WHEN len(fields) < {n} THEN 'short_row' WHEN len(fields) > {n} THEN 'long_row' END")
     select = ", ".join(f"fields[{i + 1}] AS {quote(m)}" for i, m in enumerate(mapped))
-    view = f"""SELECT __line, {problem} AS __problem, {select}
+    view = f"""SELECT __line, {problem} AS __problem, {PLAIN} AS __plain, {select}
         FROM (SELECT __line, text, {fields} AS fields FROM {_LINES_TOKEN} WHERE __line > 1)"""
     con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS {view.replace(_LINES_TOKEN, lines.table)}")
     con.execute(f"DROP TABLE IF EXISTS {table}_rejects")
     # rows_read and blank_lines: counted by the pass that types the rows (`finish_csv_pass`)
     return RawFile(path, table, mapped, None, f"{table}_rejects", None, temporaries=(lines.table, lines.encoding),
-                   carry=("__problem",), lines=lines.table, fields_sql=fields, width=n, con=con, view_sql=view)
+                   carry=("__problem",), plain="__plain", lines=lines.table, fields_sql=fields, width=n, con=con, view_sql=view)
 
+
+# a line none of whose fields needs trimming (`rules.trimmed_sql`), found once for the line instead of once per field:
+# ASCII, no quotes, and no space beside a comma or at either end (so no field split from it starts or ends with one)
+PLAIN = ("(NOT contains(text, '\"') AND strlen(text) = length(text) AND NOT contains(text, ', ') "
+         "AND NOT contains(text, ' ,') AND NOT starts_with(text, ' ') AND NOT ends_with(text, ' '))")
 
 # blank: nothing but spaces, commas, tabs and carriage returns (the regular expression only runs on
 # lines that start with one of them)

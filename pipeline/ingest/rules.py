@@ -40,14 +40,18 @@ def sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def trimmed_sql(column: str) -> str:
+def trimmed_sql(column: str, plain: str | None = None) -> str:
     """``NULLIF(trim(column), '')``: the text without surrounding spaces, NULL when blank.
 
     trim() is one of the costlier steps over a 10-million-row file, and most values need none: it
     only runs on values that start or end with a space or hold a non-ASCII character (trim also
-    removes Unicode spaces, such as the no-break space; strlen counts bytes, length characters)."""
-    return (f"CASE WHEN starts_with({column}, ' ') OR ends_with({column}, ' ') OR strlen({column}) <> length({column}) "
-            f"THEN NULLIF(trim({column}), '') ELSE NULLIF({column}, '') END")
+    removes Unicode spaces, such as the no-break space; strlen counts bytes, length characters).
+    `plain`: a boolean column of the row, true when none of its values starts or ends with a space or
+    holds a non-ASCII character (found once per CSV line by the reader: `reader.PLAIN`); those values
+    skip the test."""
+    test = f"starts_with({column}, ' ') OR ends_with({column}, ' ') OR strlen({column}) <> length({column})"
+    when = f"WHEN {plain} THEN NULLIF({column}, '') " if plain else ""
+    return f"CASE {when}WHEN {test} THEN NULLIF(trim({column}), '') ELSE NULLIF({column}, '') END"
 
 
 @dataclass(frozen=True)
@@ -65,10 +69,10 @@ class ColumnSpec:
     def prepared_name(self) -> str:
         return self.name + "__prepared"
 
-    @property
-    def prepared_expr(self) -> str:
-        """The trimmed raw text (NULL when blank), put through the form's `prepare` step (computed once)."""
-        return "(" + self.form.prepare.replace("{x}", trimmed_sql(quote(self.raw))) + ")"
+    def prepared_expr(self, plain: str | None = None) -> str:
+        """The trimmed raw text (NULL when blank), put through the form's `prepare` step (computed once);
+        `plain` as for `trimmed_sql`."""
+        return "(" + self.form.prepare.replace("{x}", trimmed_sql(quote(self.raw), plain)) + ")"
 
     def clean_expr(self, prepared: str) -> str:
         """The column's cleaned text, read from its prepared text `prepared`."""
@@ -76,7 +80,7 @@ class ColumnSpec:
 
     @property
     def text_expr(self) -> str:
-        return self.clean_expr(self.prepared_expr)
+        return self.clean_expr(self.prepared_expr())
 
     @property
     def typed_expr(self) -> str:
@@ -250,16 +254,19 @@ class CompiledChecks:
 
 
 def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list[str] = (),
-                   date_forms: tuple[str, ...] = DEFAULT_DATE_FORMS, carry: tuple[str, ...] = ()) -> CompiledChecks:
+                   date_forms: tuple[str, ...] = DEFAULT_DATE_FORMS, carry: tuple[str, ...] = (),
+                   plain: str | None = None) -> CompiledChecks:
     """`carry`: columns of the raw table passed through to the typed rows as they are (the reader's
-    `__problem`); the typed view leaves them out."""
+    `__problem`); the typed view leaves them out. `plain`: a boolean column of the raw table, true on rows
+    whose values need no trimming (`trimmed_sql`; the reader's `__plain`), read only by the first step."""
     specs = column_specs(contract, date_forms)
     through = [quote(c) for c in carry]
     # three levels, so that each step is computed once per row: the prepared text (trimmed; a costly
     # step of the cleaning, such as removing a postcode's spaces), the cleaned text, and the cast
     # (which reads the cleaned text, not the raw text)
-    prepared = ["__line", *through] + [f"{spec.prepared_expr} AS {quote(spec.prepared_name)}" for spec in specs]
-    prepared += [f"{trimmed_sql(quote(c))} AS {quote(c)}" for c in extra_columns]
+    flag = quote(plain) if plain else None
+    prepared = ["__line", *through] + [f"{spec.prepared_expr(flag)} AS {quote(spec.prepared_name)}" for spec in specs]
+    prepared += [f"{trimmed_sql(quote(c), flag)} AS {quote(c)}" for c in extra_columns]
     cleaned = ["__line", *through] + [f"{spec.clean_expr(quote(spec.prepared_name))} AS {quote(spec.name + '__text')}"
                             for spec in specs]
     cleaned += [quote(c) for c in extra_columns]
