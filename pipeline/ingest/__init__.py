@@ -270,7 +270,9 @@ def load_file(con, path: Path, source: str, report: FileReport, settings: Settin
     report.blank_lines = raw.blank_lines
     rows = "typed_store" if not raw.carry else "(SELECT * FROM typed_store WHERE __problem IS NULL)"
     con.execute(f"CREATE OR REPLACE TEMP VIEW typed AS {checks.typed_view.format(store=rows)}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE violations AS {checks.violations}")
+    keys_unique = bool(checks.keys_unique) and scalar(con, checks.keys_unique)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE violations AS "
+                f"{checks.violations_keys_unique if keys_unique else checks.violations}")
     if raw.rejects:
         con.execute(f"""INSERT INTO violations SELECT __line, 0, NULL, rule, message, raw_line, 1 FROM {raw.rejects}""")
     check_keys_across_files(con, layout, report.file, settings)

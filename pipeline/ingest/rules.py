@@ -19,6 +19,7 @@ Rule ids are short and stable (they name the quarantine reason):
 
 from __future__ import annotations
 
+import dataclasses
 import types
 import typing
 from dataclasses import dataclass
@@ -251,6 +252,10 @@ class CompiledChecks:
     # `<col>__text` only where it does not (NULL elsewhere; `ColumnSpec.text_value` rebuilds it)
     store: str = ""
     typed_view: str = ""
+    # a contract with a unique key: a query over `typed` that is true when no key repeats (the usual case, found
+    # by counting the keys' distinct hashes), and the violations without the join that finds the repeats
+    keys_unique: str = ""
+    violations_keys_unique: str = ""
 
 
 def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list[str] = (),
@@ -330,10 +335,13 @@ def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list
         # every row after the first of its key. The repeated keys are found by grouping a 64-bit hash of
         # the key (far cheaper than grouping the key's text), then grouping the exact key only among the
         # rows whose hash repeats (a hash collision is then told apart by the key itself)
-        joins.append(f"LEFT JOIN (SELECT {key}, min(__line) AS __first FROM typed "
-                     f"WHERE hash({key}) IN (SELECT hash({key}) AS __h FROM typed GROUP BY __h HAVING count(*) > 1) "
-                     f"GROUP BY {key} HAVING count(*) > 1) AS d ON {same}")
+        repeats_join = (f"LEFT JOIN (SELECT {key}, min(__line) AS __first FROM typed "
+                        f"WHERE hash({key}) IN (SELECT hash({key}) AS __h FROM typed GROUP BY __h HAVING count(*) > 1) "
+                        f"GROUP BY {key} HAVING count(*) > 1) AS d ON {same}")
+        joins.append(repeats_join)
         extra.append("d.__first")
+        # all the keys' hashes differ (equal keys have equal hashes): no key repeats, and the join is not needed
+        keys_unique = f"SELECT count(*) = count(DISTINCT hash({key})) FROM typed"
         add(contract.unique_key[-1], "duplicate_record", "__line > __first",
             f"a second row with the same {', '.join(contract.unique_key)} in this file; the first was kept",
             "concat_ws(' / ', " + ", ".join(f"CAST({quote(k)} AS VARCHAR)" for k in contract.unique_key) + ")")
@@ -354,8 +362,8 @@ def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list
             "area code is not in the postcode directory's geography", place)
     # one pass over the rows: each row's first broken rule (in report order) and how many it breaks;
     # the messages and values are built for the broken rows only
-    def violations_over(joined: list[str]) -> str:
-        base = f"SELECT t.*{''.join(', ' + e for e in extra)} FROM typed AS t {' '.join(joined)}"
+    def violations_over(joined: list[str], columns: list[str]) -> str:
+        base = f"SELECT t.*{''.join(', ' + e for e in columns)} FROM typed AS t {' '.join(joined)}"
         first = "CASE " + " ".join(f"WHEN {bad} THEN {k}" for k, (_, _, bad, _, _) in enumerate(checks, 1)) + " END"
         def pick(values: list[str]) -> str:
             return "CASE __check " + " ".join(f"WHEN {k} THEN {v}" for k, v in enumerate(values, 1)) + " END"
@@ -370,7 +378,12 @@ def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list
                           "CAST(NULL AS VARCHAR) AS value, 0 AS problems FROM typed WHERE false")
         return violations
 
-    return CompiledChecks(typed, violations_over(joins), specs, store, typed_view)
+    compiled = CompiledChecks(typed, violations_over(joins, extra), specs, store, typed_view)
+    if not contract.unique_key:
+        return compiled
+    unique = violations_over([j for j in joins if j != repeats_join],
+                             ["CAST(NULL AS BIGINT) AS __first" if e == "d.__first" else e for e in extra])
+    return dataclasses.replace(compiled, keys_unique=keys_unique, violations_keys_unique=unique)
 
 
 def _qualified(expression: str) -> str:
