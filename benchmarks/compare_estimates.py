@@ -23,6 +23,7 @@ Exit status 0 when every table matches.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -37,16 +38,21 @@ FLOAT_TYPES = ("DOUBLE", "FLOAT", "REAL")
 TOLERANCE = 1e-9
 
 
-def stage_tables(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, list[tuple[str, str]]]:
-    """est_* and published tables of the attached database `schema`: name -> [(column, type)]."""
+def attached_tables(con: duckdb.DuckDBPyConnection, schema: str, keep) -> dict[str, list[tuple[str, str]]]:
+    """The tables of the attached database `schema` whose name passes `keep`: name -> [(column, type)]."""
     rows = con.execute(
         "SELECT table_name, column_name, data_type FROM information_schema.columns "
         "WHERE table_catalog = ? AND table_schema = 'main' ORDER BY table_name, ordinal_position", [schema]).fetchall()
     tables: dict[str, list[tuple[str, str]]] = {}
     for table, column, dtype in rows:
-        if table.startswith("est_") or table in PUBLISHED:
+        if keep(table):
             tables.setdefault(table, []).append((column, dtype))
     return tables
+
+
+def stage_tables(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, list[tuple[str, str]]]:
+    """est_* and published tables of the attached database `schema`: name -> [(column, type)]."""
+    return attached_tables(con, schema, lambda table: table.startswith("est_") or table in PUBLISHED)
 
 
 def compare_table(con: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str, str]]) -> str | None:
@@ -129,22 +135,47 @@ def estimate_with(tree: Path, db: Path) -> None:
     subprocess.run([sys.executable, "-c", _RUN_ESTIMATES, str(tree), str(db)], check=True, cwd=tree)
 
 
-def compare_on_demo(before_ref: str, dropped: tuple[str, ...]) -> list[str]:
-    sys.path.insert(0, str(ROOT))
+@contextlib.contextmanager
+def work_folder_with(ref: str, prefix: str):
+    """A temporary folder holding a detached worktree of git ref `ref` in `before/`; removed afterwards."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        subprocess.run(["git", "worktree", "add", "--detach", str(work / "before"), ref], cwd=ROOT, check=True,
+                       capture_output=True)
+        yield work
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(work / "before")], cwd=ROOT, capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def make_small_demo(data: Path):
+    """The small demo district both comparisons run on (6 LSOAs, a fifth of the people, a year of quarterly extracts);
+    returns its settings."""
     from pipeline.config import load_settings
     from pipeline.demo import generate_district
+
+    settings = load_settings(data_dir=data, demo={"n_lsoas": 6, "scale": 0.2, "quarters": 4, "survey_size": 150})
+    generate_district(settings.demo, data)
+    return settings
+
+
+def finish(problems: list[str], matched: str) -> None:
+    """Print what differs and exit 1, or print `matched`."""
+    if problems:
+        print("DIFFERENT:\n  " + "\n  ".join(problems))
+        sys.exit(1)
+    print(matched)
+
+
+def compare_on_demo(before_ref: str, dropped: tuple[str, ...]) -> list[str]:
+    sys.path.insert(0, str(ROOT))
     from pipeline.run import run_pipeline
 
-    work = Path(tempfile.mkdtemp(prefix="compare-estimates-"))
-    old_tree = work / "before"
     problems: list[str] = []
-    try:
-        subprocess.run(["git", "worktree", "add", "--detach", str(old_tree), before_ref], cwd=ROOT, check=True,
-                       capture_output=True)
+    with work_folder_with(before_ref, "compare-estimates-") as work:
+        old_tree = work / "before"
         data = work / "data"
-        settings = load_settings(data_dir=data, demo={"n_lsoas": 6, "scale": 0.2, "quarters": 4,
-                                                      "survey_size": 150})
-        generate_district(settings.demo, data)
+        settings = make_small_demo(data)
         run_pipeline(settings, "validate")
         for variant in ("register_movements", "register_snapshots"):
             dbs = {side: work / f"{variant}-{side}.duckdb" for side in ("before", "after")}
@@ -157,9 +188,6 @@ def compare_on_demo(before_ref: str, dropped: tuple[str, ...]) -> list[str]:
                 estimate_with(old_tree if side == "before" else ROOT, db)
             print(f"--- {variant}: {before_ref} against this tree")
             problems += [f"{variant}: {p}" for p in compare_databases(dbs["before"], dbs["after"], dropped)]
-    finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(old_tree)], cwd=ROOT, capture_output=True)
-        shutil.rmtree(work, ignore_errors=True)
     return problems
 
 
@@ -179,10 +207,7 @@ def main() -> None:
         problems = compare_databases(args.before, args.after, tuple(args.dropped))
     else:
         problems = compare_on_demo(args.before_ref, tuple(args.dropped))
-    if problems:
-        print("DIFFERENT:\n  " + "\n  ".join(problems))
-        sys.exit(1)
-    print("every est_* and published table matches")
+    finish(problems, "every est_* and published table matches")
 
 
 if __name__ == "__main__":

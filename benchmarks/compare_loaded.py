@@ -23,7 +23,6 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import duckdb
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from compare_estimates import compare_table  # noqa: E402
+from compare_estimates import attached_tables, compare_table, finish, make_small_demo, work_folder_with  # noqa: E402
 
 _RUN_VALIDATE = """
 import sys
@@ -52,14 +51,7 @@ def validate_with(tree: Path, data: Path) -> None:
 def loaded_tables(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, list[tuple[str, str]]]:
     from pipeline.ingest.stage import CANONICAL_TABLES
 
-    rows = con.execute(
-        "SELECT table_name, column_name, data_type FROM information_schema.columns "
-        "WHERE table_catalog = ? AND table_schema = 'main' ORDER BY table_name, ordinal_position", [schema]).fetchall()
-    tables: dict[str, list[tuple[str, str]]] = {}
-    for table, column, dtype in rows:
-        if table in CANONICAL_TABLES:
-            tables.setdefault(table, []).append((column, dtype))
-    return tables
+    return attached_tables(con, schema, lambda table: table in CANONICAL_TABLES)
 
 
 def compare_outputs(before: Path, after: Path) -> list[str]:
@@ -135,29 +127,16 @@ def add_faulty_extract(raw: Path) -> None:
 
 
 def compare_on(before_ref: str, raw: Path | None) -> list[str]:
-    from pipeline.config import load_settings
-    from pipeline.demo import generate_district
-
-    work = Path(tempfile.mkdtemp(prefix="compare-loaded-"))
-    old_tree = work / "before"
-    try:
-        subprocess.run(["git", "worktree", "add", "--detach", str(old_tree), before_ref], cwd=ROOT, check=True,
-                       capture_output=True)
+    with work_folder_with(before_ref, "compare-loaded-") as work:
         if raw is None:
-            demo = work / "demo"
-            settings = load_settings(data_dir=demo, demo={"n_lsoas": 6, "scale": 0.2, "quarters": 4,
-                                                          "survey_size": 150})
-            generate_district(settings.demo, demo)
-            raw = demo / "raw"
+            make_small_demo(work / "demo")
+            raw = work / "demo" / "raw"
             add_faulty_extract(raw)
-        for side, tree in (("before", old_tree), ("after", ROOT)):
-            shutil.copytree(raw, work / side / "raw", symlinks=True)
-            validate_with(tree, work / side)
+        for side, tree in (("before", work / "before"), ("after", ROOT)):
+            shutil.copytree(raw, work / side / "data" / "raw", symlinks=True)
+            validate_with(tree, work / side / "data")
         print(f"--- {before_ref} against this tree")
-        return compare_outputs(work / "before" / "processed", work / "after" / "processed")
-    finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(old_tree)], cwd=ROOT, capture_output=True)
-        shutil.rmtree(work, ignore_errors=True)
+        return compare_outputs(work / "before" / "data" / "processed", work / "after" / "data" / "processed")
 
 
 def main() -> None:
@@ -165,11 +144,8 @@ def main() -> None:
     parser.add_argument("--before-ref", default="main")
     parser.add_argument("--raw", type=Path, default=None, help="a raw/ folder to use instead of a demo district")
     args = parser.parse_args()
-    problems = compare_on(args.before_ref, args.raw)
-    if problems:
-        print("DIFFERENT:\n  " + "\n  ".join(problems))
-        sys.exit(1)
-    print("every canonical table, quarantine file, validation result and file report matches")
+    finish(compare_on(args.before_ref, args.raw),
+           "every canonical table, quarantine file, validation result and file report matches")
 
 
 if __name__ == "__main__":
