@@ -134,7 +134,7 @@ def _snapshot_summary(con, table: str, date: str, key: str, files=()) -> pd.Data
         SELECT source_file AS batch, count(*) AS rows_loaded, 0 AS duplicate_rows,
                count(DISTINCT {date}) AS dates,
                CAST(min({date}) AS VARCHAR) AS first_date, CAST(max({date}) AS VARCHAR) AS last_date,
-               sum(source_line) AS lines_sum
+               CAST(sum(source_line) AS BIGINT) AS lines_sum
         FROM {table} GROUP BY source_file ORDER BY source_file""").df()
     checked = _keys_checked_at_ingest(frame, files, (date, key))
     frame = frame.drop(columns="lines_sum")
