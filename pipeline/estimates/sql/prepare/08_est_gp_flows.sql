@@ -33,39 +33,40 @@ mv AS (
     LEFT JOIN attr a ON a.patient_id = m.patient_id
     WHERE {{ flows_from_movements }}
 ),
--- consecutive snapshots matched by patient_id in one FULL JOIN: a patient on the list at an extract
--- and not at the one before joined, one on the list before and not at the extract left
-cur AS (
-    SELECT ex.extract_date AS period, ex.prev_date, g.patient_id, g.lsoa_code, g.sex, g.date_of_birth, g.from_abroad
-    FROM est_gp_patients g
-    JOIN ex ON g.extract_date = ex.extract_date
-    WHERE NOT {{ flows_from_movements }}
-),
-prev AS (
-    SELECT ex.extract_date AS period, g.patient_id, g.practice_code, g.lsoa_code, g.sex, g.date_of_birth
-    FROM est_gp_patients g
-    JOIN ex ON g.extract_date = ex.prev_date
-    WHERE NOT {{ flows_from_movements }}
-),
+-- consecutive snapshots matched on patient_id alone, in one FULL JOIN of the ids: a patient on the list at
+-- an extract and not at the one before joined, one on the list before and not at the extract left. Only
+-- the ids are joined (at national scale a join carrying every patient's columns, 62 million a side,
+-- outgrew the memory limit and spilled); the unmatched patients' columns (about 2% of the rows) are then
+-- fetched by their unique key (extract_date, patient_id) from the register itself, with the sex and
+-- from_abroad of est_gp_patients (reading the view again would redo its per-row work for every patient).
 unmatched AS (
-    SELECT cur.period AS cur_period, cur.prev_date, cur.lsoa_code AS cur_lsoa, cur.sex AS cur_sex,
-           cur.date_of_birth AS cur_dob, cur.from_abroad,
-           prev.period AS prev_period, prev.practice_code, prev.lsoa_code AS prev_lsoa, prev.sex AS prev_sex,
-           prev.date_of_birth AS prev_dob
-    FROM cur
-    FULL JOIN prev ON prev.period = cur.period AND prev.patient_id = cur.patient_id
+    SELECT DISTINCT coalesce(cur.period, prev.period) AS period, coalesce(cur.patient_id, prev.patient_id) AS patient_id,
+           coalesce(cur.row_date, prev.row_date) AS row_date, prev.period IS NULL AS joined
+    FROM (SELECT ex.extract_date AS period, g.extract_date AS row_date, g.patient_id
+          FROM est_gp_patients g JOIN ex ON g.extract_date = ex.extract_date WHERE NOT {{ flows_from_movements }}) cur
+    FULL JOIN (SELECT ex.extract_date AS period, g.extract_date AS row_date, g.patient_id
+               FROM est_gp_patients g JOIN ex ON g.extract_date = ex.prev_date WHERE NOT {{ flows_from_movements }}) prev
+        ON prev.period = cur.period AND prev.patient_id = cur.patient_id
     WHERE cur.period IS NULL OR prev.period IS NULL
 ),
+unmatched_rows AS (  -- a joiner's row at the extract, a leaver's at the extract before (row_date)
+    SELECT u.period, u.joined, ex.prev_date, g.practice_code, g.lsoa_code,
+           CASE WHEN upper(g.sex) IN ('M', 'F') THEN upper(g.sex) ELSE 'U' END AS sex,
+           g.date_of_birth, coalesce(g.from_abroad, FALSE) AS from_abroad
+    FROM unmatched u
+    JOIN ex ON ex.extract_date = u.period
+    JOIN est_src_gp_register g ON g.patient_id = u.patient_id AND g.extract_date = u.row_date
+),
 joiners AS (
-    SELECT cur_lsoa AS lsoa_code, cur_period AS extract_date, cur_sex AS sex, cur_dob AS dob,
+    SELECT lsoa_code, period AS extract_date, sex, date_of_birth AS dob,
            1.0 AS reg, CASE WHEN from_abroad THEN 1.0 ELSE 0.0 END AS abroad, 0.0 AS dereg, 0.0 AS clean
-    FROM unmatched
-    WHERE prev_period IS NULL AND cur_dob <= prev_date
+    FROM unmatched_rows
+    WHERE joined AND date_of_birth <= prev_date
 ),
 leavers AS (
-    SELECT practice_code, prev_lsoa AS lsoa_code, prev_period AS extract_date, prev_sex AS sex, prev_dob AS dob
-    FROM unmatched
-    WHERE cur_period IS NULL
+    SELECT practice_code, lsoa_code, period AS extract_date, sex, date_of_birth AS dob
+    FROM unmatched_rows
+    WHERE NOT joined
 ),
 practice_list AS (  -- the list size, from the register's one counting pass (est_register_counts)
     SELECT practice_code, extract_date, m + f + u AS list_size FROM est_register_counts

@@ -5,7 +5,7 @@
 WITH c AS (
     SELECT lsoa_code, extract_date, age, m, f, u
     FROM est_gp_ages  -- the register counted by LSOA x extract x single year x sex, in one pass
-    WHERE lsoa_code IN (SELECT lsoa_code FROM est_base_sya)
+    WHERE lsoa_code IN (SELECT DISTINCT lsoa_code FROM est_base_sya)
 )
 SELECT
     c.lsoa_code, c.extract_date, s.sex, c.age,

@@ -70,51 +70,47 @@ rolled AS (
     WHERE m.area_type <> 'lsoa'
     GROUP BY m.area_code, m.area_type, r.reference_date, r.sex, r.age_band, r.ethnic_group
 ),
-band_cells AS (
-    SELECT c.area_code, c.area_type, c.reference_date, c.sex, c.age_band,
-           (t.m0 * t.m0 + power(t.m1 * c.years_since_base, 2)) * c.estimate * c.estimate AS v_band
-    FROM rolled c
-    JOIN est_margin_age_terms t ON t.age_band = c.age_band
-    WHERE c.ethnic_group = 'All'
-),
-band_rows AS (
-    -- a band row carries its own band's term; an all-ages row (age_band 'All') the sum over its bands
-    SELECT area_code, area_type, reference_date, sex, age_band, v_band FROM band_cells
-    UNION ALL
-    SELECT b.area_code, b.area_type, b.reference_date, b.sex, 'All' AS age_band, sum(b.v_band) AS v_band
-    FROM band_cells b
-    GROUP BY b.area_code, b.area_type, b.reference_date, b.sex
-),
-la_wide AS (
-    SELECT r.area_code, r.area_type, r.reference_date, r.sex, r.age_band, r.ethnic_group,
-           CASE WHEN r.constrained THEN 0.0
-                ELSE (power(coalesce(r.la_wide_sd, {{ l0 }}), 2) + power({{ l1 }} * r.years_since_base, 2)) * r.estimate * r.estimate END
-               + coalesce(b.v_band, 0.0) AS v_common
+band_terms AS (  -- each population row of a single band: its band's LA-wide term by age
+    SELECT r.area_code, r.area_type, r.reference_date, r.sex, r.age_band,
+           (t.m0 * t.m0 + power(t.m1 * r.years_since_base, 2)) * r.estimate * r.estimate AS v_band
     FROM rolled r
-    LEFT JOIN band_rows b ON b.area_code = r.area_code AND b.area_type = r.area_type
-        AND b.reference_date = r.reference_date AND b.sex = r.sex AND b.age_band = r.age_band
+    JOIN est_margin_age_terms t ON t.age_band = r.age_band
     WHERE r.ethnic_group = 'All'
 ),
-all_ages AS (
-    SELECT w.area_code, w.area_type, w.reference_date,
-           w.v_common / nullif(r.estimate * r.estimate, 0) AS rel_common
-    FROM la_wide w
-    JOIN rolled r ON r.area_code = w.area_code AND r.area_type = w.area_type AND r.reference_date = w.reference_date
-        AND r.sex = w.sex AND r.age_band = w.age_band AND r.ethnic_group = 'All'
-    WHERE w.sex = 'All' AND w.age_band = 'All'
+all_bands AS (  -- an all-ages row (age_band 'All') carries the sum over its bands
+    SELECT area_code, area_type, reference_date, sex, 'All' AS age_band, sum(v_band) AS v_band
+    FROM band_terms
+    GROUP BY area_code, area_type, reference_date, sex
+),
+-- every population row's LA-wide variance: a band row's own band term is computed on the row (a join to the
+-- 18 bands' terms), an all-ages row's sum over its bands joined from all_bands (one row per area x date x sex)
+common AS (
+    SELECT r.*,
+           CASE WHEN r.ethnic_group <> 'All' THEN NULL
+                ELSE CASE WHEN r.constrained THEN 0.0
+                          ELSE (power(coalesce(r.la_wide_sd, {{ l0 }}), 2) + power({{ l1 }} * r.years_since_base, 2)) * r.estimate * r.estimate END
+                     + coalesce((t.m0 * t.m0 + power(t.m1 * r.years_since_base, 2)) * r.estimate * r.estimate, b.v_band, 0.0)
+           END AS v_common
+    FROM rolled r
+    LEFT JOIN est_margin_age_terms t ON t.age_band = r.age_band AND r.ethnic_group = 'All'
+    LEFT JOIN all_bands b ON b.area_code = r.area_code AND b.area_type = r.area_type
+        AND b.reference_date = r.reference_date AND b.sex = r.sex AND b.age_band = r.age_band AND r.ethnic_group = 'All'
+),
+all_ages AS (  -- each area's all-ages LA-wide variance relative to its total, for its ethnic rows
+    SELECT area_code, area_type, reference_date, v_common / nullif(estimate * estimate, 0) AS rel_common
+    FROM common
+    WHERE sex = 'All' AND age_band = 'All' AND ethnic_group = 'All'
 )
 SELECT
     r.area_code, r.area_type, r.reference_date, r.sex, r.age_band, r.ethnic_group, r.band_order,
     r.estimate,
     (1 - {{ rho }}) * r.v_independent + {{ rho }} * r.v_correlated
         + CASE WHEN r.area_type = 'ward' THEN {{ omega }} * {{ omega }} * r.split_sum ELSE 0.0 END
-        + CASE WHEN r.ethnic_group = 'All' THEN coalesce(w.v_common, 0.0)
+        + CASE WHEN r.ethnic_group = 'All' THEN r.v_common
                ELSE coalesce(a.rel_common, 0.0) * r.estimate * r.estimate END AS variance,
     r.v_share,
     r.total_estimate,
     r.gp_list, r.base_population, r.published_base, r.turbulence, r.years_since_base, r.constrained,
     r.est_base_carried_forward, r.est_raw_list, r.est_ratio_change
-FROM rolled r
-LEFT JOIN la_wide w ON w.area_code = r.area_code AND w.area_type = r.area_type AND w.reference_date = r.reference_date
-    AND w.sex = r.sex AND w.age_band = r.age_band AND w.ethnic_group = r.ethnic_group
+FROM common r
 LEFT JOIN all_ages a ON a.area_code = r.area_code AND a.area_type = r.area_type AND a.reference_date = r.reference_date
