@@ -236,7 +236,8 @@ VARIANTS: dict[str, dict] = {"default": {}, "noblend": {"blend_base": False}, "k
                              "noblend_k0": {"blend_base": False, "shrinkage_strength": 0.0},
                              "k10": {"shrinkage_strength": 10.0}, "k200": {"shrinkage_strength": 200.0},
                              "young": {"blend_covariate": "young_share"},
-                             "noschool": {"school_signal": "off"}}
+                             "noschool": {"school_signal": "off"},
+                             "shrunk": {"cell_inflation": "shrunk"}}
 EXPERIMENTS: dict[str, tuple[dict, dict]] = {
     "x_default": ({}, {}), "x_additive": ({}, {"change": "one"}), "x_newborn1": ({}, {"newborn": "one"}), "x_newborn0": ({}, {"newborn": "age0"}),
     "x_additive_noblend": ({"blend_base": False}, {"change": "one"}),

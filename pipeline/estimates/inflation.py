@@ -33,14 +33,19 @@ MIN_INFLATION = 0.2  # a floor so that a near-empty list cannot blow a change up
 def shrink_inflation(registered, resident, prior, strength: float) -> np.ndarray:
     """Empirical-Bayes inflation: (registered + k * prior) / (resident + k), floored at MIN_INFLATION.
 
-    With strength 0 this is the raw ratio (falling back to the prior where there are no residents).
+    With strength 0 this is the cell's own ratio, falling back to the prior where the ratio says
+    nothing about ghosts: no residents, or no one on the list (a cell of 5 residents and no patients
+    at t0 would otherwise divide every later registration by MIN_INFLATION).
     """
     registered = np.asarray(registered, dtype=float)
     resident = np.asarray(resident, dtype=float)
     prior = np.asarray(prior, dtype=float)
     denominator = resident + strength
+    defined = denominator > 0
+    if strength == 0:
+        defined = defined & (registered > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(denominator > 0, (registered + strength * prior) / np.where(denominator > 0, denominator, 1), prior)
+        out = np.where(defined, (registered + strength * prior) / np.where(defined, denominator, 1), prior)
     return np.maximum(out, MIN_INFLATION)
 
 
