@@ -14,7 +14,9 @@ is itself shrunk towards the local authority's:
     prior(i,g)  = sum_w s_iw I_ward(w,g)                              (s_iw = ward_share)
     I(i,g)      = (L*(i,g) + k prior(i,g)) / (P(i,g) + k)
 
-with k = settings.shrinkage_strength, a pseudo-count of residents. This is the posterior mean of
+with k a pseudo-count of residents: settings.shrinkage_strength in counts-only mode, 0 in register modes
+(settings.cell_inflation = "auto": cohort_model.choose_inflation_strength; with k = 0 each cell keeps
+its own ratio, and the prior only where the cell has no residents or nobody listed at t0). This is the posterior mean of
 a Poisson rate with a gamma prior (mean = prior, shape = k x prior): a cell of P residents gets
 weight P / (P + k) on its own ratio, so a cell of 500 keeps ~91% of its own evidence at k = 50
 while a cell of 5 keeps ~9%.
