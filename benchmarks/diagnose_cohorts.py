@@ -9,6 +9,7 @@ extract. Margins, constraint and publishing are not re-run: this looks at the po
 
 Reported per variant, regime, mode and horizon (LSOA totals unless said):
 * mape / bias, and the same for ratio change (rc_);
+* the LA total's error at t0 and at t (`la_err0`, `la_err`);
 * within-LA MAPE (`mape_in`): each LSOA's error after dividing out the district's total error,
   i.e. what is left once the LA-wide error of the published base (shared by both methods, and not
   something either can correct) is removed;
@@ -126,6 +127,9 @@ def score(est: np.ndarray, rc: np.ndarray, truth: np.ndarray, facts: pd.DataFram
             row[pre + "mape"] = 100 * np.abs(rel).mean()
             row[pre + "bias"] = 100 * rel.mean()
             row[pre + "mape_in"] = 100 * np.abs(rel_in).mean()
+            # the LA's own total: its error at t0 (the published base's LA-wide error, as moved) and at t
+            row[pre + "la_err0"] = 100 * (e_0.sum() / tr_0.sum() - 1)
+            row[pre + "la_err"] = 100 * (la - 1)
             row[pre + "mape_high_churn"] = 100 * np.abs(rel[high]).mean()  # as backtest_regimes.py (students included)
             row[pre + "lvl0"] = 100 * np.abs(e_0 / tr_0 - 1).mean()
             row[pre + "chg"] = 100 * np.abs((e_t - e_0) - (tr_t - tr_0)).mean() / tr_t.mean()
@@ -236,7 +240,8 @@ VARIANTS: dict[str, dict] = {"default": {}, "noblend": {"blend_base": False}, "k
                              "noblend_k0": {"blend_base": False, "shrinkage_strength": 0.0},
                              "k10": {"shrinkage_strength": 10.0}, "k200": {"shrinkage_strength": 200.0},
                              "young": {"blend_covariate": "young_share"},
-                             "noschool": {"school_signal": "off"}}
+                             "noschool": {"school_signal": "off"},
+                             "shrunk": {"cell_inflation": "shrunk"}}
 EXPERIMENTS: dict[str, tuple[dict, dict]] = {
     "x_default": ({}, {}), "x_additive": ({}, {"change": "one"}), "x_newborn1": ({}, {"newborn": "one"}), "x_newborn0": ({}, {"newborn": "age0"}),
     "x_additive_noblend": ({"blend_base": False}, {"change": "one"}),

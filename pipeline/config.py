@@ -130,6 +130,10 @@ class EstimateSettings(Section):
     method: Literal["cohdmap"] = "cohdmap"
     base_source: str = ""
     shrinkage_strength: float = Field(50.0, ge=0)
+    # each cell's inflation at t0: "own" = the cell's own list / base (no pseudo-count), "shrunk" = towards
+    # the ward's and LA's by shrinkage_strength, "auto" = own where the register gives the cell's list
+    # exactly (register modes), shrunk where it is modelled (counts-only) (cohort_model.choose_inflation_strength; issue 9)
+    cell_inflation: Literal["auto", "own", "shrunk"] = "auto"
     interval_level: float = Field(0.95, gt=0.5, lt=1)
     birth_registration_lag_days: int = Field(60, ge=0)
     blend_base: bool = True  # move each LSOA's base towards its list-implied population (estimates/base.py)

@@ -18,6 +18,7 @@ import pytest
 from pipeline.vocabulary import load_vocabulary
 from pipeline.config import EstimateSettings
 from pipeline.estimates import estimate_populations
+from pipeline.estimates.cohort_model import choose_inflation_strength
 from pipeline.estimates.constrain import constrain_to_total
 from pipeline.estimates.ethnicity import shrink_shares
 from pipeline.estimates.inflation import estimate_inflation, shrink_inflation
@@ -272,11 +273,43 @@ def test_shrink_shares_by_hand():
     assert out[0].tolist() == pytest.approx([0.7, 0.3])
 
 
+def test_cell_inflation_own_by_hand():
+    # issue 9 (rc9): "auto" takes each cell's own list / base where the register gives the list (k = 0)
+    # and the configured pseudo-count where the list is modelled (counts-only)
+    assert choose_inflation_strength("auto", 50.0, list_ages_observed=True) == 0.0
+    assert choose_inflation_strength("auto", 50.0, list_ages_observed=False) == 50.0
+    assert choose_inflation_strength("own", 50.0, list_ages_observed=False) == 0.0
+    assert choose_inflation_strength("shrunk", 50.0, list_ages_observed=True) == 50.0
+    with pytest.raises(ValueError, match="cell_inflation"):
+        choose_inflation_strength("estimated", 50.0, True)
+    # k = 0: 14 / 10 = 1.4 is the cell's own; a cell of 5 residents and nobody listed, or of nobody,
+    # says nothing about ghosts and takes its prior (1.2), not MIN_INFLATION
+    out = shrink_inflation([14, 0, 3], [10, 5, 0], [1.2, 1.2, 1.2], 0.0)
+    assert out.tolist() == pytest.approx([1.4, 1.2, 1.2])
+    # k = 10 still shrinks the empty-list cell: (0 + 10 x 1.2) / (5 + 10) = 0.8
+    assert shrink_inflation([0], [5], [1.2], 10.0).tolist() == pytest.approx([0.8])
+
+
+def test_cell_inflation_own_is_ratio_change_within_a_cell():
+    # register mode, default cell_inflation = "auto": each cell's inflation is its own list / base, so the
+    # cell's base moves by its own list ratio. A: 10 + (20 - 14) / (14 / 10) = 10 x 20 / 14 = 14.285714;
+    # B: 30 (list unchanged); C: 60 + (56 - 63) / (63 / 60) = 60 x 56 / 63 = 53.333333 (no other cell's
+    # inflation enters, as it does with a pseudo-count: 14.6875 and 53.339806 at k = 10, above)
+    con = three_lsoa_district().load()
+    estimate_populations(con, settings())
+    assert row(con, A, T1, "M")["estimate"] == pytest.approx(10 * 20 / 14)
+    assert row(con, B, T2, "M")["estimate"] == pytest.approx(30.0)
+    assert row(con, C, T2, "M")["estimate"] == pytest.approx(60 * 56 / 63)
+    # ratio change beside it gives the same here (one band, one sex)
+    assert row(con, A, T1, "M", table="population_estimates_methods", method="ratio_change")["estimate"] == \
+        pytest.approx(10 * 20 / 14)
+
+
 # ------------------------------------------------------------------------- through the SQL
 
 def test_cohdmap_roll_forward_end_to_end():
     con = three_lsoa_district().load()
-    estimate_populations(con, settings(shrinkage_strength=10.0))
+    estimate_populations(con, settings(shrinkage_strength=10.0, cell_inflation="shrunk"))
     # inflation as worked above: A 1.28, B 1.115, C 1.0510204 (men 20-24)
     # A: 10 + (20 - 14) / 1.28 = 14.6875;  B: 30 + 0 = 30;  C: 60 + (56 - 63) / 1.0510204 = 53.339806
     assert row(con, A, T1, "M")["estimate"] == pytest.approx(14.6875)
@@ -309,7 +342,7 @@ def test_cohdmap_roll_forward_end_to_end():
 
 def test_sums_up_the_geography_with_partially_correlated_margins():
     con = three_lsoa_district().load()
-    estimate_populations(con, settings(shrinkage_strength=10.0))
+    estimate_populations(con, settings(shrinkage_strength=10.0, cell_inflation="shrunk"))
     a, b, c = 14.6875, 30.0, 60 - 7 / (73.5714286 / 70)
     # ward W1 = A + B = 44.6875; MSOA M1 the same; W2 = C; LA = A + B + C = 98.0273
     assert row(con, W1, T1)["estimate"] == pytest.approx(a + b)
@@ -704,7 +737,7 @@ def test_runs_with_only_the_required_tables():
         con.register("_f", pd.DataFrame(rows))
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM _f")
         con.unregister("_f")
-    estimate_populations(con, settings(shrinkage_strength=10.0))
+    estimate_populations(con, settings(shrinkage_strength=10.0, cell_inflation="shrunk"))
     assert row(con, A, T1)["estimate"] == pytest.approx(14.6875)
     assert row(con, W1, T1)["estimate"] == pytest.approx(44.6875)
     assert row(con, LA, T1)["area_name"] is None or pd.isna(row(con, LA, T1)["area_name"])
@@ -802,7 +835,7 @@ def test_runs_on_published_counts_when_there_is_no_register():
     con = d.load()
     con.execute("CREATE TABLE gp_register (extract_date DATE, patient_id VARCHAR, practice_code VARCHAR, "
                 "sex VARCHAR, date_of_birth DATE, lsoa_code VARCHAR)")
-    estimate_populations(con, settings(shrinkage_strength=10.0))
+    estimate_populations(con, settings(shrinkage_strength=10.0, cell_inflation="shrunk"))
     # counts only: cohorts are aged by single year (bands spread evenly: A's men 20-24 are 2 a year,
     # women 20-24 0.8 and 25-29 2.4 a year). T1 is f = 92 / 365.25 years after T0 (the base date):
     # a share f of each single-year cohort has had its birthday.

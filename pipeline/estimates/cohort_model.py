@@ -167,7 +167,9 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
         "age_band": np.tile(BAND_LABELS, 2 * n),
         "registered": fold_to_bands(L0 * (1 - new0)[None, None, :]).reshape(-1),
         "resident": fold_to_bands(Bb).reshape(-1)})
-    infl = estimate_inflation(inf_cells, geo, settings.shrinkage_strength)
+    strength = choose_inflation_strength(settings.cell_inflation, settings.shrinkage_strength,
+                                         list_ages_observed)
+    infl = estimate_inflation(inf_cells, geo, strength)
     I_age = infl["inflation"].to_numpy().reshape(n, 2, nb)[:, :, band]  # [n, 2, AGES] at t0
     Bb = Bb + new0[None, None, :] * L0 / I_age  # people born between the base date and t0
 
@@ -281,6 +283,27 @@ def choose_blend_covariate(setting: str, list_ages_observed: bool) -> str:
     if setting not in ("none", "young_share"):
         raise ValueError(f"blend_covariate must be auto, none or young_share (got {setting!r}): see config.toml [estimates]")
     return setting
+
+
+def choose_inflation_strength(setting: str, strength: float, list_ages_observed: bool) -> float:
+    """The pseudo-count k that pulls each cell's inflation at t0 towards its ward's and LA's (inflation.py).
+
+    "own" (k = 0): each cell's own list / base, so that within a cell the roll-forward is the cell's
+    base moved by its own list change, B (1 + (L(t) - L(t0)) / L(t0)), as ratio change moves it; no
+    other cell's inflation enters the cell's change. "shrunk": k = `strength` (settings.shrinkage_strength).
+    "auto": own where the register gives each cell's list exactly (register modes), shrunk where the
+    cell's list is modelled from practice profiles (counts-only mode, whose cells are IPF fits).
+    Why (issue 9, benchmarks/results/regimes_rc9_reading.md): with k = 50 a student area's 18-24 band
+    (list / base near 0.9 before freshers register) is divided by its ward's inflation (near 1.2) and
+    its change drifts; a k estimated from the district's own cells (Poisson scatter, by moments) kept
+    the drift (k larger still), and k = 0 removed most of it in every regime."""
+    if setting == "auto":
+        return 0.0 if list_ages_observed else float(strength)
+    if setting == "own":
+        return 0.0
+    if setting == "shrunk":
+        return float(strength)
+    raise ValueError(f"cell_inflation must be auto, own or shrunk (got {setting!r}): see config.toml [estimates]")
 
 
 def young_share(listed: np.ndarray) -> np.ndarray:

@@ -14,7 +14,9 @@ is itself shrunk towards the local authority's:
     prior(i,g)  = sum_w s_iw I_ward(w,g)                              (s_iw = ward_share)
     I(i,g)      = (L*(i,g) + k prior(i,g)) / (P(i,g) + k)
 
-with k = settings.shrinkage_strength, a pseudo-count of residents. This is the posterior mean of
+with k a pseudo-count of residents: settings.shrinkage_strength in counts-only mode, 0 in register modes
+(settings.cell_inflation = "auto": cohort_model.choose_inflation_strength; with k = 0 each cell keeps
+its own ratio, and the prior only where the cell has no residents or nobody listed at t0). This is the posterior mean of
 a Poisson rate with a gamma prior (mean = prior, shape = k x prior): a cell of P residents gets
 weight P / (P + k) on its own ratio, so a cell of 500 keeps ~91% of its own evidence at k = 50
 while a cell of 5 keeps ~9%.
@@ -33,14 +35,19 @@ MIN_INFLATION = 0.2  # a floor so that a near-empty list cannot blow a change up
 def shrink_inflation(registered, resident, prior, strength: float) -> np.ndarray:
     """Empirical-Bayes inflation: (registered + k * prior) / (resident + k), floored at MIN_INFLATION.
 
-    With strength 0 this is the raw ratio (falling back to the prior where there are no residents).
+    With strength 0 this is the cell's own ratio, falling back to the prior where the ratio says
+    nothing about ghosts: no residents, or no one on the list (a cell of 5 residents and no patients
+    at t0 would otherwise divide every later registration by MIN_INFLATION).
     """
     registered = np.asarray(registered, dtype=float)
     resident = np.asarray(resident, dtype=float)
     prior = np.asarray(prior, dtype=float)
     denominator = resident + strength
+    defined = denominator > 0
+    if strength == 0:
+        defined = defined & (registered > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(denominator > 0, (registered + strength * prior) / np.where(denominator > 0, denominator, 1), prior)
+        out = np.where(defined, (registered + strength * prior) / np.where(defined, denominator, 1), prior)
     return np.maximum(out, MIN_INFLATION)
 
 
