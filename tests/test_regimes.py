@@ -176,14 +176,16 @@ def _frame_hash(df: pd.DataFrame) -> str:
 def test_school_census_leaves_registers_base_and_truth_byte_identical():
     # The values were computed with the simulator before it wrote a school census (main at a55d43b,
     # same seed and settings): adding the "schools" stream and the census changed no other draw.
+    # lsoa_facts holds floats computed from the draws (exp, log): their last bits follow the numpy build, so it is
+    # hashed rounded to 12 decimals (that value recomputed with a55d43b's simulator, numpy 2.4.6, 2026-12-01).
     from benchmarks.regimes.extracts import movements_frame as mf
 
     pinned = {"steady": ("f7fbb7e3c62509e7", "01459dce6c10c67f", "9a7150be17cc5dc5", "0183617884c99a0a",
-                         "b05bae9468ba33dd", "7479c62d7a80d881")}
+                         "b05bae9468ba33dd", "7cd4dff3641fec4a")}
     for regime, want in pinned.items():
         w = simulate(RegimeSettings(regime=regime, seed=9101, n_lsoas=30, scale=0.1, quarters=4))
         snaps = pd.concat([s.assign(day=d) for d, s in sorted(w.snapshots.items())], ignore_index=True)
-        got = tuple(_frame_hash(x) for x in (w.truth_lsoa, w.truth_ward, w.published_base, snaps, mf(w), w.lsoa_facts))
+        got = tuple(_frame_hash(x) for x in (w.truth_lsoa, w.truth_ward, w.published_base, snaps, mf(w), w.lsoa_facts.round(12)))
         assert got == want
         assert len(w.school_rolls.records) > 0
     # the existing components' generators are the first children of the same SeedSequence
