@@ -44,8 +44,13 @@ run_pipeline(load_settings(data_dir=Path(sys.argv[2])), "validate", reuse=False)
 
 
 def validate_with(tree: Path, data: Path) -> None:
-    """`cohesion validate` with the code in `tree` on the data folder `data` (a subprocess: its own imports)."""
-    subprocess.run([sys.executable, "-c", _RUN_VALIDATE, str(tree), str(data)], check=True, cwd=tree)
+    """`cohesion validate` with the code in `tree` on the data folder `data` (a subprocess: its own imports).
+
+    Run as a script file, not `python -c`: pyspark (imported by great-expectations) takes a main module without a
+    file for a doctest run and exits the process, without an error, when its Spark Connect extras are missing."""
+    script = data.parent / "run_validate.py"
+    script.write_text(_RUN_VALIDATE)
+    subprocess.run([sys.executable, str(script), str(tree), str(data)], check=True, cwd=tree)
 
 
 def loaded_tables(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, list[tuple[str, str]]]:
