@@ -366,6 +366,8 @@ def check_keys_across_files(con, layout: Layout, file: str, settings: Settings) 
     table, key = layout.table, layout.contract.unique_key
     if table not in CROSS_FILE_KEYS or layout.reshape or not key or not scalar(con, f"SELECT count(*) FROM {table}"):
         return
+    if not _shares_first_key_value(con, table, key[0]):
+        return
     on = " AND ".join(f"t.{quote(k)} IS NOT DISTINCT FROM l.{quote(k)}" for k in key)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE repeats AS
         SELECT t.__line, min(l.source_file || ' line ' || l.source_line) AS other
@@ -387,6 +389,16 @@ def check_keys_across_files(con, layout: Layout, file: str, settings: Settings) 
         SELECT r.__line, 1000, {_lit(key[-1])}, 'duplicate_across_files',
                'the same {names} was already loaded from ' || r.other || '; not loaded twice', {value}, 1
         FROM repeats AS r JOIN typed AS t USING (__line)""")
+
+
+def _shares_first_key_value(con, table: str, column: str) -> bool:
+    """Whether any row of the file has a value of the key's first column (an extract or census date) that a row
+    already loaded has. When none has, no key of the file can repeat one loaded before, and the join over every key
+    (a second national extract: 62 million rows on each side) is not needed. Compared as the join compares them
+    (NULL equals NULL), over every typed row, so the answer is never no when the join would find a repeat."""
+    c = quote(column)
+    return scalar(con, f"""SELECT count(*) > 0 FROM (SELECT DISTINCT {c} FROM typed) AS t
+                           JOIN (SELECT DISTINCT {c} FROM {table}) AS l ON t.{c} IS NOT DISTINCT FROM l.{c}""")
 
 
 def insert_valid_rows(con, layout: Layout, file: str, extra: list[str]) -> int:
