@@ -20,6 +20,7 @@ import subprocess
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -323,12 +324,16 @@ def hash_raw_files(raw_dir: Path, processed: Path, staging: Path) -> dict[str, s
     """sha256 of every file under raw/ (what the ingest stage's fingerprint depends on).
 
     A file the last run hashed is not read again while its inode, size and times are unchanged
-    (`processed/raw_hashes.json`; `pipeline.ingest.reader.remembered_hashes` says when that is safe)."""
+    (`processed/raw_hashes.json`; `pipeline.ingest.reader.remembered_hashes` says when that is safe). Files are
+    hashed two at a time (hashlib releases the GIL while it digests): nothing else runs yet, and a national raw/
+    folder is 9 GB."""
     from pipeline.ingest.reader import file_hash, remember_hashes, remembered_hashes  # ingest reuses these hashes
 
     remember_hashes((_read_json(processed / RAW_HASHES) or {}).get("files", []))
     paths = sorted(p for p in raw_dir.rglob("*") if p.is_file())
-    hashes = {str(path.relative_to(raw_dir)): file_hash(path) for path in paths}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        digests = list(pool.map(file_hash, paths))
+    hashes = {str(path.relative_to(raw_dir)): digest for path, digest in zip(paths, digests)}
     _write_json(staging / RAW_HASHES, {"files": remembered_hashes(paths)})
     return hashes
 
