@@ -200,6 +200,12 @@ _COMPACT_POSTCODE_SQL = (
 # the compact postcode with one space before the inward code ('M154AB' -> 'M15 4AB')
 _SPACED_POSTCODE_SQL = "CASE WHEN length({x}) >= 5 THEN substr({x}, 1, length({x}) - 3) || ' ' || right({x}, 3) ELSE {x} END"
 _POSTCODE_SQL = _SPACED_POSTCODE_SQL.replace("{x}", f"({_COMPACT_POSTCODE_SQL})")
+# a postcode already written as it is read (2-4 capitals or digits, one space, 3 capitals or digits: most rows of an
+# extract; the commonest length first) is its own compact-then-spaced reading, so the first step passes it through
+# and the second leaves it as it is: a compact postcode holds no space, so a space there means it was passed through
+_CANONICAL_POSTCODE = " OR ".join(f"{{x}} GLOB '{'[A-Z0-9]' * n} [A-Z0-9][A-Z0-9][A-Z0-9]'" for n in (3, 4, 2))
+_COMPACT_OR_CANONICAL_SQL = f"CASE WHEN {_CANONICAL_POSTCODE} THEN {{x}} ELSE {_COMPACT_POSTCODE_SQL} END"
+_SPACED_OR_CANONICAL_SQL = f"CASE WHEN contains({{x}}, ' ') THEN {{x}} ELSE {_SPACED_POSTCODE_SQL} END"
 _SEX_SQL = "CASE upper({x}) " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in SEX_CODES.items()) + " ELSE upper({x}) END"
 _PARTIAL_DATE = (
     "CASE WHEN regexp_full_match({x}, '\\d{4}-\\d{2}') THEN TRY_CAST(try_strptime({x} || '-15', '%Y-%m-%d') AS DATE) "
@@ -226,7 +232,7 @@ YesNo = Annotated[bool, BeforeValidator(parse_yes_no),
                           sql_type="BOOLEAN", expected="Y or N", rebuild="CASE WHEN {v} THEN 'Y' ELSE 'N' END")]
 Postcode = Annotated[str, BeforeValidator(normalise_postcode),
                      Field(pattern=r"^[A-Z]{1,2}[0-9][0-9A-Z]? [0-9][A-Z]{2}$"),
-                     SqlForm(prepare=_COMPACT_POSTCODE_SQL, clean=_SPACED_POSTCODE_SQL,
+                     SqlForm(prepare=_COMPACT_OR_CANONICAL_SQL, clean=_SPACED_OR_CANONICAL_SQL,
                              expected="a UK postcode such as M15 4AB")]
 Sex = Annotated[Literal["M", "F", "U"], BeforeValidator(normalise_sex),
                 SqlForm(clean=_SEX_SQL, expected="M, F, 1, 2, 0, 9, I or U")]

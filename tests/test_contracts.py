@@ -91,3 +91,19 @@ def test_nhs_number_check_digit():
     assert is_nhs_number("943 476 5919")
     assert not is_nhs_number("9434765918")  # wrong check digit
     assert not is_nhs_number("P434765919")
+
+
+def test_postcode_sql_reading_passes_written_forms_through_and_matches_python():
+    """schemas.types.Postcode: a postcode already written as it is read skips the compact-then-spaced rebuild; every
+    value reads as the rebuild (the form before the shortcut) and as `normalise_postcode` read it."""
+    from schemas.types import _COMPACT_OR_CANONICAL_SQL, _POSTCODE_SQL, _SPACED_OR_CANONICAL_SQL, normalise_postcode
+
+    values = ["M15 4AB", "EC1A 1BB", "M1 1AA", "m15 4ab", "M154AB", "M15  4AB", "M15\t4AB", "AB 1 1AA", "1234 567",
+              "M1 5", "A 1AA", "Zoë 1AA", "M15 4Ab", "EC1A 1BBX", "ZZ999 9ZZ", ""]
+    prepared = _COMPACT_OR_CANONICAL_SQL.replace("{x}", "x")
+    read = _SPACED_OR_CANONICAL_SQL.replace("{x}", "p")
+    rows = duckdb.connect().execute(
+        f"SELECT x, {read}, {_POSTCODE_SQL.replace('{x}', 'x')} FROM (SELECT x, {prepared} AS p FROM (SELECT unnest(?) AS x))",
+        [values]).fetchall()
+    for value, sql, rebuilt in rows:
+        assert sql == rebuilt == normalise_postcode(value), value
