@@ -142,7 +142,7 @@ def list_raw_files(raw_dir: Path, source: str, read_subfolders: bool = False) ->
 # likewise (millions of distinct values, read by no later stage: places come from the geography codes): on 6.2 million
 # register rows the whole insert took 6.4-6.5 CPU-s against 7.7-8.0, in 507 blocks against 606
 # (benchmarks/results/ingest_ing7.md). The geography codes keep DICT_FSST: the stages group by them, and ZSTD
-# made those reads two to three times slower. A storage hint, not part of canonical_tables.sql, which stays portable SQL.
+# made those reads 1.3 to 6 times slower. A storage hint, not part of canonical_tables.sql, which stays portable SQL.
 COMPRESSION = {"gp_register": {"patient_id": "zstd", "postcode": "zstd"},
                "school_census": {"pupil_id": "zstd", "home_postcode": "zstd"}}
 
