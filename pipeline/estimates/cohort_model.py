@@ -228,7 +228,8 @@ def band_cells(parts: list[dict], ex: pd.DataFrame, lsoas: list[str], nb: int) -
     (LSOA, sex, band: no string per row), the arrays are concatenated once, not frame by frame."""
     n, K = len(lsoas), len(parts)
     per_extract = 2 * nb * n
-    frame = pd.DataFrame({key: np.concatenate([p[key].reshape(-1) for p in parts]) for key in parts[0]})
+    # copy=False: the frame keeps the new arrays as its columns (no second copy stacking them into one block)
+    frame = pd.DataFrame({key: np.concatenate([p[key].reshape(-1) for p in parts]) for key in parts[0]}, copy=False)
     frame["lsoa_code"] = pd.Categorical.from_codes(np.tile(np.repeat(np.arange(n), 2 * nb), K),
                                                    categories=pd.Index(lsoas, dtype=object))
     frame["sex"] = pd.Categorical.from_codes(np.tile(np.repeat(np.array([1, 0]), nb), n * K), categories=["F", "M"])
@@ -256,7 +257,8 @@ def single_year_cells(parts: list[dict], ex: pd.DataFrame, lsoas: list[str]) -> 
         "extract_date": np.repeat(ex["extract_date"].to_numpy(), per_extract),
         "sex": pd.Categorical.from_codes(np.tile(np.repeat(np.arange(2), AGES), n * K), categories=list(SEXES)),
         "age": np.tile(np.arange(AGES), 2 * n * K),
-        **{key: np.concatenate([p[key].reshape(-1) for p in parts]) for key in parts[0]}})
+        **{key: np.concatenate([p[key].reshape(-1) for p in parts]) for key in parts[0]}},
+        copy=False)  # the new arrays are the columns: not copied again into one block of floats
 
 
 def roll_list_change(Lt: np.ndarray, L0a: np.ndarray, Ia: np.ndarray, g: np.ndarray, years: float,
