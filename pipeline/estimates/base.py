@@ -40,6 +40,7 @@ import numpy as np
 MIN_LSOAS = 12
 MIN_INFLATION_SD = 0.01
 BANDWIDTH = 0.5  # x the standard deviation of T
+BLOCK_CELLS = 1 << 14  # kernel weights held at once by smooth_local_linear (128 KiB: blocks that stay in cache are fastest)
 
 
 def smooth_local_linear(x, y, w, bandwidth: float, return_support: bool = False):
@@ -59,14 +60,18 @@ def smooth_local_linear(x, y, w, bandwidth: float, return_support: bool = False)
         return (fit, support) if return_support else fit
     fit = np.empty(len(x))
     support = np.empty(len(x))
-    for i, x0 in enumerate(x):
-        k = w * np.exp(-0.5 * ((x - x0) / bandwidth) ** 2)
-        d = x - x0
-        s0, s1, s2 = k.sum(), (k * d).sum(), (k * d * d).sum()
-        t0, t1 = (k * y).sum(), (k * d * y).sum()
+    rows = max(1, BLOCK_CELLS // max(len(x), 1))
+    for start in range(0, len(x), rows):  # a block of fitted points at a time: one row of kernel weights each
+        x0 = x[start:start + rows, None]
+        d = x[None, :] - x0
+        k = w * np.exp(-0.5 * (d / bandwidth) ** 2)
+        s0, s1, s2 = k.sum(axis=1), (k * d).sum(axis=1), (k * d * d).sum(axis=1)
+        t0, t1 = (k * y).sum(axis=1), (k * d * y).sum(axis=1)
         det = s0 * s2 - s1 * s1
-        fit[i] = (s2 * t0 - s1 * t1) / det if det > 1e-12 * max(s0 * s2, 1e-300) else t0 / s0
-        support[i] = s0 ** 2 / np.sum(k * k)
+        solved = det > 1e-12 * np.maximum(s0 * s2, 1e-300)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fit[start:start + rows] = np.where(solved, (s2 * t0 - s1 * t1) / np.where(solved, det, 1.0), t0 / s0)
+        support[start:start + rows] = s0 ** 2 / np.sum(k * k, axis=1)
     return (fit, support) if return_support else fit
 
 

@@ -182,7 +182,7 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
         notes["school_inflation_change_pct"] = [round(100 * (float(np.mean(g[k])) - 1), 2) for k in range(len(ex))]
 
     # 5. roll forward by cohort
-    frames, single = [], []
+    parts, single = [], []
     raw0 = L[0]
     for pos_k, row in enumerate(ex.itertuples(index=False)):
         d = max(years_between(t0, row.extract_date), 0.0)
@@ -201,37 +201,64 @@ def roll_cohorts(pub: np.ndarray, L: np.ndarray, extracts: pd.DataFrame, lsoas: 
         est = floor_by_band(base_aged + roll_list_change(Lt, L0a, Ia, g[pos_k], d, died, list_ages_observed), band)
         raw = L[row.k]
         rc = _ratio_change(pub, raw, raw0, band, constrain_ratio_change)  # by single year
-        cells = {
+        parts.append({
             "estimate": fold_to_bands(est), "list_count": fold_to_bands(raw), "list_t0": fold_to_bands(raw0),
             "list_star": fold_to_bands(Lt), "list_star_t0": fold_to_bands(L0),
             "list_aged_t0": fold_to_bands(L0a), "base_population": fold_to_bands(base_aged),
             "published_base": fold_to_bands(pub), "est_ratio_change": fold_to_bands(rc),
-        }
-        single.append(pd.DataFrame({  # codes as categoricals: no string per single year (12M rows nationally)
-            "lsoa_code": lsoa_labels(lsoas, 2 * AGES), "extract_date": row.extract_date,
-            "sex": pd.Categorical.from_codes(np.tile(np.repeat(np.arange(2), AGES), n), categories=list(SEXES)),
-            "age": np.tile(np.arange(AGES), 2 * n),
-            "estimate": est.reshape(-1), "list_count": raw.reshape(-1), "list_aged_t0": L0a.reshape(-1),
-            "base_aged": base_aged.reshape(-1), "published_base": pub.reshape(-1),
-            "est_ratio_change": rc.reshape(-1)}))
-        frame = pd.DataFrame({key: v.reshape(-1) for key, v in cells.items()})
-        frame["lsoa_code"] = np.repeat(lsoas, 2 * nb)
-        frame["sex"] = np.tile(np.repeat(SEXES, nb), n)
-        frame["age_band"] = np.tile(BAND_LABELS, 2 * n)
-        frame["band_order"] = np.tile(np.arange(nb), 2 * n)
-        frame["extract_date"] = row.extract_date
-        frame["k"] = row.k
-        frame["years_since_base"] = row.years_since_base
-        frames.append(frame)
-    cells = pd.concat(frames, ignore_index=True)
-    per_lsoa = pd.DataFrame({"lsoa_code": lsoas, "base_factor": factor, "base_variance": variance,
-                             "base_weight": weight})
-    cells = cells.merge(per_lsoa, on="lsoa_code", how="left")
-    cells = cells.merge(infl[["lsoa_code", "sex", "age_band", "inflation_raw", "inflation_prior", "inflation"]],
-                        on=["lsoa_code", "sex", "age_band"], how="left")
+        })
+        single.append({"estimate": est, "list_count": raw, "list_aged_t0": L0a, "base_aged": base_aged,
+                       "published_base": pub, "est_ratio_change": rc})
+    cells = band_cells(parts, ex, lsoas, nb)
+    # per LSOA and per LSOA x sex x band at t0, in the cells' order within each extract (estimate_inflation
+    # keeps its input's rows in order: inf_cells is LSOA x sex x band, as each extract's cells)
+    per_lsoa = {"base_factor": factor, "base_variance": variance, "base_weight": weight}
+    for col, values in per_lsoa.items():
+        cells[col] = np.tile(np.repeat(values, 2 * nb), len(ex))
+    for col in ("inflation_raw", "inflation_prior", "inflation"):
+        cells[col] = np.tile(infl[col].to_numpy(float), len(ex))
     cells["est_raw_list"] = cells["list_count"]
     cells["est_base_carried_forward"] = cells["published_base"]
-    return cells, pd.concat(single, ignore_index=True), notes
+    return cells, single_year_cells(single, ex, lsoas), notes
+
+
+def band_cells(parts: list[dict], ex: pd.DataFrame, lsoas: list[str], nb: int) -> pd.DataFrame:
+    """One frame of LSOA x sex x band cells for every extract (rows of `ex` in order), from each
+    extract's arrays [n, 2, bands] (`parts`). Codes are categoricals whose categories sort as text
+    (LSOA, sex, band: no string per row), the arrays are concatenated once, not frame by frame."""
+    n, K = len(lsoas), len(parts)
+    per_extract = 2 * nb * n
+    # copy=False: the frame keeps the new arrays as its columns (no second copy stacking them into one block)
+    frame = pd.DataFrame({key: np.concatenate([p[key].reshape(-1) for p in parts]) for key in parts[0]}, copy=False)
+    frame["lsoa_code"] = pd.Categorical.from_codes(np.tile(np.repeat(np.arange(n), 2 * nb), K),
+                                                   categories=pd.Index(lsoas, dtype=object))
+    frame["sex"] = pd.Categorical.from_codes(np.tile(np.repeat(np.array([1, 0]), nb), n * K), categories=["F", "M"])
+    text_order = np.argsort(np.array(BAND_LABELS, dtype=object))  # the bands' categories in text order
+    rank = np.empty(nb, dtype=np.int64)
+    rank[text_order] = np.arange(nb)
+    frame["age_band"] = pd.Categorical.from_codes(np.tile(rank, 2 * n * K),
+                                                  categories=np.array(BAND_LABELS, dtype=object)[text_order])
+    frame["band_order"] = np.tile(np.arange(nb), 2 * n * K)
+    frame["extract_date"] = np.repeat(ex["extract_date"].to_numpy(), per_extract)
+    frame["k"] = np.repeat(ex["k"].to_numpy(np.int64), per_extract)
+    frame["years_since_base"] = np.repeat(ex["years_since_base"].to_numpy(float), per_extract)
+    return frame
+
+
+def single_year_cells(parts: list[dict], ex: pd.DataFrame, lsoas: list[str]) -> pd.DataFrame:
+    """One frame of LSOA x sex x single year cells for every extract (rows of `ex` in order), from each
+    extract's arrays [n, 2, AGES] (`parts`), concatenated once. Codes as categoricals: no string per
+    single year (12M rows nationally)."""
+    n, K = len(lsoas), len(parts)
+    per_extract = 2 * AGES * n
+    return pd.DataFrame({
+        "lsoa_code": pd.Categorical.from_codes(np.tile(np.repeat(np.arange(n), 2 * AGES), K),
+                                               categories=pd.Index(lsoas, dtype=object)),
+        "extract_date": np.repeat(ex["extract_date"].to_numpy(), per_extract),
+        "sex": pd.Categorical.from_codes(np.tile(np.repeat(np.arange(2), AGES), n * K), categories=list(SEXES)),
+        "age": np.tile(np.arange(AGES), 2 * n * K),
+        **{key: np.concatenate([p[key].reshape(-1) for p in parts]) for key in parts[0]}},
+        copy=False)  # the new arrays are the columns: not copied again into one block of floats
 
 
 def roll_list_change(Lt: np.ndarray, L0a: np.ndarray, Ia: np.ndarray, g: np.ndarray, years: float,
@@ -342,8 +369,3 @@ def _ratio_change(pub, Lt, L0, band, constrained: bool) -> np.ndarray:
     rc_tot = rc.sum(axis=(1, 2))
     rc *= np.where(rc_tot > 0, pub.sum(axis=(1, 2)) * ratio / np.where(rc_tot > 0, rc_tot, 1.0), 0.0)[:, None, None]
     return rc
-
-
-def lsoa_labels(lsoas: list[str], repeat: int) -> pd.Categorical:
-    """Each LSOA code `repeat` times in a row, as a categorical (codes, not one string per row)."""
-    return pd.Categorical.from_codes(np.repeat(np.arange(len(lsoas)), repeat), categories=pd.Index(lsoas, dtype=object))

@@ -61,11 +61,11 @@ def born_after(top: int, years: float) -> np.ndarray:
 def fold_to_bands(counts, top_band_start: int = 85) -> np.ndarray:
     """Sum single years (last axis) into ONS 5-year bands 0-4 … 80-84 and an open top band."""
     x = np.asarray(counts, float)
-    ages = np.arange(x.shape[-1])
-    band = np.minimum(ages // 5, top_band_start // 5)
     out = np.zeros((*x.shape[:-1], top_band_start // 5 + 1))
-    for b in range(out.shape[-1]):
-        out[..., b] = x[..., band == b].sum(axis=-1)
+    starts = np.arange(0, top_band_start + 1, 5)
+    starts = starts[starts < x.shape[-1]]  # each band's first single year: the bands are runs of ages
+    if len(starts):
+        out[..., :len(starts)] = np.add.reduceat(x, starts, axis=-1)
     return out
 
 

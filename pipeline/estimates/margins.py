@@ -251,7 +251,7 @@ def list_base_gaps(rows, lsoa_la):
     `lsoa_la` maps lsoa_code -> la_code (a frame with those columns). NaN where either is 0."""
     import pandas as pd
 
-    tot = rows[(rows["sex"].astype(str) == "All") & (rows["age_band"].astype(str) == "All")]
+    tot = rows[(rows["sex"] == "All") & (rows["age_band"] == "All")]  # text or categorical codes
     first = tot[tot["reference_date"] == tot["reference_date"].min()]
     geo = lsoa_la[["lsoa_code", "la_code"]].drop_duplicates("lsoa_code")
     m = pd.DataFrame({"lsoa_code": first["lsoa_code"].astype(str).to_numpy(),
@@ -270,8 +270,10 @@ def lsoa_la_wide_sd(params: dict, rows, lsoa_la) -> np.ndarray:
     gaps = list_base_gaps(rows, lsoa_la)
     sd = pd.Series(la_wide_sd(params, gaps.to_numpy()), index=gaps.index)
     geo = lsoa_la[["lsoa_code", "la_code"]].drop_duplicates("lsoa_code").set_index("lsoa_code")["la_code"]
-    la = rows["lsoa_code"].astype(str).map(geo)
-    return la.map(sd).fillna(float(params["l0"])).to_numpy(float)
+    codes, uniques = pd.factorize(rows["lsoa_code"])  # each LSOA looked up once, not once per row (millions)
+    l0 = float(params["l0"])
+    per_lsoa = pd.Series(np.asarray(uniques, dtype=object)).astype(str).map(geo).map(sd).fillna(l0).to_numpy(float)
+    return np.append(per_lsoa, l0)[codes]  # code -1 (no LSOA): l0
 
 
 def combine_variances(variances, weights, rho: float) -> float:

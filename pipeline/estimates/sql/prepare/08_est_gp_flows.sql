@@ -39,13 +39,17 @@ mv AS (
 -- outgrew the memory limit and spilled); the unmatched patients' columns (about 2% of the rows) are then
 -- fetched by their unique key (extract_date, patient_id) from the register itself, with the sex and
 -- from_abroad of est_gp_patients (reading the view again would redo its per-row work for every patient).
+-- The ids come from the register too, with est_gp_patients' filter written out (an LSOA, and a date of birth
+-- on or before the extract: an age ref_age holds): the view's age, band and ethnic group are not needed.
 unmatched AS (
     SELECT DISTINCT coalesce(cur.period, prev.period) AS period, coalesce(cur.patient_id, prev.patient_id) AS patient_id,
            coalesce(cur.row_date, prev.row_date) AS row_date, prev.period IS NULL AS joined
     FROM (SELECT ex.extract_date AS period, g.extract_date AS row_date, g.patient_id
-          FROM est_gp_patients g JOIN ex ON g.extract_date = ex.extract_date WHERE NOT {{ flows_from_movements }}) cur
+          FROM est_src_gp_register g JOIN ex ON g.extract_date = ex.extract_date
+          WHERE NOT {{ flows_from_movements }} AND g.lsoa_code IS NOT NULL AND g.date_of_birth <= g.extract_date) cur
     FULL JOIN (SELECT ex.extract_date AS period, g.extract_date AS row_date, g.patient_id
-               FROM est_gp_patients g JOIN ex ON g.extract_date = ex.prev_date WHERE NOT {{ flows_from_movements }}) prev
+               FROM est_src_gp_register g JOIN ex ON g.extract_date = ex.prev_date
+               WHERE NOT {{ flows_from_movements }} AND g.lsoa_code IS NOT NULL AND g.date_of_birth <= g.extract_date) prev
         ON prev.period = cur.period AND prev.patient_id = cur.patient_id
     WHERE cur.period IS NULL OR prev.period IS NULL
 ),
