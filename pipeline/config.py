@@ -108,8 +108,9 @@ class EngineSettings(Section):
 
     memory_limit: str = "6GB"  # DuckDB spills to temp_directory beyond this ("" = DuckDB's default, 80% of RAM)
     # while the stages that stream record-level rows run (ingest, validate, psa21, basket: Stage.streams_records);
-    # "" = memory_limit. 1GB keeps a 10-million-row extract under 2 GiB (benchmarks/results/ingest_profile.md)
-    ingest_memory_limit: str = "1GB"
+    # "" = memory_limit; "auto" = sized to the largest raw file (run.stage_memory_limit: at least 1GB, which keeps a
+    # 10-million-row extract under 2 GiB, and at most memory_limit less 2GB)
+    ingest_memory_limit: str = "auto"
     # while a stage holding per-cell arrays in Python runs (estimates); "" = memory_limit. The arrays sit on
     # top of DuckDB's limit: 4GB keeps the national estimate stage under 6 GiB (benchmarks/results/national_full_estimates.md)
     arrays_memory_limit: str = "4GB"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import shutil
 import signal
 import subprocess
@@ -248,11 +249,37 @@ def _run_locked(settings: Settings, stages: list[Stage], target: str, progress_f
 def stage_memory_limit(stage: Stage, settings: Settings) -> str:
     """The DuckDB memory limit a stage runs under ("" = DuckDB's default)."""
     engine = settings.engine
+    if stage.streams_records and engine.ingest_memory_limit == "auto":
+        return size_ingest_memory(settings.raw_dir, engine.memory_limit)
     if stage.streams_records and engine.ingest_memory_limit:
         return engine.ingest_memory_limit
     if stage.holds_arrays and engine.arrays_memory_limit:
         return engine.arrays_memory_limit
     return engine.memory_limit
+
+
+GB = 10**9  # DuckDB's "GB"
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*", re.IGNORECASE)
+_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": GB, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def parse_memory_size(text: str) -> int | None:
+    """Bytes in a DuckDB memory size ("6GB", "1.5 GiB", "800MB"); None for "" or a form it does not read."""
+    match = _SIZE.fullmatch(text or "")
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()]) if match else None
+
+
+def size_ingest_memory(raw_dir: Path, memory_limit: str) -> str:
+    """`ingest_memory_limit = "auto"`: the size of the largest raw file, at least 1GB, at most memory_limit less 2GB
+    (memory_limit "" or a form not read here counts as 6GB).
+
+    Ingest holds one file's lines and its typed rows while it checks them; what does not fit is spilled to disk and
+    read back. A limit near the largest file's size keeps that in memory, and the 2GB left under memory_limit are for
+    Python and what DuckDB holds beyond its limit (national scale: a 4 GB extract under 4GB, peak 5.03 GiB)."""
+    largest = max((p.stat().st_size for p in raw_dir.rglob("*") if p.is_file()), default=0) if raw_dir.is_dir() else 0
+    ceiling = (parse_memory_size(memory_limit) or 6 * GB) - 2 * GB
+    return f"{max(GB, min(largest, ceiling)) // 10**6}MB"
 
 
 def run_stage(stage: Stage, ctx: StageContext, fingerprint: str) -> None:

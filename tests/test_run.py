@@ -113,3 +113,28 @@ def test_killed_run_leaves_previous_outputs_intact_and_the_next_run_recovers(min
     summary = run_pipeline(settings, "ingest")  # the lock died with the process; stale staging is cleared
     assert summary.status == "succeeded"
     assert not list(mini_data.glob(".processed-staging-*"))
+
+
+def test_parse_memory_size_reads_duckdb_sizes():
+    from pipeline.run import parse_memory_size
+    # DuckDB's units: GB = 10^9 bytes, GiB = 2^30 (DuckDB documentation, "memory_limit" configuration option)
+    assert parse_memory_size("6GB") == 6_000_000_000
+    assert parse_memory_size("1.5 GiB") == 1_610_612_736
+    assert parse_memory_size("800mb") == 800_000_000
+    assert parse_memory_size("") is None and parse_memory_size("lots") is None
+
+
+def test_auto_ingest_memory_follows_the_largest_raw_file_within_bounds(tmp_path):
+    from pipeline.run import size_ingest_memory
+    raw = tmp_path / "raw"
+    (raw / "gp_register").mkdir(parents=True)
+    small = raw / "gp_register" / "a.csv"
+    small.write_text("header\n")
+    assert size_ingest_memory(raw, "6GB") == "1000MB"  # a small district: the 1GB floor
+    with open(raw / "gp_register" / "b.csv", "wb") as handle:  # sparse: 3 GB of size, no disk used
+        handle.truncate(3_000_000_000)
+    assert size_ingest_memory(raw, "6GB") == "3000MB"
+    assert size_ingest_memory(raw, "4GB") == "2000MB"  # at most memory_limit less 2GB
+    assert size_ingest_memory(raw, "2GB") == "1000MB"  # never under the floor
+    assert size_ingest_memory(raw, "") == "3000MB"  # DuckDB's default limit: counted as 6GB
+    assert size_ingest_memory(tmp_path / "missing", "6GB") == "1000MB"
