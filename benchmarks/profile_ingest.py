@@ -26,7 +26,7 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.config import load_settings  # noqa: E402
-from pipeline.run import configure_engine  # noqa: E402
+from pipeline.run import configure_engine, size_ingest_memory  # noqa: E402
 
 
 class TimedConnection:
@@ -61,6 +61,8 @@ def main() -> None:
     raw_con.execute("SET enable_progress_bar = false")
     configure_engine(raw_con, settings, work)
     limit = args.memory_limit or settings.engine.ingest_memory_limit or settings.engine.memory_limit
+    if limit == "auto":  # as the run sizes it (pipeline.run.stage_memory_limit)
+        limit = size_ingest_memory(settings.raw_dir, settings.engine.memory_limit)
     if limit:
         raw_con.execute(f"SET memory_limit = '{limit}'")
     timings: list[tuple[str, float, float]] = []
