@@ -349,8 +349,11 @@ def compile_checks(contract: type[Contract], raw_table: str, extra_columns: list
                         f"GROUP BY {key} HAVING count(*) > 1) AS d ON {same}")
         joins.append(repeats_join)
         extra.append("d.__first")
-        # all the keys' hashes differ (equal keys have equal hashes): no key repeats, and the join is not needed
-        keys_unique = f"SELECT count(*) = count(DISTINCT hash({key})) FROM typed"
+        # all the keys' hashes differ (equal keys have equal hashes): no key repeats, and the join is not needed.
+        # Found by sorting the hashes and comparing each with the one before: cheaper than counting the distinct
+        # hashes, which holds every one in a hash table (10 million keys: 1.5-1.6 CPU-s against 2.7-2.8)
+        keys_unique = (f"SELECT count(*) FILTER (WHERE __h = __before) = 0 FROM "
+                       f"(SELECT __h, lag(__h) OVER (ORDER BY __h) AS __before FROM (SELECT hash({key}) AS __h FROM typed))")
         add(contract.unique_key[-1], "duplicate_record", "__line > __first",
             f"a second row with the same {', '.join(contract.unique_key)} in this file; the first was kept",
             "concat_ws(' / ', " + ", ".join(f"CAST({quote(k)} AS VARCHAR)" for k in contract.unique_key) + ")")
