@@ -108,9 +108,7 @@ class RawFile:
 
     def drop(self, con: duckdb.DuckDBPyConnection) -> None:
         """Drop the file's temporary table or view, its rejects and what they read (frees their memory)."""
-        for table in (self.table, self.rejects, *self.temporaries):
-            if table:
-                _drop_relation(con, table)
+        _drop_relations(con, self.table, self.rejects, *self.temporaries)
 
 
 _HASHES: dict[tuple, tuple[str, int]] = {}  # stat key -> (sha256, when it was hashed in ns): raw/ is hashed once
@@ -331,8 +329,7 @@ def _read_lines(con, path: Path, table: str) -> _Lines:
     the positions left once the rejected ones are taken out.
     """
     rejects, scans, text = f"{table}_enc_rejects", f"{table}_enc_scans", f"{table}_text"
-    for name in (rejects, scans, table, text):
-        _drop_relation(con, name)
+    _drop_relations(con, rejects, scans, table, text)
     ordered = scalar(con, "SELECT current_setting('preserve_insertion_order')")
     con.execute("SET preserve_insertion_order = true")  # line numbers depend on it
     try:
@@ -361,10 +358,14 @@ def _read_lines(con, path: Path, table: str) -> _Lines:
     return _Lines(table, text, encoding)
 
 
-def _drop_relation(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    """Drop the temporary table or view `name`, if there is one."""
-    view = scalar(con, f"SELECT count(*) FROM duckdb_views() WHERE view_name = {_lit(name)} AND temporary")
-    con.execute(f"DROP {'VIEW' if view else 'TABLE'} IF EXISTS {name}")
+def _drop_relations(con: duckdb.DuckDBPyConnection, *names: str | None) -> None:
+    """Drop the temporary tables or views `names` (None: nothing), those that exist."""
+    names = [name for name in names if name]
+    listed = ", ".join(_lit(name) for name in names)
+    views = {row[0] for row in con.execute(
+        f"SELECT view_name FROM duckdb_views() WHERE temporary AND view_name IN ({listed})").fetchall()} if names else set()
+    for name in names:
+        con.execute(f"DROP {'VIEW' if name in views else 'TABLE'} IF EXISTS {name}")
 
 
 def _lit(value) -> str:
