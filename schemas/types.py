@@ -292,10 +292,10 @@ def nhs_number_sql(column: str) -> str:
     weighted = " + ".join(f"{10 - (i - 1)} * {d(i)}" for i in range(1, 10))
     check = f"(11 - (({weighted}) % 11))"
     # first cheap tests that rule out almost every pseudonymised identifier: the first character (a
-    # digit, a dash or white space: no regular expression), then a character other than a digit, a space
-    # or a dash (the rest then runs on the few values left)
+    # digit, a dash or white space: no regular expression; one range test first, which a first letter already
+    # fails), then a character other than a digit, a space or a dash (the rest then runs on the few values left)
     return (
-        f"((ascii({column}) BETWEEN 48 AND 57 OR ascii({column}) IN (9, 10, 11, 12, 13, 32, 45)) AND "
+        f"(ascii({column}) BETWEEN 9 AND 57 AND (ascii({column}) >= 48 OR ascii({column}) IN (9, 10, 11, 12, 13, 32, 45)) AND "
         f"NOT regexp_matches({column}, '[^\\d\\s-]') AND regexp_full_match({compact}, '\\d{{10}}') AND "
         f"CASE WHEN {check} = 11 THEN 0 ELSE {check} END = {d(10)})"
     )

@@ -108,11 +108,7 @@ class RawFile:
 
     def drop(self, con: duckdb.DuckDBPyConnection) -> None:
         """Drop the file's temporary table or view, its rejects and what they read (frees their memory)."""
-        kind = scalar(con, f"SELECT count(*) FROM duckdb_views() WHERE view_name = {_lit(self.table)} AND temporary")
-        con.execute(f"DROP {'VIEW' if kind else 'TABLE'} IF EXISTS {self.table}")
-        for table in (self.rejects, *self.temporaries):
-            if table:
-                con.execute(f"DROP TABLE IF EXISTS {table}")
+        _drop_relations(con, self.table, self.rejects, *self.temporaries)
 
 
 _HASHES: dict[tuple, tuple[str, int]] = {}  # stat key -> (sha256, when it was hashed in ns): raw/ is hashed once
@@ -273,7 +269,7 @@ def _read_csv(con, path: Path, table: str, source: str, header_map) -> RawFile:
     con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS {view.replace(_LINES_TOKEN, lines.table)}")
     con.execute(f"DROP TABLE IF EXISTS {table}_rejects")
     # rows_read and blank_lines: counted by the pass that types the rows (`finish_csv_pass`)
-    return RawFile(path, table, mapped, None, f"{table}_rejects", None, temporaries=(lines.table, lines.encoding),
+    return RawFile(path, table, mapped, None, f"{table}_rejects", None, temporaries=(lines.table, lines.text, lines.encoding),
                    carry=("__problem",), plain="__plain", lines=lines.table, fields_sql=fields, width=n, con=con, view_sql=view)
 
 
@@ -283,9 +279,9 @@ PLAIN = ("(NOT contains(text, '\"') AND strlen(text) = length(text) AND NOT cont
          "AND NOT contains(text, ' ,') AND NOT starts_with(text, ' ') AND NOT ends_with(text, ' '))")
 
 # blank: nothing but spaces, commas, tabs and carriage returns (the regular expression only runs on
-# lines that start with one of them)
-_BLANK = ("(text IS NULL OR ((text = '' OR starts_with(text, ' ') OR starts_with(text, ',') OR starts_with(text, chr(9)) "
-          "OR starts_with(text, chr(13))) AND NOT regexp_matches(text, '[^ ,\\t\\r]')))")
+# lines that are empty or start with one of them: a first character's code, ascii(), is one test of every line
+# where five starts_with tests were five)
+_BLANK = ("(text IS NULL OR (ascii(text) IN (0, 32, 44, 9, 13) AND NOT regexp_matches(text, '[^ ,\\t\\r]')))")
 
 
 def finish_csv_pass(con: duckdb.DuckDBPyConnection, raw: RawFile, rows: str) -> None:
@@ -317,6 +313,7 @@ def finish_csv_pass(con: duckdb.DuckDBPyConnection, raw: RawFile, rows: str) -> 
 @dataclass
 class _Lines:
     table: str  # __line, text: every physical line of the file (the header is line 1)
+    text: str  # the table the lines are stored in, in file order (`table` numbers them)
     encoding: str  # structural rejects for lines that are not UTF-8
 
 
@@ -324,37 +321,51 @@ def _read_lines(con, path: Path, table: str) -> _Lines:
     """Every physical line of the file with its number, read by DuckDB in one streaming pass.
 
     DuckDB's CSV reader is used with no quote and no usable delimiter, so every physical line is one
-    value and nothing is interpreted yet (preserving insertion order, DuckDB's default, keeps the
-    rows in file order, so a line's number is its row number). Lines DuckDB cannot decode (invalid
-    UTF-8) come back as rejects with their line numbers; the other lines then take the positions
-    left once the rejected ones are taken out.
+    value and nothing is interpreted yet. The lines are stored in file order (preserving insertion
+    order, DuckDB's default, keeps the rows of a parallel read in file order), so a line's number is
+    its position in the stored table: its rowid + 1. Numbering them as they are read
+    (`row_number() OVER ()`) would be a single-threaded step over the whole file. Lines DuckDB cannot
+    decode (invalid UTF-8) come back as rejects with their line numbers; the other lines then take
+    the positions left once the rejected ones are taken out.
     """
-    rejects, scans = f"{table}_enc_rejects", f"{table}_enc_scans"
-    con.execute(f"DROP TABLE IF EXISTS {rejects}")
-    con.execute(f"DROP TABLE IF EXISTS {scans}")
+    rejects, scans, text = f"{table}_enc_rejects", f"{table}_enc_scans", f"{table}_text"
+    _drop_relations(con, rejects, scans, table, text)
     ordered = scalar(con, "SELECT current_setting('preserve_insertion_order')")
     con.execute("SET preserve_insertion_order = true")  # line numbers depend on it
     try:
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE {table} AS
-            SELECT row_number() OVER () AS __line, l AS text
+        con.execute(f"""CREATE TEMP TABLE {text} AS
+            SELECT l AS text
             FROM read_csv({_lit(path)}, header = false, columns = {{'l': 'VARCHAR'}}, delim = {_NO_DELIMITER},
                           quote = '', escape = '', auto_detect = false, strict_mode = false,
                           store_rejects = true, rejects_table = '{rejects}', rejects_scan = '{scans}')""")
     finally:
         con.execute(f"SET preserve_insertion_order = {'true' if ordered else 'false'}")
     bad = scalar(con, f"SELECT count(DISTINCT line) FROM {rejects}")
-    if bad:  # the k-th line read is the k-th line that was not rejected
-        total = scalar(con, f"SELECT count(*) FROM {table}") + bad
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE {table} AS
-            SELECT p.line AS __line, r.text FROM {table} AS r JOIN (
+    if not bad:
+        con.execute(f"CREATE TEMP VIEW {table} AS SELECT rowid + 1 AS __line, text FROM {text}")
+    else:  # the k-th line read is the k-th line that was not rejected
+        total = scalar(con, f"SELECT count(*) FROM {text}") + bad
+        con.execute(f"""CREATE TEMP TABLE {table} AS
+            SELECT p.line AS __line, r.text FROM (SELECT rowid + 1 AS __n, text FROM {text}) AS r JOIN (
                 SELECT line, row_number() OVER (ORDER BY line) AS __n FROM range(1, {total + 1}) AS t(line)
-                WHERE line NOT IN (SELECT line FROM {rejects})) AS p ON p.__n = r.__line""")
+                WHERE line NOT IN (SELECT line FROM {rejects})) AS p ON p.__n = r.__n""")
+        con.execute(f"DROP TABLE {text}")
     encoding = f"{table}_encoding"
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {encoding} AS
         SELECT line AS __line, 'invalid_encoding' AS rule,
                'the line is not UTF-8 text (save the file as UTF-8 CSV)' AS message, min(csv_line) AS raw_line
         FROM {rejects} WHERE line > 1 GROUP BY line""")
-    return _Lines(table, encoding)
+    return _Lines(table, text, encoding)
+
+
+def _drop_relations(con: duckdb.DuckDBPyConnection, *names: str | None) -> None:
+    """Drop the temporary tables or views `names` (None: nothing), those that exist."""
+    names = [name for name in names if name]
+    listed = ", ".join(_lit(name) for name in names)
+    views = {row[0] for row in con.execute(
+        f"SELECT view_name FROM duckdb_views() WHERE temporary AND view_name IN ({listed})").fetchall()} if names else set()
+    for name in names:
+        con.execute(f"DROP {'VIEW' if name in views else 'TABLE'} IF EXISTS {name}")
 
 
 def _lit(value) -> str:
