@@ -183,12 +183,11 @@ def _not_a_code(col: str, codes: tuple) -> str:
     """SQL true when `col` is not one of `codes`. Codes of one letter or digit each (NHS ethnic categories, sex) are
     one GLOB class, which matches exactly the values the IN list holds (NULL stays NULL): over a 10-million-row
     extract about a tenth of the CPU of an IN list of 17 values."""
-    if codes and all(isinstance(c, str) and len(c) == 1 and c in _ALNUM for c in codes):
+    if codes and all(isinstance(c, str) and len(c) == 1 and c.isascii() and c.isalnum() for c in codes):
         return f"NOT ({col} GLOB '[{''.join(dict.fromkeys(codes))}]')"
     return f"{col} NOT IN ({', '.join(sql_string(str(c)) for c in codes)})"
 
 
-_ALNUM = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _GLOB_LITERAL = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 +-_")
 
 
