@@ -1,0 +1,111 @@
+"""Issue 9: could the LA's list-to-base gap correct the published base's LA-wide error?
+
+The margins already read the base's expected LA-wide error from the gap G = log(LA list / LA
+published base) at the first extract (`margins.la_wide_sd`: E[e | G] by normal theory from
+England's published figures and one assumed spread). This asks whether the point estimate
+should move by it too: LA total x exp(-E[e | G]). It compares, against the truth, the LA total
+of ratio change (what the estimates' LA total follows), that total corrected by E[e | G], and
+the list alone over England's list-to-census ratio.
+
+Real data: the Census 2021 package (three Pennine Lancashire LAs, counts mode; the list of
+4 January 2021 against the census of 21 March 2021). Simulated: the districts of a
+`backtest_regimes.py` run, from the base error, list ratios and growth each drew
+(`backtest_regimes.draws_table` on its work folder).
+
+    python benchmarks/diagnose_la_anchor.py [--regimes WORK_DIR ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from backtest_regimes import _table, draws_table
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT.parent / "shared" / "data" / "real" / "census2021_backtest"
+MODEL = ROOT / "pipeline" / "estimates" / "margin_model.json"
+
+
+def gap_parameters() -> dict:
+    """The register modes' published gap parameters (gap_base_mean, gap_base_sd, gap_list_ratio, gap_list_sd)."""
+    model = json.loads(MODEL.read_text())
+    return model["modes"]["register_movements"]["parameters"]
+
+
+def expected_base_error(gap, p: dict) -> np.ndarray:
+    """E[e | G] = mu_e - k (G - (mu_i - mu_e)), k = s_e^2 / (s_e^2 + s_i^2) (margins.la_wide_sd)."""
+    s_i, s_e, mu_e = p["gap_list_sd"], p["gap_base_sd"], p["gap_base_mean"]
+    k = s_e ** 2 / (s_e ** 2 + s_i ** 2)
+    return mu_e - k * (np.asarray(gap, float) - (np.log(p["gap_list_ratio"]) - mu_e))
+
+
+def real_districts(package: Path) -> pd.DataFrame:
+    """Per LA: published base (mid-2019), list at the first and last extract, Census 2021."""
+    geo = pd.read_csv(package / "raw" / "geography" / "lsoa11-to-lad22.csv")
+    la_of = dict(zip(geo["lsoa11cd"], geo["lad22cd"]))
+    base = pd.read_csv(package / "raw" / "base_population" / "sape-mid-2019-lsoa11-persons.csv")
+    out = pd.DataFrame({"base": base.groupby(base["LSOA Code"].map(la_of))["All Ages"].sum()})
+    out.index.name = "la_code"
+    for name, day in (("list_first", "2019-07-01"), ("list_last", "2021-01-04")):
+        gp = pd.read_csv(package / "raw" / "gp_counts" / f"gp-reg-pat-prac-lsoa-all-{day}.csv")
+        gp = gp[gp["LSOA_CODE"].isin(la_of)]
+        out[name] = gp.groupby(gp["LSOA_CODE"].map(la_of))["NUMBER_OF_PATIENTS"].sum()
+    units = pd.read_csv(package / "truth" / "comparison-units.csv")
+    u11 = units[units["vintage"] == 2011]
+    u21 = units[units["vintage"] == 2021]
+    unit_la = dict(zip(u11["unit_id"], u11["lsoa_code"].map(la_of)))
+    census = pd.read_csv(package / "truth" / "census2021-usual-residents-lsoa21-total.csv")
+    la = census["lsoa21_code"].map(dict(zip(u21["lsoa_code"], u21["unit_id"]))).map(unit_la)
+    out["truth"] = census.groupby(la)["total_residents"].sum()
+    return out
+
+
+def compare(frame: pd.DataFrame, p: dict) -> pd.DataFrame:
+    """Signed % errors of each LA total against the truth."""
+    f = frame.copy()
+    f["gap"] = np.log(f["list_first"] / f["base"])
+    f["expected_base_error"] = expected_base_error(f["gap"], p)
+    ratio_change = f["base"] * f["list_last"] / f["list_first"]
+    f["ratio_change_err"] = 100 * (ratio_change / f["truth"] - 1)
+    f["gap_corrected_err"] = 100 * (ratio_change * np.exp(-f["expected_base_error"]) / f["truth"] - 1)
+    f["list_over_england_err"] = 100 * (f["list_last"] / p["gap_list_ratio"] / f["truth"] - 1)
+    return f
+
+
+def regime_districts(work: Path) -> pd.DataFrame:
+    """The districts of a backtest_regimes run, on the same footing: base = truth_t0 (1 + e),
+    list_first = truth_t0 x list_ratio_first, truth = truth_t0 (1 + growth), list_last = truth x list_ratio_last."""
+    d = draws_table(pd.read_csv(work / "cell_errors.csv"), work)
+    t0 = 1.0
+    truth = t0 * (1 + d["true_growth_pct"] / 100)
+    return pd.DataFrame({"regime": d["regime"], "seed": d["seed"],
+                         "base": t0 * (1 + d["base_la_error_pct"] / 100),
+                         "list_first": t0 * d["list_ratio_first"], "list_last": truth * d["list_ratio_last"],
+                         "truth": truth}).set_index(["regime", "seed"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--regimes", nargs="*", default=[], type=Path, help="work folders of backtest_regimes.py runs")
+    args = ap.parse_args()
+    p = gap_parameters()
+    cols = ["gap", "expected_base_error", "ratio_change_err", "gap_corrected_err", "list_over_england_err"]
+    real = compare(real_districts(PACKAGE), p)
+    print("Real: Census 2021 package, LA totals at 4 January 2021 against the census (signed %)")
+    print(_table(real[cols].round(3).reset_index()))
+    print("mean absolute:", real[cols[2:]].abs().mean().round(2).to_dict())
+    for work in args.regimes:
+        sim = compare(regime_districts(work), p)
+        print(f"\nSimulated: {work} (two years after the first extract, signed %)")
+        print(_table(sim[cols].round(3).reset_index()))
+        print("mean absolute by regime:")
+        print(_table(sim[cols[2:]].abs().groupby(level="regime").mean().round(2).reset_index()))
+
+
+if __name__ == "__main__":
+    main()
