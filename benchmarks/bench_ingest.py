@@ -38,7 +38,7 @@ from pathlib import Path
 
 import duckdb
 
-from bench_national import LoadSampler  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from bench_national import LoadSampler, read_once  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAME = ROOT / "pipeline" / "demo" / "frame" / "trafford_postcodes.csv"
@@ -112,14 +112,6 @@ def time_validate(data: Path, config: Path, log: Path) -> dict:
             "peak_rss_gib": round(int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1)) / 2**20, 2),
             "load_average": load.summary(),
             "report": json.loads((data / "processed" / "run_report.json").read_text())}
-
-
-def read_once(raw: Path) -> None:
-    """Read every raw file once, untimed, so that no timed run pays for reading it from disk."""
-    for f in sorted(raw.rglob("*.csv")):
-        with f.open("rb") as handle:
-            while handle.read(1 << 24):
-                pass
 
 
 def main() -> None:
