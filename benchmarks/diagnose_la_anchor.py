@@ -1,7 +1,7 @@
 """Issue 9: could the LA's list-to-base gap correct the published base's LA-wide error?
 
 The margins already read the base's expected LA-wide error from the gap G = log(LA list / LA
-published base) at the first extract (`margins.la_wide_sd`: E[e | G] by normal theory from
+published base) at the first extract (`margins.la_wide_sd`, `expected_la_base_error`: E[e | G] by normal theory from
 England's published figures and one assumed spread). This asks whether the point estimate
 should move by it too: LA total x exp(-E[e | G]). It compares, against the truth, the LA total
 of ratio change (what the estimates' LA total follows), that total corrected by E[e | G], and
@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from backtest_regimes import _table, draws_table
+from pipeline.estimates.margins import expected_la_base_error
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT.parent / "shared" / "data" / "real" / "census2021_backtest"
@@ -35,13 +36,6 @@ def gap_parameters() -> dict:
     """The register modes' published gap parameters (gap_base_mean, gap_base_sd, gap_list_ratio, gap_list_sd)."""
     model = json.loads(MODEL.read_text())
     return model["modes"]["register_movements"]["parameters"]
-
-
-def expected_base_error(gap, p: dict) -> np.ndarray:
-    """E[e | G] = mu_e - k (G - (mu_i - mu_e)), k = s_e^2 / (s_e^2 + s_i^2) (margins.la_wide_sd)."""
-    s_i, s_e, mu_e = p["gap_list_sd"], p["gap_base_sd"], p["gap_base_mean"]
-    k = s_e ** 2 / (s_e ** 2 + s_i ** 2)
-    return mu_e - k * (np.asarray(gap, float) - (np.log(p["gap_list_ratio"]) - mu_e))
 
 
 def real_districts(package: Path) -> pd.DataFrame:
@@ -69,7 +63,7 @@ def compare(frame: pd.DataFrame, p: dict) -> pd.DataFrame:
     """Signed % errors of each LA total against the truth."""
     f = frame.copy()
     f["gap"] = np.log(f["list_first"] / f["base"])
-    f["expected_base_error"] = expected_base_error(f["gap"], p)
+    f["expected_base_error"] = expected_la_base_error(p, f["gap"].to_numpy())
     ratio_change = f["base"] * f["list_last"] / f["list_first"]
     f["ratio_change_err"] = 100 * (ratio_change / f["truth"] - 1)
     f["gap_corrected_err"] = 100 * (ratio_change * np.exp(-f["expected_base_error"]) / f["truth"] - 1)

@@ -236,13 +236,23 @@ def la_wide_sd(params: dict, gap) -> np.ndarray:
     """
     p = params
     g = np.asarray(gap, float)
-    s_i, s_e, mu_e = float(p.get("gap_list_sd", 0.0)), float(p["gap_base_sd"]), float(p["gap_base_mean"])
+    s_i = float(p.get("gap_list_sd", 0.0))
     if s_i <= 0:
         return np.full(g.shape, float(p["l0"]))
-    k = s_e ** 2 / (s_e ** 2 + s_i ** 2)
-    mean = mu_e - k * (g - (np.log(p["gap_list_ratio"]) - mu_e))
-    sd = np.sqrt(k * s_i ** 2 + mean ** 2)
+    k = p["gap_base_sd"] ** 2 / (p["gap_base_sd"] ** 2 + s_i ** 2)
+    sd = np.sqrt(k * s_i ** 2 + expected_la_base_error(p, g) ** 2)
     return np.where(np.isfinite(g), sd, float(p["l0"]))
+
+
+def expected_la_base_error(params: dict, gap) -> np.ndarray:
+    """E[e | G] = mu_e - k (G - (mu_i - mu_e)), k = sigma_e^2 / (sigma_e^2 + sigma_i^2): the published
+    base's expected LA-wide log error given the LA's list-to-base gap (see la_wide_sd). Used by the
+    margins only: on real LAs moving the point estimate by it made LA totals worse
+    (benchmarks/diagnose_la_anchor.py)."""
+    p = params
+    s_i, s_e, mu_e = float(p.get("gap_list_sd", 0.0)), float(p["gap_base_sd"]), float(p["gap_base_mean"])
+    k = s_e ** 2 / (s_e ** 2 + s_i ** 2)
+    return mu_e - k * (np.asarray(gap, float) - (np.log(p["gap_list_ratio"]) - mu_e))
 
 
 def list_base_gaps(rows, lsoa_la):
