@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.estimates.margins import la_wide_sd, list_base_gaps, load_margin_model, lsoa_la_wide_sd
+from pipeline.estimates.margins import expected_la_base_error, la_wide_sd, list_base_gaps, load_margin_model, lsoa_la_wide_sd
 
 P = {"l0": 0.0424, "gap_base_mean": 0.023, "gap_base_sd": 0.042, "gap_list_ratio": 1.072, "gap_list_sd": 0.042}
 
@@ -26,6 +26,12 @@ def test_la_wide_sd_where_the_list_sits_far_below_the_base():
     # sqrt(0.000882 + 0.073^2) = sqrt(0.006211) = 0.078810
     g = math.log(1.072) - 0.023 - 0.10
     assert la_wide_sd(P, [g])[0] == pytest.approx(0.078810, abs=1e-6)
+
+
+def test_expected_la_base_error_moves_half_of_the_gaps_departure():
+    # k = 0.5: at England's usual gap E[e | G] = mu_e = 0.023; a gap 10 points above it, 0.023 - 0.05 = -0.027
+    usual = math.log(1.072) - 0.023
+    assert expected_la_base_error(P, [usual, usual + 0.10]) == pytest.approx([0.023, -0.027], abs=1e-12)
 
 
 def test_la_wide_sd_off_or_unknown_gap_gives_l0():
