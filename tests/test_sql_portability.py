@@ -184,3 +184,34 @@ def test_a_step_marked_as_a_view_is_not_materialised(tmp_path):
     assert kinds == {"rows": "VIEW", "doubled": "BASE TABLE"}
     assert con.execute("SELECT total FROM doubled").fetchall() == [(12,)]
     assert [s.name for s in list_steps(PREPARE_DIR) if s.is_view] == ["est_gp_patients"]
+
+
+def test_steps_left_out_run_in_the_background(tmp_path):
+    """pipeline/sql.py: steps named in run_steps' `skip` run on a cursor in a thread (BackgroundSteps), after a
+    setup that gives the cursor the temporary views they read; wait() hands back a step's error. The estimate
+    stage's background steps are tables, not views (a cursor cannot see its caller's temporary views)."""
+    import duckdb
+    import pytest
+
+    from pipeline.estimates.estimate import BACKGROUND_STEPS, PREPARE_DIR
+    from pipeline.sql import BackgroundSteps, list_steps, run_steps
+
+    db = tmp_path / "db.duckdb"
+    (tmp_path / "steps").mkdir()
+    (tmp_path / "steps" / "01_base.sql").write_text("SELECT range AS x FROM range(4)\n")
+    (tmp_path / "steps" / "02_slow.sql").write_text("SELECT sum(x) AS total FROM base JOIN src USING (x)\n")
+    (tmp_path / "steps" / "03_after.sql").write_text("SELECT max(x) AS top FROM base\n")
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TEMP VIEW src AS SELECT range AS x FROM range(3)")
+    assert run_steps(con, tmp_path / "steps", skip=("slow",)) == ["base", "after"]
+    with BackgroundSteps(con) as background:
+        background.run_steps(tmp_path / "steps", ("slow",),
+                             setup=lambda cur: cur.execute("CREATE TEMP VIEW src AS SELECT range AS x FROM range(3)"))
+        background.wait("slow")
+        assert con.execute("SELECT total FROM slow").fetchall() == [(3,)]
+    with BackgroundSteps(con) as background:  # no setup: the cursor does not see `src`
+        background.run_steps(tmp_path / "steps", ("slow",))
+        with pytest.raises(RuntimeError, match="02_slow.sql failed"):
+            background.wait()
+    steps = {s.name: s for s in list_steps(PREPARE_DIR)}
+    assert all(name in steps and not steps[name].is_view for name in BACKGROUND_STEPS)

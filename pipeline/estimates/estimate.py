@@ -51,7 +51,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline.config import EstimateSettings
-from pipeline.sql import create_table_from, run_steps
+from pipeline.sql import BackgroundSteps, create_table_from, run_steps
 
 from .cohort_model import AGES, SEXES, roll_cohorts, split_persons_base
 from .cohorts import BAND_LABELS
@@ -84,6 +84,10 @@ CELL_AUDIT_COLUMNS = [
 
 
 MODES = ("register_movements", "register_snapshots", "counts_only")
+# sql/prepare steps whose tables only the later Python phases read (est_school_moves: build_turbulence;
+# est_ethnic_counts: build_ethnicity): in register modes they run on a second DuckDB connection while the
+# single-threaded phases before those (register_arrays, roll_cohorts, build_lsoa_rows) use one core
+BACKGROUND_STEPS = ("est_school_moves", "est_ethnic_counts")
 
 
 def choose_mode(info) -> str:
@@ -100,6 +104,12 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
     Returns what the run report records: the mode, whether its margins were checked (and on what),
     and, where they were not, why the estimates carry no interval.
     """
+    with BackgroundSteps(con) as background:
+        return _estimate_populations(con, settings, background)
+
+
+def _estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSettings,
+                          background: BackgroundSteps) -> dict:
     info = prepare_sources(con)
     mode = choose_mode(info)
     model, checked = load_mode_model(settings.margin_model_path or None, settings.margin_overrides, mode=mode)
@@ -111,6 +121,7 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
     if not intervals:
         log.warning("%s: publishing estimates without intervals", note)
     list_table = "gp_counts" if mode == "counts_only" else "gp_register"
+    restore_limit = lambda: None  # noqa: E731 (register modes: DuckDB's memory limit while steps run in the background)
     first_extract = con.execute(f"SELECT min(extract_date) FROM est_src_{list_table}").fetchall()[0][0]
     base_date, base_source = choose_base(con, first_extract, settings.base_source)
     report["base_date"] = base_date.isoformat()
@@ -136,18 +147,22 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
         log.info("counts-only mode: %s", notes)
     else:
         flows_from_movements = mode == "register_movements"
-        run_steps(con, PREPARE_DIR, {
+        params = {
             "base_date": base_date,
             "base_source": base_source,
             "birth_lag_days": int(settings.birth_registration_lag_days),
             "death_lag_days": int(settings.death_removal_lag_days),
             "flows_from_movements": flows_from_movements,
             "cleaning_threshold": float(settings.cleaning_threshold),
-        })
+        }
+        run_steps(con, PREPARE_DIR, params, skip=BACKGROUND_STEPS)
+        restore_limit = _lower_memory_limit(con)  # DuckDB's share while its background steps run beside the arrays
+        background.run_steps(PREPARE_DIR, BACKGROUND_STEPS, params, setup=prepare_sources)  # the est_src_* views
         _log_coverage(con)
-        turb = build_turbulence(con, model)
         geo = con.execute("SELECT * FROM est_lsoa_geo").df()
         cells, notes = build_register_cells(con, settings, model, base_date, geo)
+        background.wait("est_school_moves")
+        turb = build_turbulence(con, model)
         report["register"] = {k: v for k, v in notes.items() if k != "single_years"}
     # single years of age by cohort (the bands are only for publishing), kept for audit and the back-test
     _write(con, "est_lsoa_single_years", notes.pop("single_years"), date_cols=("extract_date",))
@@ -160,6 +175,8 @@ def estimate_populations(con: duckdb.DuckDBPyConnection, settings: EstimateSetti
     audit_columns = [c for c in CELL_AUDIT_COLUMNS if c in cells.columns]
     _write(con, "est_lsoa_cells", cells[audit_columns], date_cols=("extract_date",))
     _write(con, "est_lsoa_rows", rows, date_cols=("reference_date",))
+    background.wait()  # est_ethnic_counts
+    restore_limit()
     ethnic = build_ethnicity(con, cells, rows, settings)
     _write(con, "est_lsoa_ethnic", ethnic, date_cols=("reference_date",))
     # the LA-wide error by age band, read by the roll-up (sql/publish/03_est_area_rows.sql)
@@ -562,6 +579,22 @@ def _write(con: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame, date_co
         con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT {select} FROM {name}")
     finally:
         con.unregister(name)
+
+
+def _lower_memory_limit(con: duckdb.DuckDBPyConnection, share: float = 0.5):
+    """Lower DuckDB's memory limit to `share` of what it is, for the background steps: they run while
+    the numpy arrays (register_arrays, roll_cohorts) sit on top of DuckDB's memory, which the stage's
+    limit (arrays_memory_limit) leaves room for only when DuckDB is not working at the same time.
+    Returns the function that sets the limit back (to DuckDB's own reading of it: 0.1 GiB steps)."""
+    before = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]  # e.g. '3.7 GiB'
+    units = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+    number, _, unit = str(before).partition(" ")
+    try:
+        lowered = int(float(number) * units[unit] * share)
+    except (KeyError, ValueError):  # not a size DuckDB wrote as expected: left as it is
+        return lambda: None
+    con.execute(f"SET memory_limit = '{lowered}B'")
+    return lambda: con.execute(f"SET memory_limit = '{before}'")
 
 
 def _log_coverage(con: duckdb.DuckDBPyConnection) -> None:

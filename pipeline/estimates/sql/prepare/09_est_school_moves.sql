@@ -8,7 +8,8 @@
 -- between the two censuses.
 WITH sc AS (
     SELECT census_date, pupil_id, urn, lsoa_code,
-           CASE WHEN regexp_matches(upper(trim(CAST(nc_year AS VARCHAR))), '^Y?[0-9]+$')
+           CASE WHEN nc_year IN ('R', 'N1', 'N2', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14') THEN nc_year  -- already canonical
+                WHEN regexp_matches(upper(trim(CAST(nc_year AS VARCHAR))), '^Y?[0-9]+$')
                 THEN CAST(CAST(regexp_extract(upper(trim(CAST(nc_year AS VARCHAR))), '([0-9]+)', 1) AS INTEGER) AS VARCHAR)
                 ELSE upper(trim(CAST(nc_year AS VARCHAR))) END AS nc_year
     FROM est_src_school_census

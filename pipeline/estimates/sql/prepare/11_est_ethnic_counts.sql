@@ -8,7 +8,10 @@
 WITH base_lsoa AS (SELECT DISTINCT lsoa_code FROM est_base),  -- the LSOAs estimated (est_base: by sex x band)
 sc AS (
     SELECT census_date, lsoa_code, upper(sex) AS sex,
-           CASE WHEN regexp_matches(upper(trim(CAST(nc_year AS VARCHAR))), '^Y?[0-9]+$')
+           CASE WHEN nc_year IN ('R', 'N1', 'N2') THEN (CASE WHEN nc_year = 'R' THEN 0 ELSE -1 END)  -- already canonical
+                WHEN nc_year IN ('0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14')
+                THEN CAST(nc_year AS INTEGER)
+                WHEN regexp_matches(upper(trim(CAST(nc_year AS VARCHAR))), '^Y?[0-9]+$')
                 THEN CAST(regexp_extract(upper(trim(CAST(nc_year AS VARCHAR))), '([0-9]+)', 1) AS INTEGER)
                 WHEN upper(trim(CAST(nc_year AS VARCHAR))) = 'R' THEN 0
                 ELSE -1 END AS year_num,
