@@ -16,6 +16,7 @@ import difflib
 import json
 import logging
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -101,6 +102,19 @@ class IngestSettings(Section):
 
     def date_forms_for(self, source: str) -> tuple[str, ...]:
         return tuple(self.date_forms.get(source, self.date_forms["default"]))
+
+
+GB = 10**9  # DuckDB's "GB"
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(B|BYTES|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*", re.IGNORECASE)
+_UNITS = {"B": 1, "BYTES": 1, "KB": 10**3, "MB": 10**6, "GB": GB, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def parse_memory_size(text: str) -> int | None:
+    """Bytes in a DuckDB memory size ("6GB", "1.5 GiB", "800MB", and DuckDB's own display of a setting,
+    "3.7 GiB" or "512 bytes"); None for "" or a form it does not read."""
+    match = _SIZE.fullmatch(text or "")
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()]) if match else None
 
 
 class EngineSettings(Section):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import re
 import shutil
 import signal
 import subprocess
@@ -30,7 +29,7 @@ from filelock import FileLock, Timeout
 
 from pipeline import __version__
 from pipeline.checks import check_published_tables
-from pipeline.config import PROJECT_ROOT, Settings
+from pipeline.config import GB, PROJECT_ROOT, Settings, parse_memory_size
 from pipeline.stages import Stage, StageContext, fingerprint_stages, stages_up_to, targets
 
 log = logging.getLogger("pipeline")
@@ -256,18 +255,6 @@ def stage_memory_limit(stage: Stage, settings: Settings) -> str:
     if stage.holds_arrays and engine.arrays_memory_limit:
         return engine.arrays_memory_limit
     return engine.memory_limit
-
-
-GB = 10**9  # DuckDB's "GB"
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*", re.IGNORECASE)
-_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": GB, "TB": 10**12,
-          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
-
-
-def parse_memory_size(text: str) -> int | None:
-    """Bytes in a DuckDB memory size ("6GB", "1.5 GiB", "800MB"); None for "" or a form it does not read."""
-    match = _SIZE.fullmatch(text or "")
-    return int(float(match.group(1)) * _UNITS[match.group(2).upper()]) if match else None
 
 
 def size_ingest_memory(raw_dir: Path, memory_limit: str) -> str:

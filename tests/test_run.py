@@ -116,11 +116,13 @@ def test_killed_run_leaves_previous_outputs_intact_and_the_next_run_recovers(min
 
 
 def test_parse_memory_size_reads_duckdb_sizes():
-    from pipeline.run import parse_memory_size
+    from pipeline.config import parse_memory_size
     # DuckDB's units: GB = 10^9 bytes, GiB = 2^30 (DuckDB documentation, "memory_limit" configuration option)
     assert parse_memory_size("6GB") == 6_000_000_000
     assert parse_memory_size("1.5 GiB") == 1_610_612_736
     assert parse_memory_size("800mb") == 800_000_000
+    # DuckDB's own display of a setting (current_setting('memory_limit') after SET memory_limit = '4GB')
+    assert parse_memory_size("3.7 GiB") == int(3.7 * 2**30) and parse_memory_size("512 bytes") == 512
     assert parse_memory_size("") is None and parse_memory_size("lots") is None
 
 

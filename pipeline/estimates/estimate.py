@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pipeline.config import EstimateSettings
+from pipeline.config import EstimateSettings, parse_memory_size
 from pipeline.sql import BackgroundSteps, create_table_from, run_steps
 
 from .cohort_model import AGES, SEXES, roll_cohorts, split_persons_base
@@ -587,13 +587,10 @@ def _lower_memory_limit(con: duckdb.DuckDBPyConnection, share: float = 0.5):
     limit (arrays_memory_limit) leaves room for only when DuckDB is not working at the same time.
     Returns the function that sets the limit back (to DuckDB's own reading of it: 0.1 GiB steps)."""
     before = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]  # e.g. '3.7 GiB'
-    units = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
-    number, _, unit = str(before).partition(" ")
-    try:
-        lowered = int(float(number) * units[unit] * share)
-    except (KeyError, ValueError):  # not a size DuckDB wrote as expected: left as it is
+    size = parse_memory_size(str(before))
+    if size is None:  # not a size DuckDB wrote as expected: left as it is
         return lambda: None
-    con.execute(f"SET memory_limit = '{lowered}B'")
+    con.execute(f"SET memory_limit = '{int(size * share)}B'")
     return lambda: con.execute(f"SET memory_limit = '{before}'")
 
 
