@@ -38,7 +38,7 @@ from pathlib import Path
 
 import duckdb
 
-from bench_national import LoadSampler, read_once  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from bench_national import LoadSampler, read_once, run_stage  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAME = ROOT / "pipeline" / "demo" / "frame" / "trafford_postcodes.csv"
@@ -96,22 +96,13 @@ print("RESULT", time.perf_counter() - started, time.process_time() - cpu, resour
             "peak_rss_gib": round(int(out[2]) / 2**20, 2), "load_average": load.summary()}
 
 
-def time_validate(data: Path, config: Path, log: Path) -> dict:
-    """`cohesion validate` on the data folder (its processed/ removed first), under GNU time."""
+def time_validate(data: Path, config: Path, log_dir: Path) -> dict:
+    """`cohesion validate` on the data folder (its processed/ removed first), timed by bench_national.run_stage."""
     shutil.rmtree(data / "processed", ignore_errors=True)
-    started = time.perf_counter()
-    with log.open("w") as handle, LoadSampler() as load:
-        proc = subprocess.run(["/usr/bin/time", "-v", str(COHESION), "validate", "--config", str(config),
-                               "--data-dir", str(data)], stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
-    seconds = time.perf_counter() - started
-    text = log.read_text(errors="replace")
-    if proc.returncode:
-        raise SystemExit(f"cohesion validate failed:\n{text[-2000:]}")
-    return {"seconds": round(seconds, 1),
-            "cpu_seconds": round(sum(float(m) for m in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", text)), 1),
-            "peak_rss_gib": round(int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1)) / 2**20, 2),
-            "load_average": load.summary(),
-            "report": json.loads((data / "processed" / "run_report.json").read_text())}
+    run = run_stage("validate", data, log_dir, "--config", str(config))
+    if run["exit_code"]:
+        raise SystemExit(f"cohesion validate failed:\n{run['log_tail']}")
+    return run
 
 
 def main() -> None:
@@ -141,10 +132,8 @@ def main() -> None:
         floors, runs = [], []
         for _ in range(max(args.repeat, 1)):
             floors.append(time_bare_scan(data / "raw"))
-            runs.append(time_validate(data, config, Path(tmp) / "validate.log"))
-        report = runs[-1].pop("report")
-        for run in runs:
-            run.pop("report", None)
+            runs.append(time_validate(data, config, Path(tmp)))
+        report = json.loads((data / "processed" / "run_report.json").read_text())
     register = next(f for f in report["files"] if f["source"] == "gp_register")
     floor_s = statistics.median(f["seconds"] for f in floors)
     floor_cpu = statistics.median(f["cpu_seconds"] for f in floors)

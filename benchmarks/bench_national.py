@@ -240,12 +240,12 @@ def time_floor(raw: Path, fmt: str, repeat: int) -> dict:
     return {**median, "runs": [[round(r["seconds"], 1), round(r["cpu_seconds"], 1)] for r in runs]}
 
 
-def run_stage(command: str, data: Path, log_dir: Path) -> dict:
-    """Run `cohesion <command>` under GNU time: wall and CPU seconds, peak RSS, load average, exit code."""
+def run_stage(command: str, data: Path, log_dir: Path, *options: str) -> dict:
+    """Run `cohesion <command> [options]` under GNU time: wall and CPU seconds, peak RSS, load average, exit code."""
     log = log_dir / f"{command}.log"
     started = time.perf_counter()
     with log.open("w") as handle, LoadSampler() as load:
-        proc = subprocess.run(["/usr/bin/time", "-v", str(COHESION), command, "--data-dir", str(data)],
+        proc = subprocess.run(["/usr/bin/time", "-v", str(COHESION), command, *options, "--data-dir", str(data)],
                               stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
     seconds = time.perf_counter() - started
     text = log.read_text(errors="replace")
