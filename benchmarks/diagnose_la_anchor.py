@@ -18,28 +18,19 @@ Real data: the Census 2021 package (three Pennine Lancashire LAs, counts mode; t
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from backtest_real import census_totals, find_package, units
 from backtest_regimes import _table, draws_table
-from pipeline.estimates.margins import expected_la_base_error
-
-ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = ROOT.parent / "shared" / "data" / "real" / "census2021_backtest"
-MODEL = ROOT / "pipeline" / "estimates" / "margin_model.json"
-
-
-def gap_parameters() -> dict:
-    """The register modes' published gap parameters (gap_base_mean, gap_base_sd, gap_list_ratio, gap_list_sd)."""
-    model = json.loads(MODEL.read_text())
-    return model["modes"]["register_movements"]["parameters"]
+from pipeline.estimates.margins import expected_la_base_error, load_mode_model
 
 
 def real_districts(package: Path) -> pd.DataFrame:
-    """Per LA: published base (mid-2019), list at the first and last extract, Census 2021."""
+    """Per LA: published base (mid-2019), list at the first and last extract, Census 2021 (backtest_real's
+    comparison units, each within one LA)."""
     geo = pd.read_csv(package / "raw" / "geography" / "lsoa11-to-lad22.csv")
     la_of = dict(zip(geo["lsoa11cd"], geo["lad22cd"]))
     base = pd.read_csv(package / "raw" / "base_population" / "sape-mid-2019-lsoa11-persons.csv")
@@ -49,13 +40,9 @@ def real_districts(package: Path) -> pd.DataFrame:
         gp = pd.read_csv(package / "raw" / "gp_counts" / f"gp-reg-pat-prac-lsoa-all-{day}.csv")
         gp = gp[gp["LSOA_CODE"].isin(la_of)]
         out[name] = gp.groupby(gp["LSOA_CODE"].map(la_of))["NUMBER_OF_PATIENTS"].sum()
-    units = pd.read_csv(package / "truth" / "comparison-units.csv")
-    u11 = units[units["vintage"] == 2011]
-    u21 = units[units["vintage"] == 2021]
-    unit_la = dict(zip(u11["unit_id"], u11["lsoa_code"].map(la_of)))
-    census = pd.read_csv(package / "truth" / "census2021-usual-residents-lsoa21-total.csv")
-    la = census["lsoa21_code"].map(dict(zip(u21["lsoa_code"], u21["unit_id"]))).map(unit_la)
-    out["truth"] = census.groupby(la)["total_residents"].sum()
+    u11, u21 = units(package)
+    truth = census_totals(package, u21)
+    out["truth"] = truth.groupby(truth.index.map(dict(zip(u11.to_numpy(), u11.index.map(la_of))))).sum()
     return out
 
 
@@ -87,9 +74,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--regimes", nargs="*", default=[], type=Path, help="work folders of backtest_regimes.py runs")
     args = ap.parse_args()
-    p = gap_parameters()
+    p, _ = load_mode_model(mode="register_movements")  # the gap parameters the margins use
     cols = ["gap", "expected_base_error", "ratio_change_err", "gap_corrected_err", "list_over_england_err"]
-    real = compare(real_districts(PACKAGE), p)
+    real = compare(real_districts(find_package(None)), p)
     print("Real: Census 2021 package, LA totals at 4 January 2021 against the census (signed %)")
     print(_table(real[cols].round(3).reset_index()))
     print("mean absolute:", real[cols[2:]].abs().mean().round(2).to_dict())
