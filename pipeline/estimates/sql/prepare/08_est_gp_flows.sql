@@ -41,25 +41,29 @@ mv AS (
 -- from_abroad of est_gp_patients (reading the view again would redo its per-row work for every patient).
 -- The ids come from the register too, with est_gp_patients' filter written out (an LSOA, and a date of birth
 -- on or before the extract: an age ref_age holds): the view's age, band and ethnic group are not needed.
+-- The join holds the period and the id alone (a row's date follows from the period and the side it came from):
+-- at national scale the 62 million rows of one side then fit DuckDB's 4GB limit, where with the row's date as well
+-- the join spilled 182 MB (15 MB now; benchmarks/results/estimates_profile_lead25.md).
 unmatched AS (
     SELECT DISTINCT coalesce(cur.period, prev.period) AS period, coalesce(cur.patient_id, prev.patient_id) AS patient_id,
-           coalesce(cur.row_date, prev.row_date) AS row_date, prev.period IS NULL AS joined
-    FROM (SELECT ex.extract_date AS period, g.extract_date AS row_date, g.patient_id
+           prev.period IS NULL AS joined
+    FROM (SELECT ex.extract_date AS period, g.patient_id
           FROM est_src_gp_register g JOIN ex ON g.extract_date = ex.extract_date
           WHERE NOT {{ flows_from_movements }} AND g.lsoa_code IS NOT NULL AND g.date_of_birth <= g.extract_date) cur
-    FULL JOIN (SELECT ex.extract_date AS period, g.extract_date AS row_date, g.patient_id
+    FULL JOIN (SELECT ex.extract_date AS period, g.patient_id
                FROM est_src_gp_register g JOIN ex ON g.extract_date = ex.prev_date
                WHERE NOT {{ flows_from_movements }} AND g.lsoa_code IS NOT NULL AND g.date_of_birth <= g.extract_date) prev
         ON prev.period = cur.period AND prev.patient_id = cur.patient_id
     WHERE cur.period IS NULL OR prev.period IS NULL
 ),
-unmatched_rows AS (  -- a joiner's row at the extract, a leaver's at the extract before (row_date)
+unmatched_rows AS (  -- a joiner's row at the extract, a leaver's at the extract before
     SELECT u.period, u.joined, ex.prev_date, g.practice_code, g.lsoa_code,
            CASE WHEN upper(g.sex) IN ('M', 'F') THEN upper(g.sex) ELSE 'U' END AS sex,
            g.date_of_birth, coalesce(g.from_abroad, FALSE) AS from_abroad
     FROM unmatched u
     JOIN ex ON ex.extract_date = u.period
-    JOIN est_src_gp_register g ON g.patient_id = u.patient_id AND g.extract_date = u.row_date
+    JOIN est_src_gp_register g ON g.patient_id = u.patient_id
+     AND g.extract_date = CASE WHEN u.joined THEN u.period ELSE ex.prev_date END
 ),
 joiners AS (
     SELECT lsoa_code, period AS extract_date, sex, date_of_birth AS dob,
